@@ -1,0 +1,47 @@
+"""gemma4-adaptive-router: choose between a fast and a strong model per request, and explain why.
+
+The decision engine (this package's top level) is pure and synchronous; the HTTP service that
+uses it lives in :mod:`adaptive_router.middleware`.
+"""
+
+from .config import ConfigError, RoutingConfig, dump_default_config, load_config
+from .conversation import Conversation, read_conversation
+from .features import DIMENSIONS
+from .gpu import GpuMonitor, GpuReading, GpuSnapshot, PynvmlSource
+from .router import AdaptiveRouter, Decision
+from .rules import (
+    ContextLengthError,
+    NoVisionTierError,
+    RouterState,
+    RoutingError,
+    TierStatus,
+)
+from .scorer import ComplexityScorer, ScoreBreakdown
+from .sla import LatencyEMA
+
+__version__ = "0.2.0"
+
+__all__ = [
+    "DIMENSIONS",
+    "AdaptiveRouter",
+    "ComplexityScorer",
+    "ConfigError",
+    "ContextLengthError",
+    "Conversation",
+    "Decision",
+    "GpuMonitor",
+    "GpuReading",
+    "GpuSnapshot",
+    "LatencyEMA",
+    "NoVisionTierError",
+    "PynvmlSource",
+    "RouterState",
+    "RoutingConfig",
+    "RoutingError",
+    "ScoreBreakdown",
+    "TierStatus",
+    "__version__",
+    "dump_default_config",
+    "load_config",
+    "read_conversation",
+]

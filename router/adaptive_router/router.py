@@ -1,0 +1,216 @@
+"""The decision engine: score the prompt, ask the rules, return a tier and the reason.
+
+Pure and synchronous: no I/O on the decision path. The GPU monitor's thread and the service's
+health and load probes only swap immutable snapshots that :meth:`AdaptiveRouter.decide` reads.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .config import TIERS, RoutingConfig, Tier
+from .conversation import Conversation, Message, read_conversation
+from .gpu import GpuMonitor, GpuSnapshot, NvmlSource
+from .rules import (
+    BUILTIN_RULES,
+    DEFAULT_REASON,
+    HARD_REASONS,
+    REDIRECTS,
+    Rule,
+    RouterState,
+    RoutingError,
+    TierStatus,
+)
+from .scorer import ComplexityScorer
+from .sla import LatencyEMA
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A routing decision and everything that explains it."""
+
+    tier: Tier
+    reason: str
+    """Name of the rule that decided (``complexity``, ``vram``, ``sla``, ``override``...)."""
+    score: float
+    dimensions: Mapping[str, float]
+    gpu: GpuSnapshot
+    ema_ms: Mapping[str, float]
+    context_score: float | None = None
+    estimated_tokens: int = 0
+    policy_tier: Tier | None = None
+    """The tier chosen before a health/load redirect (equals ``tier`` when none happened)."""
+    decision_us: float = 0.0
+    tiers: Mapping[str, TierStatus] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "reason": self.reason,
+            "score": round(self.score, 4),
+            "dimensions": {k: round(v, 4) for k, v in self.dimensions.items()},
+            "context_score": None if self.context_score is None else round(self.context_score, 4),
+            "estimated_tokens": self.estimated_tokens,
+            "policy_tier": self.policy_tier or self.tier,
+            "gpu": self.gpu.as_dict(),
+            "ema_ms": {k: round(v, 1) for k, v in self.ema_ms.items()},
+            "tiers": {k: {"up": v.up, "saturated": v.saturated} for k, v in self.tiers.items()},
+            "decision_us": round(self.decision_us, 1),
+        }
+
+
+class AdaptiveRouter:
+    """Chooses tier_low or tier_high per request.
+
+    ``rules`` are custom rules ``rule(query, state) -> "tier_high" | "tier_low" | None`` asked
+    after an explicit override and before the built-in rules; the first non-None answer wins.
+    """
+
+    def __init__(
+        self,
+        config: RoutingConfig | None = None,
+        rules: Iterable[Rule] | None = None,
+        *,
+        scorer: ComplexityScorer | None = None,
+        gpu_source: NvmlSource | None = None,
+        gpu_monitor: GpuMonitor | None = None,
+    ) -> None:
+        self.config = config if config is not None else RoutingConfig()
+        self.scorer = scorer if scorer is not None else ComplexityScorer(
+            model_path=self.config.scorer_model_path
+        )
+        custom = [(getattr(r, "reason", None) or getattr(r, "__name__", "custom"), r) for r in rules or ()]
+        self._rules: tuple[tuple[str, Rule], ...] = (BUILTIN_RULES[0], *custom, *BUILTIN_RULES[1:])
+        self._custom_names = frozenset(name for name, _ in custom)
+        self.ema = LatencyEMA(TIERS, seed_ms=self.config.sla_warmup_seed_ms, alpha=self.config.ema_alpha)
+        self._tiers: Mapping[str, TierStatus] = MappingProxyType({t: TierStatus() for t in TIERS})
+        if gpu_monitor is not None:
+            self.gpu_monitor: GpuMonitor | None = gpu_monitor
+        elif self.config.gpu_monitor:
+            self.gpu_monitor = GpuMonitor(
+                gpu_source,
+                device_index=self.config.gpu_device_index,
+                interval_s=self.config.vram_poll_interval_ms / 1000.0,
+                util_max_pct=self.config.gpu_util_max_pct,
+            ).start()
+        else:
+            self.gpu_monitor = None
+
+    # -- inputs from the service -------------------------------------------------------------
+
+    def observe(self, tier: str, latency_ms: float) -> float:
+        """Feed one observed latency (TTFT for streams, total time otherwise) to the SLA EMA."""
+        return self.ema.observe(tier, latency_ms)
+
+    def set_tier_status(self, tier: str, *, up: bool | None = None, saturated: bool | None = None) -> None:
+        """Record a tier's health or load. Swaps the whole mapping (readers never lock)."""
+        if tier not in TIERS:
+            raise KeyError(tier)
+        current = self._tiers[tier]
+        new = TierStatus(
+            up=current.up if up is None else up,
+            saturated=current.saturated if saturated is None else saturated,
+        )
+        if new != current:
+            self._tiers = MappingProxyType({**self._tiers, tier: new})
+
+    @property
+    def gpu(self) -> GpuSnapshot:
+        return self.gpu_monitor.snapshot if self.gpu_monitor is not None else _GPU_OFF
+
+    @property
+    def tiers(self) -> Mapping[str, TierStatus]:
+        return self._tiers
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def route(self, query: str | Sequence[Message]) -> Tier:
+        """The 0.1 API: the tier for a prompt string (or a messages list)."""
+        return self.decide(query).tier
+
+    def decide(
+        self,
+        query: str | Sequence[Message],
+        *,
+        requested_tier: Tier | None = None,
+        max_output_tokens: int | None = None,
+    ) -> Decision:
+        """Decide for a prompt string or an OpenAI ``messages`` list, with the reasons.
+
+        Raises :class:`~adaptive_router.rules.RoutingError` when no tier can take the request
+        (too long for both context windows, images with no vision tier).
+        """
+        started = time.perf_counter()
+        cfg = self.config
+        if isinstance(query, str):
+            conversation = Conversation(last_user=query, context="", images=0, total_chars=len(query))
+        else:
+            conversation = read_conversation(query, cfg.context_turns)
+        breakdown = self.scorer.score_conversation(conversation, cfg.context_weight)
+        output_tokens = cfg.default_output_tokens if max_output_tokens is None else max_output_tokens
+        state = RouterState(
+            config=cfg,
+            score=breakdown.score,
+            dimensions=breakdown.dimensions,
+            gpu=self.gpu,
+            ema_ms=self.ema.snapshot(),
+            tiers=self._tiers,
+            requested_tier=requested_tier,
+            images=conversation.images,
+            estimated_tokens=math.ceil(conversation.total_chars / cfg.chars_per_token) + output_tokens,
+        )
+        tier, reason = self._ask_rules(conversation.last_user, state)
+        policy_tier = tier
+        if reason not in HARD_REASONS:
+            for name, redirect in REDIRECTS:
+                moved = redirect(tier, state)
+                if moved is not None:
+                    tier, reason = moved, name
+                    break
+        return Decision(
+            tier=tier,
+            reason=reason,
+            score=breakdown.score,
+            dimensions=breakdown.dimensions,
+            gpu=state.gpu,
+            ema_ms=state.ema_ms,
+            context_score=breakdown.context_score,
+            estimated_tokens=state.estimated_tokens,
+            policy_tier=policy_tier,
+            decision_us=(time.perf_counter() - started) * 1e6,
+            tiers=state.tiers,
+        )
+
+    def _ask_rules(self, query: str, state: RouterState) -> tuple[Tier, str]:
+        for name, rule in self._rules:
+            answer = rule(query, state)
+            if answer is None:
+                continue
+            if answer not in TIERS:
+                raise RoutingError(f"rule {name!r} returned {answer!r}, not 'tier_low' or 'tier_high'")
+            return answer, name
+        return "tier_high", DEFAULT_REASON
+
+    @property
+    def state(self) -> RouterState:
+        """The state rules would see now, without a prompt (for health pages and debugging)."""
+        return RouterState(config=self.config, gpu=self.gpu, ema_ms=self.ema.snapshot(), tiers=self._tiers)
+
+    def shutdown(self) -> None:
+        """Stop the GPU thread. Idempotent."""
+        if self.gpu_monitor is not None:
+            self.gpu_monitor.shutdown()
+
+    def __enter__(self) -> AdaptiveRouter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+_GPU_OFF = GpuSnapshot(available=False, error="GPU monitor disabled (gpu_monitor: false)")

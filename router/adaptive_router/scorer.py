@@ -1,0 +1,82 @@
+"""Complexity scoring: how likely a prompt needs the strong model, as a number in [0, 1].
+
+Rules extract eight dimensions (maths, code, reasoning depth, constraints, length, entities,
+negation, and "simple task" cues, in five languages); a small logistic model trained on the
+labelled dev set weighs them together with the words present. No inference, no network, no
+model download: one pass over a bounded window of the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .conversation import Conversation, Message, read_conversation
+from .features import DIMENSIONS, extract, length_score
+from .model import LinearModel, sigmoid
+
+FOLLOW_UP_WORDS = 40
+"""A last turn shorter than this many words is a follow-up whose meaning leans on context."""
+_FOLLOW_UP_LENGTH = length_score(FOLLOW_UP_WORDS)
+_LENGTH = DIMENSIONS.index("length")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreBreakdown:
+    """A score and why: the per-dimension values it was computed from."""
+
+    score: float
+    dimensions: Mapping[str, float]
+    context_score: float | None = None
+    """Score of context and last turn read together, when the last turn was a follow-up."""
+
+
+class ComplexityScorer:
+    """Deterministic, CPU-only complexity scorer. Safe to share between threads."""
+
+    def __init__(self, model: LinearModel | None = None, model_path: str | Path | None = None):
+        self.model = model if model is not None else LinearModel.load(model_path)
+
+    def score(self, text: str) -> float:
+        """Probability-like score in [0, 1] that ``text`` needs tier_high."""
+        return self.model.probability(extract(text))
+
+    def explain(self, text: str) -> ScoreBreakdown:
+        features = extract(text)
+        return ScoreBreakdown(
+            score=self.model.probability(features), dimensions=features.as_dict()
+        )
+
+    def score_conversation(
+        self, conversation: Conversation, context_weight: float = 0.6
+    ) -> ScoreBreakdown:
+        """Score the last user turn; a short follow-up is read together with its context.
+
+        "now prove it" means little alone; after a maths question it is a proof. So when the
+        last turn is short, the context (system prompt, earlier user turns) and the turn are
+        scored as one text, and the final logit moves ``context_weight`` of the way towards
+        that joint logit, never down: a hard question stays hard under an easy system prompt,
+        and "thanks!" after a maths turn stays well below a real maths question.
+        """
+        features = extract(conversation.last_user)
+        logit = self.model.logit(features)
+        context_score: float | None = None
+        if (
+            conversation.context
+            and context_weight > 0
+            and features.dimensions[_LENGTH] < _FOLLOW_UP_LENGTH
+        ):
+            joint = self.model.logit(extract(conversation.context + "\n" + conversation.last_user))
+            context_score = sigmoid(joint)
+            logit += context_weight * max(0.0, joint - logit)
+        return ScoreBreakdown(
+            score=sigmoid(logit), dimensions=features.as_dict(), context_score=context_score
+        )
+
+    def score_messages(
+        self, messages: Sequence[Message], context_turns: int = 2, context_weight: float = 0.6
+    ) -> ScoreBreakdown:
+        return self.score_conversation(
+            read_conversation(messages, context_turns), context_weight=context_weight
+        )
