@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "router"))
 
-from adaptive_router import AdaptiveRouter, ComplexityScorer, RoutingConfig  # noqa: E402
+from adaptive_router import AdaptiveRouter, ComplexityScorer, RoutingConfig
 
 LENGTHS = (50, 200, 500, 1000, 2000, 8000, 32000, 64000)
 
@@ -48,8 +48,12 @@ def measure(fn: object, prompts: list[str], repeats: int) -> tuple[float, float]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl"
+    )
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--json", type=Path, help="write the table as JSON here")
     args = parser.parse_args(argv)
@@ -58,17 +62,31 @@ def main(argv: list[str] | None = None) -> int:
     scorer = ComplexityScorer()
     router = AdaptiveRouter(RoutingConfig(gpu_monitor=False), scorer=scorer)
     rows = []
-    print(f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}, "
-          f"{args.repeats} repeats x 8 prompts per length")
-    print(f"{'chars':>7} | {'score p50':>9} {'score p99':>9} | {'decide p50':>10} {'decide p99':>10}  (µs)")
+    print(
+        f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}, "
+        f"{args.repeats} repeats x 8 prompts per length"
+    )
+    print(
+        f"{'chars':>7} | {'score p50':>9} {'score p99':>9} | {'decide p50':>10} {'decide p99':>10}  (µs)"
+    )
     for length in LENGTHS:
         # 8 different prompts of this length, taken at different offsets of the corpus.
         step = max(1, (len(text) - length) // 8)
-        prompts = [(text * (1 + length // len(text)))[i * step : i * step + length] for i in range(8)]
+        prompts = [
+            (text * (1 + length // len(text)))[i * step : i * step + length]
+            for i in range(8)
+        ]
         s50, s99 = measure(scorer.score, prompts, args.repeats)
         d50, d99 = measure(router.route, prompts, args.repeats)
-        rows.append({"chars": length, "score_p50_us": round(s50, 1), "score_p99_us": round(s99, 1),
-                     "decide_p50_us": round(d50, 1), "decide_p99_us": round(d99, 1)})
+        rows.append(
+            {
+                "chars": length,
+                "score_p50_us": round(s50, 1),
+                "score_p99_us": round(s99, 1),
+                "decide_p50_us": round(d50, 1),
+                "decide_p99_us": round(d99, 1),
+            }
+        )
         print(f"{length:>7} | {s50:9.1f} {s99:9.1f} | {d50:10.1f} {d99:10.1f}")
     router.shutdown()
     if args.json:

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "router"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _metrics import auroc, balanced_accuracy, confusion  # noqa: E402
-from adaptive_router import AdaptiveRouter, load_config  # noqa: E402
+from _metrics import auroc, balanced_accuracy, confusion
+from adaptive_router import AdaptiveRouter, load_config
 
 
 def roc_points(labels: list[float], scores: list[float]) -> list[tuple[float, float]]:
@@ -42,7 +42,9 @@ def roc_points(labels: list[float], scores: list[float]) -> list[tuple[float, fl
     return points
 
 
-def evaluate(rows: list[dict[str, Any]], router: AdaptiveRouter, threshold: float) -> dict[str, Any]:
+def evaluate(
+    rows: list[dict[str, Any]], router: AdaptiveRouter, threshold: float
+) -> dict[str, Any]:
     labels: list[float] = []
     scores: list[float] = []
     categories: list[str] = []
@@ -61,15 +63,21 @@ def evaluate(rows: list[dict[str, Any]], router: AdaptiveRouter, threshold: floa
     sweep = [
         {
             "threshold": t / 20,
-            "balanced_accuracy": round(balanced_accuracy(labels, [s >= t / 20 for s in scores]), 4),
+            "balanced_accuracy": round(
+                balanced_accuracy(labels, [s >= t / 20 for s in scores]), 4
+            ),
             "tier_high_share": round(sum(s >= t / 20 for s in scores) / len(scores), 4),
         }
         for t in range(1, 20)
     ]
     worst = sorted(
         (
-            {"id": row.get("id"), "label": row["label"], "score": round(s, 4),
-             "prompt": (row.get("prompt") or json.dumps(row.get("messages")))[:160]}
+            {
+                "id": row.get("id"),
+                "label": row["label"],
+                "score": round(s, 4),
+                "prompt": (row.get("prompt") or json.dumps(row.get("messages")))[:160],
+            }
             for row, s, y, p in zip(rows, scores, labels, predicted, strict=True)
             if bool(y) != p
         ),
@@ -82,7 +90,9 @@ def evaluate(rows: list[dict[str, Any]], router: AdaptiveRouter, threshold: floa
         "balanced_accuracy": round(balanced_accuracy(labels, predicted), 4),
         "tier_high_share": round(sum(predicted) / len(predicted), 4),
         "confusion": confusion(labels, predicted),
-        "per_category_errors": {k: f"{errors[k]}/{totals[k]}" for k in sorted(totals) if errors[k]},
+        "per_category_errors": {
+            k: f"{errors[k]}/{totals[k]}" for k in sorted(totals) if errors[k]
+        },
         "sweep": sweep,
         "worst_errors": worst[:15],
         "roc": roc_points(labels, scores),
@@ -114,10 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl")
-    parser.add_argument("--config", type=Path, help="router YAML config (default: built-in defaults)")
+    parser.add_argument(
+        "--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl"
+    )
+    parser.add_argument(
+        "--config", type=Path, help="router YAML config (default: built-in defaults)"
+    )
     parser.add_argument("--threshold", type=float, help="override complexity_threshold")
-    parser.add_argument("--out", type=Path, help="directory for routing_eval.json and roc.png")
+    parser.add_argument(
+        "--out", type=Path, help="directory for routing_eval.json and roc.png"
+    )
     args = parser.parse_args(argv)
 
     overrides: dict[str, Any] = {"gpu_monitor": False}
@@ -131,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
 
     c = result["confusion"]
     print(f"rows: {result['n']}   threshold: {result['threshold']}")
-    print(f"AUROC: {result['auroc']:.4f}   balanced accuracy: {result['balanced_accuracy']:.4f}   "
-          f"tier_high share: {result['tier_high_share']:.3f}")
+    print(
+        f"AUROC: {result['auroc']:.4f}   balanced accuracy: {result['balanced_accuracy']:.4f}   "
+        f"tier_high share: {result['tier_high_share']:.3f}"
+    )
     print("confusion (rows = label, columns = routed to):")
     print("                  tier_high  tier_low")
     print(f"  tier_high      {c['tp']:9d} {c['fn']:9d}")
@@ -142,12 +160,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {key:45s} {value}")
     print("threshold sweep (threshold, balanced accuracy, tier_high share):")
     for point in result["sweep"]:
-        print(f"  {point['threshold']:.2f}  {point['balanced_accuracy']:.4f}  {point['tier_high_share']:.3f}")
+        print(
+            f"  {point['threshold']:.2f}  {point['balanced_accuracy']:.4f}  {point['tier_high_share']:.3f}"
+        )
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "routing_eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        (args.out / "routing_eval.json").write_text(
+            json.dumps(result, indent=2), encoding="utf-8"
+        )
         plotted = plot_roc(result, args.out / "roc.png")
-        print(f"wrote {args.out / 'routing_eval.json'}" + (f" and {args.out / 'roc.png'}" if plotted else ""))
+        print(
+            f"wrote {args.out / 'routing_eval.json'}"
+            + (f" and {args.out / 'roc.png'}" if plotted else "")
+        )
     return 0
 
 

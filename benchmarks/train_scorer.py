@@ -26,10 +26,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "router"))
 
-from adaptive_router.features import DIMENSIONS, Features, extract  # noqa: E402
-from adaptive_router.model import LinearModel  # noqa: E402
-
-from _metrics import auroc, balanced_accuracy  # noqa: E402
+from _metrics import auroc, balanced_accuracy
+from adaptive_router.features import DIMENSIONS, Features, extract
+from adaptive_router.model import LinearModel
 
 
 def load_rows(path: Path) -> list[dict[str, str]]:
@@ -41,7 +40,9 @@ def vocabulary(feats: list[Features], min_df: int) -> list[bytes]:
     df: Counter[bytes] = Counter()
     for f in feats:
         df.update(f.words)
-    return sorted(w for w, n in df.items() if n >= min_df and len(w) > 1 and not w.isdigit())
+    return sorted(
+        w for w, n in df.items() if n >= min_df and len(w) > 1 and not w.isdigit()
+    )
 
 
 def matrix(feats: list[Features], vocab: list[bytes]) -> np.ndarray:
@@ -87,7 +88,10 @@ def fit_logistic(
 
     def loss(v: np.ndarray) -> float:
         z = xb @ v
-        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(penalty * (v - prior) ** 2))
+        return float(
+            np.sum(np.logaddexp(0.0, z) - y * z)
+            + 0.5 * np.sum(penalty * (v - prior) ** 2)
+        )
 
     current = loss(w)
     for _ in range(iterations):
@@ -96,7 +100,9 @@ def fit_logistic(
         hess = (xb.T * (p * (1 - p))) @ xb + np.diag(penalty + 1e-6)
         step = np.linalg.solve(hess, grad)
         scale = 1.0
-        while scale > 1e-4:  # backtracking: a full Newton step can overshoot far from the optimum
+        while (
+            scale > 1e-4
+        ):  # backtracking: a full Newton step can overshoot far from the optimum
             candidate = w - scale * step
             value = loss(candidate)
             if value <= current:
@@ -115,7 +121,9 @@ def train(
     bias, w = fit_logistic(matrix(feats, vocab), y, l2_dims, l2_words)
     dims = tuple(float(v) for v in w[: len(DIMENSIONS)])
     words = {
-        word: float(v) for word, v in zip(vocab, w[len(DIMENSIONS) :], strict=True) if abs(v) >= 1e-3
+        word: float(v)
+        for word, v in zip(vocab, w[len(DIMENSIONS) :], strict=True)
+        if abs(v) >= 1e-3
     }
     return LinearModel(bias=bias, dim_weights=dims, word_weights=words)
 
@@ -145,23 +153,35 @@ def cross_validate(
         mask = np.ones(len(y), dtype=bool)
         mask[test] = False
         train_idx = np.flatnonzero(mask)
-        model = train([feats[i] for i in train_idx], y[train_idx], min_df, l2_dims, l2_words)
+        model = train(
+            [feats[i] for i in train_idx], y[train_idx], min_df, l2_dims, l2_words
+        )
         for i in test:
             out[i] = model.probability(feats[i])
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl")
-    parser.add_argument("--out", type=Path, help="where to write the model (default: print only)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where to write the model (default: print only)"
+    )
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--min-df", type=int, default=3)
     parser.add_argument("--l2-dims", type=float, default=10.0)
     parser.add_argument("--l2-words", type=float, default=3.0)
-    parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold reported")
-    parser.add_argument("--search", action="store_true", help="grid-search the L2 strengths first")
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="decision threshold reported"
+    )
+    parser.add_argument(
+        "--search", action="store_true", help="grid-search the L2 strengths first"
+    )
     args = parser.parse_args(argv)
 
     rows = load_rows(args.data)
@@ -181,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = cross_validate(feats, y, folds, args.min_df, args.l2_dims, args.l2_words)
     cv_auc, cv_ba = auroc(y, p), balanced_accuracy(y, p >= args.threshold)
-    print(f"{args.folds}-fold CV: AUROC={cv_auc:.4f} balanced accuracy@{args.threshold}={cv_ba:.4f}")
+    print(
+        f"{args.folds}-fold CV: AUROC={cv_auc:.4f} balanced accuracy@{args.threshold}={cv_ba:.4f}"
+    )
 
     groups = sorted(set(sources))
     lo = np.zeros(len(y))
@@ -197,12 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         for i in test:
             lo[i] = lo_model.probability(feats[i])
     lo_auc, lo_ba = auroc(y, lo), balanced_accuracy(y, lo >= args.threshold)
-    print(f"leave-one-source-out ({len(groups)} sources): AUROC={lo_auc:.4f} balanced accuracy={lo_ba:.4f}")
+    print(
+        f"leave-one-source-out ({len(groups)} sources): AUROC={lo_auc:.4f} balanced accuracy={lo_ba:.4f}"
+    )
 
     model = train(feats, y, args.min_df, args.l2_dims, args.l2_words)
     fit = np.array([model.probability(f) for f in feats])
-    print(f"fit on all rows (optimistic): AUROC={auroc(y, fit):.4f} "
-          f"balanced accuracy={balanced_accuracy(y, fit >= args.threshold):.4f}")
+    print(
+        f"fit on all rows (optimistic): AUROC={auroc(y, fit):.4f} "
+        f"balanced accuracy={balanced_accuracy(y, fit >= args.threshold):.4f}"
+    )
     print(f"{len(model.word_weights)} word weights")
 
     if args.out:
@@ -212,8 +238,11 @@ def main(argv: list[str] | None = None) -> int:
             word_weights=model.word_weights,
             header=(
                 "gemma4-adaptive-router complexity model (logistic regression).",
-                f"Trained {date.today().isoformat()} by benchmarks/train_scorer.py on {args.data.name} "
-                f"({len(rows)} rows), min_df={args.min_df}, l2_dims={args.l2_dims}, l2_words={args.l2_words}.",
+                (
+                    f"Trained {date.today().isoformat()} by benchmarks/train_scorer.py on "
+                    f"{args.data.name} ({len(rows)} rows), min_df={args.min_df}, "
+                    f"l2_dims={args.l2_dims}, l2_words={args.l2_words}."
+                ),
                 f"{args.folds}-fold CV: AUROC {cv_auc:.4f}, balanced accuracy {cv_ba:.4f} at {args.threshold}.",
                 f"Leave-one-source-out: AUROC {lo_auc:.4f}, balanced accuracy {lo_ba:.4f}.",
             ),

@@ -82,6 +82,7 @@ def _char_classes() -> bytes:
 
 _CHAR_CLASSES = _char_classes()
 
+
 def _phrases() -> tuple[tuple[bytes, bytes, int, float], ...]:
     """(gate word, phrase, dimension, strength): a phrase is searched for only when its gate
     word is among the text's words, which is a cheap set test."""
@@ -100,7 +101,9 @@ def _phrases() -> tuple[tuple[bytes, bytes, int, float], ...]:
 _PHRASES = _phrases()
 # UTF-8 lead bytes of Cyrillic (0xD0, 0xD1) and of CJK (0xE3-0xE9). Deleting every other byte
 # value tells in one C pass whether the slow stem search below can find anything.
-_NOT_CJK_OR_CYRILLIC_LEAD = bytes(b for b in range(256) if b not in (0xD0, 0xD1, *range(0xE3, 0xEA)))
+_NOT_CJK_OR_CYRILLIC_LEAD = bytes(
+    b for b in range(256) if b not in (0xD0, 0xD1, *range(0xE3, 0xEA))
+)
 _NON_LATIN = (
     (_REASONING, tuple(s.encode() for s in _lexicon.NON_LATIN_REASONING)),
     (_MATH, tuple(s.encode() for s in _lexicon.NON_LATIN_MATH)),
@@ -109,11 +112,12 @@ _NON_LATIN = (
 
 
 def length_score(n_words: int) -> float:
-    """The length dimension: log-scaled word count, 1.0 from 1500 words on."""
+    """The length dimension: log-scaled word count of the window, 1.0 from 120 words on
+    (a full window holds about 130)."""
     return min(math.log1p(n_words) / _LOG_LONG, 1.0)
 
 
-_LOG_LONG = math.log1p(1500)
+_LOG_LONG = math.log1p(120)
 
 
 def _saturate(x: float, half: float) -> float:

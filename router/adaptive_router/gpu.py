@@ -8,6 +8,7 @@ abstain. The 0.1 release instead died with a traceback and kept a fake "16 GB fr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -140,7 +141,9 @@ class GpuMonitor:
         self._interval_s = interval_s
         self._util_max_pct = util_max_pct
         self._reopen_after_s = reopen_after_s
-        self._snapshot = GpuSnapshot(available=False, device_index=device_index, error="not read yet")
+        self._snapshot = GpuSnapshot(
+            available=False, device_index=device_index, error="not read yet"
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._opened = False
@@ -164,7 +167,7 @@ class GpuMonitor:
                     log.info("GPU %d readable again", self._device_index)
                 self._last_error = None
             reading = self._source.read()
-        except Exception as exc:  # noqa: BLE001 - any NVML failure means "unavailable"
+        except Exception as exc:
             self._fail(_error_text(exc), now)
             return self._snapshot
         hot = reading.utilization_pct >= self._util_max_pct
@@ -189,10 +192,8 @@ class GpuMonitor:
             )
             self._last_error = error
         if self._opened:
-            try:
+            with contextlib.suppress(Exception):
                 self._source.close()
-            except Exception:  # noqa: BLE001
-                pass
         self._opened = False
         self._next_open = now + self._reopen_after_s
         self._snapshot = GpuSnapshot(
@@ -218,10 +219,8 @@ class GpuMonitor:
         if thread is not None:
             thread.join(timeout)
         if self._opened:
-            try:
+            with contextlib.suppress(Exception):
                 self._source.close()
-            except Exception:  # noqa: BLE001
-                pass
             self._opened = False
 
     @property

@@ -34,7 +34,9 @@ class LinearModel:
     dim_weights: tuple[float, ...]
     word_weights: dict[bytes, float] = field(default_factory=dict)
     header: tuple[str, ...] = ()
-    _vocabulary: frozenset[bytes] = field(init=False, repr=False, compare=False, default=frozenset())
+    _vocabulary: frozenset[bytes] = field(
+        init=False, repr=False, compare=False, default=frozenset()
+    )
 
     def __post_init__(self) -> None:
         # A frozenset, so that ``words & vocabulary`` walks the (small) prompt's words only;

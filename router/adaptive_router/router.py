@@ -21,9 +21,9 @@ from .rules import (
     DEFAULT_REASON,
     HARD_REASONS,
     REDIRECTS,
-    Rule,
     RouterState,
     RoutingError,
+    Rule,
     TierStatus,
 )
 from .scorer import ComplexityScorer
@@ -81,13 +81,16 @@ class AdaptiveRouter:
         gpu_monitor: GpuMonitor | None = None,
     ) -> None:
         self.config = config if config is not None else RoutingConfig()
-        self.scorer = scorer if scorer is not None else ComplexityScorer(
-            model_path=self.config.scorer_model_path
+        self.scorer = (
+            scorer
+            if scorer is not None
+            else ComplexityScorer(model_path=self.config.scorer_model_path)
         )
-        custom = [(getattr(r, "reason", None) or getattr(r, "__name__", "custom"), r) for r in rules or ()]
+        custom: list[tuple[str, Rule]] = [(_rule_name(rule), rule) for rule in rules or ()]
         self._rules: tuple[tuple[str, Rule], ...] = (BUILTIN_RULES[0], *custom, *BUILTIN_RULES[1:])
-        self._custom_names = frozenset(name for name, _ in custom)
-        self.ema = LatencyEMA(TIERS, seed_ms=self.config.sla_warmup_seed_ms, alpha=self.config.ema_alpha)
+        self.ema = LatencyEMA(
+            TIERS, seed_ms=self.config.sla_warmup_seed_ms, alpha=self.config.ema_alpha
+        )
         self._tiers: Mapping[str, TierStatus] = MappingProxyType({t: TierStatus() for t in TIERS})
         if gpu_monitor is not None:
             self.gpu_monitor: GpuMonitor | None = gpu_monitor
@@ -107,7 +110,9 @@ class AdaptiveRouter:
         """Feed one observed latency (TTFT for streams, total time otherwise) to the SLA EMA."""
         return self.ema.observe(tier, latency_ms)
 
-    def set_tier_status(self, tier: str, *, up: bool | None = None, saturated: bool | None = None) -> None:
+    def set_tier_status(
+        self, tier: str, *, up: bool | None = None, saturated: bool | None = None
+    ) -> None:
         """Record a tier's health or load. Swaps the whole mapping (readers never lock)."""
         if tier not in TIERS:
             raise KeyError(tier)
@@ -148,11 +153,15 @@ class AdaptiveRouter:
         started = time.perf_counter()
         cfg = self.config
         if isinstance(query, str):
-            conversation = Conversation(last_user=query, context="", images=0, total_chars=len(query))
+            conversation = Conversation(
+                last_user=query, context="", images=0, total_chars=len(query)
+            )
         else:
             conversation = read_conversation(query, cfg.context_turns)
         breakdown = self.scorer.score_conversation(conversation, cfg.context_weight)
-        output_tokens = cfg.default_output_tokens if max_output_tokens is None else max_output_tokens
+        output_tokens = (
+            cfg.default_output_tokens if max_output_tokens is None else max_output_tokens
+        )
         state = RouterState(
             config=cfg,
             score=breakdown.score,
@@ -162,7 +171,8 @@ class AdaptiveRouter:
             tiers=self._tiers,
             requested_tier=requested_tier,
             images=conversation.images,
-            estimated_tokens=math.ceil(conversation.total_chars / cfg.chars_per_token) + output_tokens,
+            estimated_tokens=math.ceil(conversation.total_chars / cfg.chars_per_token)
+            + output_tokens,
         )
         tier, reason = self._ask_rules(conversation.last_user, state)
         policy_tier = tier
@@ -192,14 +202,18 @@ class AdaptiveRouter:
             if answer is None:
                 continue
             if answer not in TIERS:
-                raise RoutingError(f"rule {name!r} returned {answer!r}, not 'tier_low' or 'tier_high'")
+                raise RoutingError(
+                    f"rule {name!r} returned {answer!r}, not 'tier_low' or 'tier_high'"
+                )
             return answer, name
         return "tier_high", DEFAULT_REASON
 
     @property
     def state(self) -> RouterState:
         """The state rules would see now, without a prompt (for health pages and debugging)."""
-        return RouterState(config=self.config, gpu=self.gpu, ema_ms=self.ema.snapshot(), tiers=self._tiers)
+        return RouterState(
+            config=self.config, gpu=self.gpu, ema_ms=self.ema.snapshot(), tiers=self._tiers
+        )
 
     def shutdown(self) -> None:
         """Stop the GPU thread. Idempotent."""
@@ -211,6 +225,12 @@ class AdaptiveRouter:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def _rule_name(rule: Rule) -> str:
+    """The reason a custom rule reports: its ``reason`` attribute, else its function name."""
+    name = getattr(rule, "reason", None) or getattr(rule, "__name__", None)
+    return str(name) if name and name != "<lambda>" else "custom"
 
 
 _GPU_OFF = GpuSnapshot(available=False, error="GPU monitor disabled (gpu_monitor: false)")

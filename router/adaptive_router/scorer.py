@@ -44,9 +44,7 @@ class ComplexityScorer:
 
     def explain(self, text: str) -> ScoreBreakdown:
         features = extract(text)
-        return ScoreBreakdown(
-            score=self.model.probability(features), dimensions=features.as_dict()
-        )
+        return ScoreBreakdown(score=self.model.probability(features), dimensions=features.as_dict())
 
     def score_conversation(
         self, conversation: Conversation, context_weight: float = 0.6

@@ -1,0 +1,228 @@
+"""Properties of the complexity scorer a user relies on."""
+
+from __future__ import annotations
+
+import pytest
+
+from adaptive_router import DIMENSIONS, AdaptiveRouter, ComplexityScorer, RoutingConfig
+from adaptive_router.features import HEAD_CHARS, TAIL_CHARS, extract, window
+from adaptive_router.model import LinearModel, ModelFileError
+
+scorer = ComplexityScorer()
+
+HARD = [
+    "Prove the Riemann hypothesis step by step",
+    "Write a Python function that parses a CSV file and computes the median of each column, "
+    "handling missing values.",
+    "Find all real x such that x^2 - 5x + 6 = 0 and prove there are no other solutions.",
+    "Here is my code:\n```python\ndef f(xs):\n    return sorted(xs)[len(xs) // 2]\n```\n"
+    "It fails for even-length lists. Find the bug and fix it.",
+    "Compare the time complexity of quicksort and mergesort and derive the recurrences.",
+]
+EASY = [
+    "What time is it in Tokyo?",
+    "hi!",
+    "Thanks, that was helpful.",
+    "Tell me a joke about cats.",
+    "Translate 'good morning' into French.",
+    "Who wrote Pride and Prejudice?",
+]
+
+
+def test_readme_examples_with_the_01_settings() -> None:
+    config = RoutingConfig(
+        complexity_threshold=0.65,
+        vram_headroom_gb=1.5,
+        latency_sla_ms=2000.0,
+        sla_warmup_seed_ms=800.0,
+        gpu_monitor=False,
+    )
+    with AdaptiveRouter(config) as router:
+        assert router.route("Prove the Riemann hypothesis step by step") == "tier_high"
+        assert router.route("What time is it in Tokyo?") == "tier_low"
+
+
+@pytest.mark.parametrize(
+    "text", ["", " ", "a", "?" * 10_000, "\x00\udcff", "数学" * 500, *HARD, *EASY]
+)
+def test_score_is_a_probability(text: str) -> None:
+    value = scorer.score(text)
+    assert 0.0 <= value <= 1.0
+
+
+def test_score_is_deterministic_across_instances() -> None:
+    other = ComplexityScorer()
+    for text in HARD + EASY:
+        assert scorer.score(text) == other.score(text) == scorer.score(text)
+
+
+@pytest.mark.parametrize("text", HARD)
+def test_hard_prompts_score_above_default_threshold(text: str) -> None:
+    assert scorer.score(text) >= RoutingConfig().complexity_threshold
+
+
+@pytest.mark.parametrize("text", EASY)
+def test_easy_prompts_score_below_default_threshold(text: str) -> None:
+    assert scorer.score(text) < RoutingConfig().complexity_threshold
+
+
+@pytest.mark.parametrize(
+    ("hard", "easy"),
+    [
+        (  # Spanish
+            "Demuestra paso a paso que la raíz cuadrada de 2 es irracional.",
+            "¿Qué hora es en Tokio?",
+        ),
+        (  # French
+            "Démontre étape par étape que la racine carrée de 2 est irrationnelle.",
+            "Quelle heure est-il à Tokyo ?",
+        ),
+        (  # German
+            "Beweise Schritt für Schritt, dass die Wurzel aus 2 irrational ist.",
+            "Wie spät ist es in Tokio?",
+        ),
+        (  # Portuguese
+            "Prove passo a passo que a raiz quadrada de 2 é irracional.",
+            "Que horas são em Tóquio?",
+        ),
+        (
+            "Escribe una función en Python que ordene una lista enlazada con merge sort y analiza "
+            "su complejidad.",
+            "Resume este correo en una frase: Hola equipo, la reunión se mueve al jueves.",
+        ),
+        (
+            "Schreibe eine Funktion in Java, die prüft, ob ein Binärbaum balanciert ist, und "
+            "begründe die Laufzeit.",
+            "Fasse diese E-Mail zusammen: Hallo Team, das Meeting ist am Donnerstag.",
+        ),
+    ],
+)
+def test_multilingual_wording(hard: str, easy: str) -> None:
+    threshold = RoutingConfig().complexity_threshold
+    assert scorer.score(hard) >= threshold > scorer.score(easy)
+
+
+def test_long_document_with_a_simple_ask_is_easy() -> None:
+    email = (
+        "Dear team, the quarterly review meeting is moved to Thursday at 3pm in room 4B. "
+        "Please bring your slides and the budget numbers. "
+    ) * 500  # ~65 k characters
+    text = "Summarise this email in one sentence:\n\n" + email
+    assert len(text) > 60_000
+    assert scorer.score(text) < RoutingConfig().complexity_threshold
+
+
+def test_long_code_with_a_debugging_ask_is_hard() -> None:
+    code = "def handler(event, context):\n    items = event['items']\n    return len(items)\n" * 800
+    text = (
+        "This Lambda crashes with a KeyError in production. Find the bug:\n```python\n"
+        + code
+        + "```"
+    )
+    assert scorer.score(text) >= RoutingConfig().complexity_threshold
+
+
+def test_window_reads_head_and_tail_only() -> None:
+    text = "a" * 10_000 + "prove" + "b" * 10_000
+    assert len(window(text)) == HEAD_CHARS + TAIL_CHARS + 1
+    # What sits in the middle of a long text cannot change its score...
+    assert scorer.score(text) == scorer.score("a" * 10_000 + "hello" + "b" * 10_000)
+    # ...but the ask at the end does.
+    assert scorer.score("x " * 5000 + "prove it step by step") > scorer.score(
+        "x " * 5000 + "thanks"
+    )
+
+
+def test_explain_gives_every_dimension_in_range() -> None:
+    breakdown = scorer.explain("Prove that the sum of two even integers is even, step by step.")
+    assert set(breakdown.dimensions) == set(DIMENSIONS)
+    assert all(0.0 <= v <= 1.0 for v in breakdown.dimensions.values())
+    assert breakdown.dimensions["reasoning"] > 0.5
+    assert breakdown.dimensions["math"] > 0.0
+    assert breakdown.score == scorer.score(
+        "Prove that the sum of two even integers is even, step by step."
+    )
+
+
+def test_dimensions_respond_to_their_cues() -> None:
+    def dims(text: str) -> dict[str, float]:
+        return dict(extract(text).as_dict())
+
+    assert (
+        dims("Solve the equation x^2 = 16 for integer x")["math"]
+        > dims("Tell me about dogs")["math"]
+    )
+    assert dims("def f():\n    return 1\n```")["code"] > dims("a nice poem")["code"]
+    assert dims("Do not use commas, never repeat")["negation"] > 0.5
+    assert dims("Use exactly 3 bullet points and at least 200 words")["constraints"] > 0.5
+    assert dims("hello, thanks!")["simple"] > 0.5
+    assert dims("word " * 1500)["length"] == 1.0
+    assert dims("one two three")["length"] < 0.35
+
+
+def test_follow_up_is_read_with_its_context() -> None:
+    maths = [
+        {
+            "role": "user",
+            "content": "What is the sum of the interior angles of a polygon with n sides?",
+        },
+        {"role": "assistant", "content": "(n - 2) * 180 degrees."},
+        {"role": "user", "content": "now prove it"},
+    ]
+    alone = scorer.score("now prove it")
+    in_context = scorer.score_messages(maths)
+    assert in_context.score > alone
+    assert in_context.score >= RoutingConfig().complexity_threshold
+    assert in_context.context_score is not None
+
+
+def test_thanks_after_a_maths_turn_stays_easy() -> None:
+    messages = [
+        {
+            "role": "user",
+            "content": "What is the integral of x^2 sin(x) dx? Derive it step by step.",
+        },
+        {"role": "assistant", "content": "..."},
+        {"role": "user", "content": "thanks!"},
+    ]
+    assert scorer.score_messages(messages).score < RoutingConfig().complexity_threshold
+
+
+def test_easy_system_prompt_does_not_lower_a_hard_question() -> None:
+    hard = "Prove that there are infinitely many primes, step by step."
+    messages = [
+        {"role": "system", "content": "You are a friendly assistant. Keep it short."},
+        {"role": "user", "content": hard},
+    ]
+    assert scorer.score_messages(messages).score >= scorer.score(hard) - 1e-9
+
+
+def test_multimodal_text_parts_are_scored() -> None:
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                {"type": "text", "text": "Prove the Riemann hypothesis step by step"},
+            ],
+        }
+    ]
+    assert scorer.score_messages(messages).score == pytest.approx(
+        scorer.score("Prove the Riemann hypothesis step by step")
+    )
+
+
+def test_model_file_errors_name_the_line() -> None:
+    with pytest.raises(ModelFileError, match=r"weights.txt:2"):
+        LinearModel.parse("bias 0.1\ndim math not-a-number\n", source="weights.txt")
+    with pytest.raises(ModelFileError, match="missing"):
+        LinearModel.parse("bias 0.1\n", source="weights.txt")
+
+
+def test_model_round_trips_through_its_text_format() -> None:
+    model = scorer.model
+    again = LinearModel.parse(model.dump())
+    for text in HARD + EASY:
+        assert again.probability(extract(text)) == pytest.approx(
+            model.probability(extract(text)), abs=1e-5
+        )

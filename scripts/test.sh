@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Run every check of the repository: lint, types and tests. CI runs exactly this command.
+set -euo pipefail
+
+usage() {
+  cat <<'TXT'
+Usage: bash scripts/test.sh [--no-install] [PYTEST_ARGS...]
+
+Creates .venv (or $VENV) if needed, installs the pinned development requirements and the
+router package, then runs ruff, mypy and pytest over router/tests and tests/.
+
+  --no-install   skip the pip install step (faster when nothing changed)
+  -h, --help     this text
+
+With CI=true a missing tool is a failure, never a skip.
+TXT
+}
+
+INSTALL=1
+PYTEST_ARGS=()
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help) usage; exit 0 ;;
+    --no-install) INSTALL=0 ;;
+    *) PYTEST_ARGS+=("$arg") ;;
+  esac
+done
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="${VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "error: $PYTHON not found; install Python 3.11 or newer (or set PYTHON=/path/to/python3)" >&2
+  exit 1
+fi
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "error: Python 3.11+ is required, $("$PYTHON" --version) found" >&2
+  exit 1
+fi
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "==> creating virtual environment in $VENV"
+  "$PYTHON" -m venv "$VENV"
+  INSTALL=1
+fi
+if [[ "$INSTALL" == 1 ]]; then
+  echo "==> installing pinned development requirements"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e ./router
+fi
+
+export PATH="$VENV/bin:$PATH"
+
+echo "==> ruff"
+ruff check router benchmarks tests
+ruff format --check router benchmarks tests
+
+echo "==> mypy"
+(cd router && mypy)
+
+echo "==> pytest"
+export CI="${CI:-false}"
+pytest -c router/pyproject.toml --rootdir "$ROOT" router/tests tests "${PYTEST_ARGS[@]}"
