@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "router"))
-
 from adaptive_router import AdaptiveRouter, ComplexityScorer, RoutingConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LENGTHS = (50, 200, 500, 1000, 2000, 8000, 32000, 64000)
 
@@ -51,9 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl"
-    )
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl")
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--json", type=Path, help="write the table as JSON here")
     args = parser.parse_args(argv)
@@ -67,14 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.repeats} repeats x 8 prompts per length"
     )
     print(
-        f"{'chars':>7} | {'score p50':>9} {'score p99':>9} | {'decide p50':>10} {'decide p99':>10}  (µs)"
+        f"{'chars':>7} | {'score p50':>9} {'score p99':>9} | "
+        f"{'decide p50':>10} {'decide p99':>10}  (µs)"
     )
     for length in LENGTHS:
         # 8 different prompts of this length, taken at different offsets of the corpus.
         step = max(1, (len(text) - length) // 8)
         prompts = [
-            (text * (1 + length // len(text)))[i * step : i * step + length]
-            for i in range(8)
+            (text * (1 + length // len(text)))[i * step : i * step + length] for i in range(8)
         ]
         s50, s99 = measure(scorer.score, prompts, args.repeats)
         d50, d99 = measure(router.route, prompts, args.repeats)

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "router"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from _metrics import auroc, balanced_accuracy, confusion
+
 from adaptive_router import AdaptiveRouter, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def roc_points(labels: list[float], scores: list[float]) -> list[tuple[float, float]]:
@@ -33,7 +31,7 @@ def roc_points(labels: list[float], scores: list[float]) -> list[tuple[float, fl
     neg = (len(labels) - sum(labels)) or 1.0
     points = [(0.0, 0.0)]
     tp = fp = 0.0
-    for score, label in sorted(zip(scores, labels, strict=True), key=lambda p: -p[0]):
+    for _, label in sorted(zip(scores, labels, strict=True), key=lambda p: -p[0]):
         if label:
             tp += 1
         else:
@@ -63,9 +61,7 @@ def evaluate(
     sweep = [
         {
             "threshold": t / 20,
-            "balanced_accuracy": round(
-                balanced_accuracy(labels, [s >= t / 20 for s in scores]), 4
-            ),
+            "balanced_accuracy": round(balanced_accuracy(labels, [s >= t / 20 for s in scores]), 4),
             "tier_high_share": round(sum(s >= t / 20 for s in scores) / len(scores), 4),
         }
         for t in range(1, 20)
@@ -90,9 +86,7 @@ def evaluate(
         "balanced_accuracy": round(balanced_accuracy(labels, predicted), 4),
         "tier_high_share": round(sum(predicted) / len(predicted), 4),
         "confusion": confusion(labels, predicted),
-        "per_category_errors": {
-            k: f"{errors[k]}/{totals[k]}" for k in sorted(totals) if errors[k]
-        },
+        "per_category_errors": {k: f"{errors[k]}/{totals[k]}" for k in sorted(totals) if errors[k]},
         "sweep": sweep,
         "worst_errors": worst[:15],
         "roc": roc_points(labels, scores),
@@ -124,16 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl"
-    )
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl")
     parser.add_argument(
         "--config", type=Path, help="router YAML config (default: built-in defaults)"
     )
     parser.add_argument("--threshold", type=float, help="override complexity_threshold")
-    parser.add_argument(
-        "--out", type=Path, help="directory for routing_eval.json and roc.png"
-    )
+    parser.add_argument("--out", type=Path, help="directory for routing_eval.json and roc.png")
     args = parser.parse_args(argv)
 
     overrides: dict[str, Any] = {"gpu_monitor": False}
@@ -161,13 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     print("threshold sweep (threshold, balanced accuracy, tier_high share):")
     for point in result["sweep"]:
         print(
-            f"  {point['threshold']:.2f}  {point['balanced_accuracy']:.4f}  {point['tier_high_share']:.3f}"
+            f"  {point['threshold']:.2f}  {point['balanced_accuracy']:.4f}  "
+            f"{point['tier_high_share']:.3f}"
         )
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "routing_eval.json").write_text(
-            json.dumps(result, indent=2), encoding="utf-8"
-        )
+        (args.out / "routing_eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         plotted = plot_roc(result, args.out / "roc.png")
         print(
             f"wrote {args.out / 'routing_eval.json'}"

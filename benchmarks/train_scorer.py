@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import Counter
 from datetime import date
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "router"))
-
 from _metrics import auroc, balanced_accuracy
+
 from adaptive_router.features import DIMENSIONS, Features, extract
 from adaptive_router.model import LinearModel
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_rows(path: Path) -> list[dict[str, str]]:
@@ -40,9 +38,7 @@ def vocabulary(feats: list[Features], min_df: int) -> list[bytes]:
     df: Counter[bytes] = Counter()
     for f in feats:
         df.update(f.words)
-    return sorted(
-        w for w, n in df.items() if n >= min_df and len(w) > 1 and not w.isdigit()
-    )
+    return sorted(w for w, n in df.items() if n >= min_df and len(w) > 1 and not w.isdigit())
 
 
 def matrix(feats: list[Features], vocab: list[bytes]) -> np.ndarray:
@@ -89,8 +85,7 @@ def fit_logistic(
     def loss(v: np.ndarray) -> float:
         z = xb @ v
         return float(
-            np.sum(np.logaddexp(0.0, z) - y * z)
-            + 0.5 * np.sum(penalty * (v - prior) ** 2)
+            np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(penalty * (v - prior) ** 2)
         )
 
     current = loss(w)
@@ -100,9 +95,7 @@ def fit_logistic(
         hess = (xb.T * (p * (1 - p))) @ xb + np.diag(penalty + 1e-6)
         step = np.linalg.solve(hess, grad)
         scale = 1.0
-        while (
-            scale > 1e-4
-        ):  # backtracking: a full Newton step can overshoot far from the optimum
+        while scale > 1e-4:  # backtracking: a full Newton step can overshoot far from the optimum
             candidate = w - scale * step
             value = loss(candidate)
             if value <= current:
@@ -153,9 +146,7 @@ def cross_validate(
         mask = np.ones(len(y), dtype=bool)
         mask[test] = False
         train_idx = np.flatnonzero(mask)
-        model = train(
-            [feats[i] for i in train_idx], y[train_idx], min_df, l2_dims, l2_words
-        )
+        model = train([feats[i] for i in train_idx], y[train_idx], min_df, l2_dims, l2_words)
         for i in test:
             out[i] = model.probability(feats[i])
     return out
@@ -165,23 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl"
-    )
-    parser.add_argument(
-        "--out", type=Path, help="where to write the model (default: print only)"
-    )
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl")
+    parser.add_argument("--out", type=Path, help="where to write the model (default: print only)")
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--min-df", type=int, default=3)
     parser.add_argument("--l2-dims", type=float, default=10.0)
     parser.add_argument("--l2-words", type=float, default=3.0)
-    parser.add_argument(
-        "--threshold", type=float, default=0.5, help="decision threshold reported"
-    )
-    parser.add_argument(
-        "--search", action="store_true", help="grid-search the L2 strengths first"
-    )
+    parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold reported")
+    parser.add_argument("--search", action="store_true", help="grid-search the L2 strengths first")
     args = parser.parse_args(argv)
 
     rows = load_rows(args.data)
@@ -220,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             lo[i] = lo_model.probability(feats[i])
     lo_auc, lo_ba = auroc(y, lo), balanced_accuracy(y, lo >= args.threshold)
     print(
-        f"leave-one-source-out ({len(groups)} sources): AUROC={lo_auc:.4f} balanced accuracy={lo_ba:.4f}"
+        f"leave-one-source-out ({len(groups)} sources): "
+        f"AUROC={lo_auc:.4f} balanced accuracy={lo_ba:.4f}"
     )
 
     model = train(feats, y, args.min_df, args.l2_dims, args.l2_words)
@@ -243,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.data.name} ({len(rows)} rows), min_df={args.min_df}, "
                     f"l2_dims={args.l2_dims}, l2_words={args.l2_words}."
                 ),
-                f"{args.folds}-fold CV: AUROC {cv_auc:.4f}, balanced accuracy {cv_ba:.4f} at {args.threshold}.",
+                f"{args.folds}-fold CV: AUROC {cv_auc:.4f}, "
+                f"balanced accuracy {cv_ba:.4f} at {args.threshold}.",
                 f"Leave-one-source-out: AUROC {lo_auc:.4f}, balanced accuracy {lo_ba:.4f}.",
             ),
         )

@@ -146,12 +146,14 @@ class RoutingConfig(BaseModel):
         return value
 
 
-def _describe(exc: ValidationError, source: str) -> str:
+def describe_error(exc: ValidationError, source: str, fields: Any = None) -> str:
+    """One line naming every bad key of ``exc`` and where it came from (``source``)."""
+    known = list(fields if fields is not None else RoutingConfig.model_fields)
     problems = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
         if error["type"] == "extra_forbidden":
-            hint = difflib.get_close_matches(key, RoutingConfig.model_fields, n=1)
+            hint = difflib.get_close_matches(key, known, n=1)
             guess = f" (did you mean '{hint[0]}'?)" if hint else ""
             problems.append(f"unknown key '{key}'{guess}")
         else:
@@ -164,7 +166,7 @@ def build_config(values: Mapping[str, Any], source: str = "<arguments>") -> Rout
     try:
         return RoutingConfig(**dict(values))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(describe_error(exc, source)) from None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -183,13 +185,21 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """``ROUTER_<FIELD>`` variables that name a RoutingConfig field, parsed as YAML scalars."""
+def env_overrides(
+    environ: Mapping[str, str] | None = None, fields: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``ROUTER_<FIELD>`` variables that name a field (of RoutingConfig unless ``fields`` is
+    given). Text fields take the value as it is; others parse it as a YAML scalar, so numbers,
+    booleans and ``[a, b]`` lists work."""
     environ = os.environ if environ is None else environ
+    fields = RoutingConfig.model_fields if fields is None else fields
     out: dict[str, Any] = {}
-    for name in RoutingConfig.model_fields:
+    for name, field in fields.items():
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is None or raw == "":
+            continue
+        if field.annotation in (str, str | None):
+            out[name] = raw
             continue
         try:
             out[name] = yaml.safe_load(raw)

@@ -1,0 +1,46 @@
+"""``adaptive-router``: serve, explain a decision, or print the default configuration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .config import ConfigError, dump_default_config, load_config
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "serve":
+        from .middleware import serve
+
+        raise SystemExit(serve(argv[1:], prog="adaptive-router serve"))
+    parser = argparse.ArgumentParser(
+        prog="adaptive-router",
+        description="Adaptive router for Gemma 4 tiers. Commands: serve, route, config.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the HTTP service (see 'adaptive-router serve --help')")
+    route = sub.add_parser("route", help="print the decision for a prompt (no GPU rules)")
+    route.add_argument("prompt")
+    route.add_argument("--config")
+    sub.add_parser("config", help="print every setting with its default and meaning")
+    args = parser.parse_args(argv)
+    if args.command == "config":
+        print(dump_default_config())
+        print("# service:  (see adaptive_router.service_config.ServiceConfig)")
+        return
+    from .router import AdaptiveRouter
+
+    try:
+        config = load_config(args.config, gpu_monitor=False)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    with AdaptiveRouter(config) as router:
+        print(json.dumps(router.decide(args.prompt).as_dict(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

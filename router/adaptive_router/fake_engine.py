@@ -1,0 +1,302 @@
+"""A fake OpenAI-compatible engine for tests, benchmarks and GPU-less smoke runs.
+
+It speaks just enough of vLLM's and llama-server's HTTP surface: ``/v1/chat/completions`` and
+``/v1/completions`` (JSON and SSE), ``/health`` (200, or 503 "Loading model"), ``/metrics``
+(vLLM or llama.cpp names) and ``/v1/models``. Its behaviour is set per instance: delay before
+the first token, delay between tokens, number of tokens, and faults (HTTP 500, 503 loading, a
+connection cut mid-stream, a hang). It counts what happened, including streams whose client
+went away, so tests can check that the router closed them.
+
+    python -m adaptive_router.fake_engine --port 8000 --model gemma-4-e4b --flavor vllm
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+Fault = Literal["none", "500", "loading", "cut", "hang", "empty"]
+
+
+@dataclass
+class Behavior:
+    first_token_delay_s: float = 0.0
+    token_delay_s: float = 0.0
+    tokens: int = 8
+    fault: Fault = "none"
+    cut_after_tokens: int = 2
+    health_status: int = 200
+    deferred: int = 0
+    waiting: int = 0
+
+
+@dataclass
+class Stats:
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    active_streams: int = 0
+    completed_streams: int = 0
+    cancelled_streams: int = 0
+    stream_cancelled: threading.Event = field(default_factory=threading.Event)
+    stream_started: threading.Event = field(default_factory=threading.Event)
+
+
+class FakeEngine:
+    """An ASGI app. ``behavior`` and ``stats`` may be read and changed from other threads."""
+
+    def __init__(
+        self,
+        model: str = "fake-model",
+        flavor: Literal["vllm", "llamacpp"] = "llamacpp",
+        behavior: Behavior | None = None,
+    ) -> None:
+        self.model = model
+        self.flavor = flavor
+        self.behavior = behavior or Behavior()
+        self.stats = Stats()
+
+    def reset(self, behavior: Behavior | None = None) -> None:
+        self.behavior = behavior or Behavior()
+        self.stats = Stats()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        path, method = scope["path"], scope["method"]
+        if method == "GET" and path in ("/health", "/v1/health"):
+            status = self.behavior.health_status
+            if status == 200:
+                await _json(send, 200, {"status": "ok"})
+            else:
+                await _json(send, status, _loading_error())
+        elif method == "GET" and path == "/metrics":
+            await _text(send, 200, self._metrics())
+        elif method == "GET" and path == "/v1/models":
+            await _json(
+                send, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]}
+            )
+        elif method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
+            await self._completion(path.endswith("chat/completions"), receive, send)
+        else:
+            await _json(
+                send, 404, {"error": {"message": "not found", "type": "not_found", "code": 404}}
+            )
+
+    def _metrics(self) -> str:
+        b = self.behavior
+        if self.flavor == "vllm":
+            label = f'{{model_name="{self.model}"}}'
+            return (
+                f"# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{label} "
+                f"{self.stats.active_streams}\n"
+                "# TYPE vllm:num_requests_waiting gauge\n"
+                f"vllm:num_requests_waiting{label} {b.waiting}\n"
+                f"# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{label} 0.25\n"
+            )
+        return (
+            "# TYPE llamacpp:requests_processing gauge\n"
+            f"llamacpp:requests_processing {self.stats.active_streams}\n"
+            "# TYPE llamacpp:requests_deferred gauge\n"
+            f"llamacpp:requests_deferred {b.deferred}\n"
+        )
+
+    async def _completion(self, chat: bool, receive: Receive, send: Send) -> None:
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            await _json(
+                send, 400, {"error": {"message": "bad json", "type": "invalid_request_error"}}
+            )
+            return
+        self.stats.requests.append(body)
+        b = self.behavior
+        if body.get("model") != self.model:
+            await _json(
+                send,
+                404,
+                {
+                    "error": {
+                        "message": f"model {body.get('model')!r} not served",
+                        "type": "NotFoundError",
+                        "code": 404,
+                    }
+                },
+            )
+            return
+        if body.get("trigger_400"):
+            await _json(
+                send,
+                400,
+                {
+                    "error": {
+                        "message": "upstream says no",
+                        "type": "invalid_request_error",
+                        "code": 400,
+                    }
+                },
+            )
+            return
+        if b.fault == "500":
+            await _json(
+                send, 500, {"error": {"message": "internal engine error", "type": "server_error"}}
+            )
+            return
+        if b.fault == "loading":
+            await _json(send, 503, _loading_error())
+            return
+        if b.fault == "hang":
+            await asyncio.sleep(3600)
+            return
+        disconnected = asyncio.Event()
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected.set()
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            if await _wait(disconnected, b.first_token_delay_s):
+                self._cancelled()
+                return
+            created = int(time.time())
+            kind = "chat.completion" if chat else "text_completion"
+            if not body.get("stream"):
+                text = " ".join(f"tok{i}" for i in range(b.tokens))
+                choice: dict[str, Any] = (
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                    }
+                    if chat
+                    else {"index": 0, "text": text, "finish_reason": "stop"}
+                )
+                await _json(send, 200, {
+                    "id": "fake-1", "object": kind, "created": created, "model": body["model"],
+                    "choices": [choice],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": b.tokens,
+                              "total_tokens": 5 + b.tokens},
+                })  # fmt: skip
+                return
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/event-stream")]})  # fmt: skip
+            self.stats.active_streams += 1
+            self.stats.stream_started.set()
+            try:
+                if b.fault == "empty":
+                    raise ConnectionAbortedError("fault: stream ends before its first byte")
+                for i in range(b.tokens):
+                    if i and await _wait(disconnected, b.token_delay_s):
+                        self._cancelled()
+                        return
+                    if b.fault == "cut" and i == b.cut_after_tokens:
+                        raise ConnectionAbortedError("fault: connection cut mid-stream")
+                    delta = {"content": f"tok{i} "} if chat else None
+                    chunk_choice = (
+                        {"index": 0, "delta": delta, "finish_reason": None}
+                        if chat
+                        else {"index": 0, "text": f"tok{i} ", "finish_reason": None}
+                    )
+                    chunk = {"id": "fake-1", "object": f"{kind}.chunk", "created": created,
+                             "model": body["model"], "choices": [chunk_choice]}  # fmt: skip
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": b"data: " + json.dumps(chunk).encode() + b"\n\n",
+                            "more_body": True,
+                        }
+                    )
+                await send(
+                    {"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False}
+                )
+                self.stats.completed_streams += 1
+            finally:
+                self.stats.active_streams -= 1
+        finally:
+            watcher.cancel()
+
+    def _cancelled(self) -> None:
+        self.stats.cancelled_streams += 1
+        self.stats.stream_cancelled.set()
+
+
+async def _wait(event: asyncio.Event, delay: float) -> bool:
+    """Sleep ``delay`` seconds unless ``event`` fires first; True if it fired."""
+    if event.is_set():
+        return True
+    if delay <= 0:
+        await asyncio.sleep(0)
+        return event.is_set()
+    try:
+        await asyncio.wait_for(event.wait(), delay)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _loading_error() -> dict[str, Any]:
+    return {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
+
+
+async def _json(send: Send, status: int, payload: Any) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _text(send: Send, status: int, text: str) -> None:
+    body = text.encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; version=0.0.4")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--model", default="fake-model")
+    parser.add_argument("--flavor", choices=["vllm", "llamacpp"], default="llamacpp")
+    parser.add_argument("--first-token-delay-ms", type=float, default=0.0)
+    parser.add_argument("--token-delay-ms", type=float, default=0.0)
+    parser.add_argument("--tokens", type=int, default=8)
+    args = parser.parse_args()
+    import uvicorn
+
+    engine = FakeEngine(args.model, args.flavor, Behavior(
+        first_token_delay_s=args.first_token_delay_ms / 1000,
+        token_delay_s=args.token_delay_ms / 1000,
+        tokens=args.tokens,
+    ))  # fmt: skip
+    uvicorn.run(engine, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

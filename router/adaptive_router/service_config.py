@@ -1,0 +1,188 @@
+"""Settings of the HTTP service (the ``service:`` section of ``router_config.yaml``).
+
+Same rules as the decision settings: typed, documented, unknown keys are errors that name the
+key and the file, ``ROUTER_<FIELD>`` environment variables override the file. With only the
+two tier URLs everything else has a working default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .config import (
+    SERVICE_SECTION,
+    ConfigError,
+    RoutingConfig,
+    describe_error,
+    env_overrides,
+    load_config,
+    read_yaml,
+)
+
+
+class ServiceConfig(BaseModel):
+    """How the router listens, where the tiers are, and how it protects them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tier_low_url: str = Field(
+        "http://127.0.0.1:8000/v1",
+        description="OpenAI-compatible base URL of tier_low (vLLM), ending in /v1.",
+    )
+    tier_high_url: str = Field(
+        "http://127.0.0.1:8080/v1",
+        description="OpenAI-compatible base URL of tier_high (llama-server), ending in /v1.",
+    )
+    tier_low_model: str = Field(
+        "gemma-4-e4b", description="Model name tier_low serves (vLLM --served-model-name)."
+    )
+    tier_high_model: str = Field(
+        "gemma-4-26b-a4b", description="Model name tier_high serves (llama-server --alias)."
+    )
+    tier_low_api_key: str | None = Field(
+        None, description="Bearer token the router sends to tier_low (vLLM --api-key), if any."
+    )
+    tier_high_api_key: str | None = Field(
+        None, description="Bearer token the router sends to tier_high (llama-server --api-key)."
+    )
+    routed_models: tuple[str, ...] = Field(
+        ("gemma4-fast",), description="Model names the router decides for."
+    )
+    tier_high_models: tuple[str, ...] = Field(
+        ("gemma4-smart", "tier_high"),
+        description="Model names that always go to tier_high.",
+    )
+    tier_low_models: tuple[str, ...] = Field(
+        ("tier_low",), description="Model names that always go to tier_low."
+    )
+    default_model: str | None = Field(
+        "gemma4-fast",
+        description="Model used when a request names none (curl convenience); empty = the "
+        "model field is required.",
+    )
+    allow_degraded: bool = Field(
+        False,
+        description="May a request that named a tier (gemma4-smart, tier_high, tier_low) be "
+        "answered by the other tier when its own is down? Routed requests always may. A "
+        "degraded answer carries the header x-router-degraded: true.",
+    )
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(9000, ge=1, le=65535, description="Port to listen on.")
+    api_key: str | None = Field(
+        None,
+        description="When set, /v1/* needs 'Authorization: Bearer <api_key>'; /health and "
+        "/metrics stay open. Usually set through ROUTER_API_KEY.",
+    )
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    connect_timeout_s: float = Field(
+        2.0, gt=0, description="Time to open a connection to a tier before failing over."
+    )
+    first_byte_timeout_s: float = Field(
+        180.0,
+        gt=0,
+        description="Time a tier may take to answer (first byte; long prompts on the 26B need "
+        "long prefills). Past it the request fails over.",
+    )
+    read_timeout_s: float = Field(
+        120.0, gt=0, description="Longest silence between two chunks of a stream."
+    )
+    max_connections_per_tier: int = Field(
+        512, ge=1, description="Connection pool size towards each tier."
+    )
+    circuit_failure_threshold: int = Field(
+        3, ge=1, description="Consecutive failures that open a tier's circuit."
+    )
+    circuit_cooldown_s: float = Field(
+        5.0,
+        gt=0,
+        description="How long an open circuit keeps traffic away before one probe request.",
+    )
+    health_interval_s: float = Field(
+        2.0, gt=0, description="How often each tier's /health is probed."
+    )
+    health_timeout_s: float = Field(1.0, gt=0, description="Timeout of one health probe.")
+    load_poll_interval_s: float = Field(
+        2.0, gt=0, description="How often each tier's /metrics is read for queue depth."
+    )
+    tier_low_max_waiting: int = Field(
+        16,
+        ge=0,
+        description="tier_low is saturated when vLLM reports this many waiting requests "
+        "(vllm:num_requests_waiting). 0 disables.",
+    )
+    tier_high_max_deferred: int = Field(
+        4,
+        ge=0,
+        description="tier_high is saturated when llama-server reports this many deferred "
+        "requests (llamacpp:requests_deferred). 0 disables.",
+    )
+    tier_low_max_in_flight: int = Field(
+        256,
+        ge=0,
+        description="tier_low is saturated when the router has this many requests in flight "
+        "to it. 0 disables.",
+    )
+    tier_high_max_in_flight: int = Field(
+        32, ge=0, description="Same for tier_high (its llama-server has few parallel slots)."
+    )
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On shutdown, how long streams in flight may finish."
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    @field_validator("tier_low_url", "tier_high_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("routed_models", "tier_high_models", "tier_low_models", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    def models(self) -> list[str]:
+        """Every client-facing model name, routed first."""
+        seen: dict[str, None] = {}
+        for name in (*self.routed_models, *self.tier_high_models, *self.tier_low_models):
+            seen.setdefault(name, None)
+        return list(seen)
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    service_overrides: Mapping[str, Any] | None = None,
+    routing_overrides: Mapping[str, Any] | None = None,
+) -> tuple[ServiceConfig, RoutingConfig]:
+    """Both configurations, each as defaults < file < ``ROUTER_*`` environment < overrides."""
+    values: dict[str, Any] = {}
+    sources: list[str] = []
+    if path is not None:
+        section = read_yaml(path).get(SERVICE_SECTION) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: '{SERVICE_SECTION}' must be a mapping")
+        values.update(section)
+        sources.append(f"{path} ({SERVICE_SECTION}:)")
+    env = env_overrides(environ, ServiceConfig.model_fields)
+    if env:
+        values.update(env)
+        sources.append("environment")
+    values.update({k: v for k, v in (service_overrides or {}).items() if v is not None})
+    try:
+        service = ServiceConfig(**values)
+    except ValidationError as exc:
+        source = " + ".join(sources) or "<arguments>"
+        raise ConfigError(describe_error(exc, source, ServiceConfig.model_fields)) from None
+    routing = load_config(path, environ=environ, **dict(routing_overrides or {}))
+    return service, routing

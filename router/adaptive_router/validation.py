@@ -1,0 +1,149 @@
+"""Check request bodies before anything is routed: clear 400s naming the field, never a 500.
+
+Only what the router itself relies on is checked (the shape of ``messages`` / ``prompt``,
+``model``, ``stream``, ``max_tokens``); every other field passes through untouched for the
+engine to judge, so a field the router does not know is never lost.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import APIError
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise APIError(400, "The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise APIError(
+            400, f"The request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+    if not isinstance(body, dict):
+        raise APIError(400, "The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _invalid(param: str, message: str) -> APIError:
+    return APIError(400, message, code="invalid_value", param=param)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What the router needs from a valid body."""
+
+    model: str | None
+    stream: bool
+    max_tokens: int | None
+    messages: list[dict[str, Any]] | None = None
+    prompt_text: str | None = None
+
+
+def _common(body: dict[str, Any]) -> tuple[str | None, bool, int | None]:
+    model = body.get("model")
+    if model is not None and (not isinstance(model, str) or not model):
+        raise _invalid("model", "'model' must be a non-empty string.")
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise _invalid("stream", "'stream' must be true or false.")
+    max_tokens = None
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _invalid(name, f"'{name}' must be a non-negative integer.")
+        max_tokens = value
+    return model, stream, max_tokens
+
+
+def _check_part(part: Any, where: str) -> None:
+    if not isinstance(part, dict):
+        raise _invalid(where, f"'{where}' must be an object with a 'type'.")
+    kind = part.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise _invalid(f"{where}.type", f"'{where}.type' must be a non-empty string.")
+    if kind == "text" and not isinstance(part.get("text"), str):
+        raise _invalid(f"{where}.text", f"'{where}.text' must be a string.")
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else image
+        if not isinstance(url, str) or not url:
+            raise _invalid(f"{where}.image_url", f"'{where}.image_url.url' must be a string.")
+
+
+def chat_request(body: dict[str, Any]) -> RequestInfo:
+    model, stream, max_tokens = _common(body)
+    messages = body.get("messages")
+    if messages is None:
+        raise APIError(
+            400, "'messages' is required.", code="missing_required_parameter", param="messages"
+        )
+    if not isinstance(messages, list) or not messages:
+        raise _invalid("messages", "'messages' must be a non-empty array of message objects.")
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise _invalid(where, f"'{where}' must be an object with 'role' and 'content'.")
+        role = message.get("role")
+        if role not in ROLES:
+            raise _invalid(
+                f"{where}.role",
+                f"'{where}.role' must be one of {', '.join(sorted(ROLES))}; got {role!r}.",
+            )
+        content = message.get("content")
+        if content is None:
+            if role in ("assistant", "tool", "function"):
+                continue  # e.g. an assistant turn that only carries tool_calls
+            raise _invalid(f"{where}.content", f"'{where}.content' is required for role {role!r}.")
+        if isinstance(content, str):
+            continue
+        if not isinstance(content, list):
+            raise _invalid(
+                f"{where}.content", f"'{where}.content' must be a string or an array of parts."
+            )
+        for j, part in enumerate(content):
+            _check_part(part, f"{where}.content[{j}]")
+    return RequestInfo(model=model, stream=stream, max_tokens=max_tokens, messages=messages)
+
+
+def completion_request(body: dict[str, Any]) -> RequestInfo:
+    model, stream, max_tokens = _common(body)
+    prompt = body.get("prompt")
+    if prompt is None:
+        raise APIError(
+            400, "'prompt' is required.", code="missing_required_parameter", param="prompt"
+        )
+    if isinstance(prompt, str):
+        text = prompt
+    elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        text = "\n".join(prompt)
+    elif (
+        isinstance(prompt, list)
+        and prompt
+        and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt)
+    ):
+        text = ""  # token ids: nothing to read, the rules judge by length alone
+    elif (
+        isinstance(prompt, list)
+        and prompt
+        and all(
+            isinstance(p, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in p)
+            for p in prompt
+        )
+    ):
+        text = ""
+    else:
+        raise _invalid(
+            "prompt",
+            "'prompt' must be a string, an array of strings, or an array of token ids.",
+        )
+    return RequestInfo(model=model, stream=stream, max_tokens=max_tokens, prompt_text=text)
