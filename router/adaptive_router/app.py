@@ -340,6 +340,11 @@ def create_app(
             }
         )
 
+    @app.get("/livez")
+    async def livez() -> Response:
+        """Liveness of the router process itself, whatever the tiers do (container checks)."""
+        return JSONResponse({"status": "alive", "version": __version__})
+
     @app.get("/health")
     async def health() -> Response:
         tier_status = {name: tier.status() for name, tier in tiers.items()}
