@@ -55,18 +55,19 @@ def test_console_script_route_and_config() -> None:
     assert "complexity_threshold: 0.5" in out.stdout
 
 
-def test_serve_drains_streams_in_flight_on_sigterm() -> None:
+def test_serve_drains_streams_in_flight_on_sigterm(tmp_path: Path) -> None:
     engine = FakeEngine("gemma-4-e4b", behavior=Behavior(tokens=10, token_delay_s=0.1))
     with serve(engine) as engine_url:
         from .servers import closed_port_url
 
         port = closed_port_url().split(":")[2].split("/")[0]
+        log = (tmp_path / "router.log").open("w")
         proc = subprocess.Popen(
             [PY, "-m", "adaptive_router.middleware", "--tier-low-url", engine_url + "/v1",
              "--tier-high-url", engine_url + "/v1", "--host", "127.0.0.1", "--port", port],
             env={**os.environ, "ROUTER_GPU_MONITOR": "false",
                  "ROUTER_TIER_HIGH_MODEL": "gemma-4-e4b"},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}"
@@ -93,3 +94,5 @@ def test_serve_drains_streams_in_flight_on_sigterm() -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
+                proc.wait()
+            log.close()
