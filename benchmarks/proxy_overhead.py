@@ -56,22 +56,24 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
 
 @contextmanager
 def process(cmd: list[str], ready_url: str, env: dict[str, str] | None = None) -> Iterator[int]:
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    try:
-        wait_ready(ready_url)
-        yield proc.pid
-    except RuntimeError:
-        log.seek(0)
-        sys.stderr.write(log.read().decode(errors="replace")[-3000:])
-        raise
-    finally:
-        proc.send_signal(signal.SIGINT)
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            wait_ready(ready_url)
+            yield proc.pid
+        except RuntimeError:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-3000:])
+            raise
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def rss_mb(pid: int) -> float:
@@ -204,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = {}
             for c in levels:
                 results[name][c] = asyncio.run(run_load(url, model, c, args.requests))
-                print(f"  {name:7s} c={c:<3d} {json.dumps({k: round(v, 2) for k, v in results[name][c].items()})}")
+                row = {k: round(v, 2) for k, v in results[name][c].items()}
+                print(f"  {name:7s} c={c:<3d} {json.dumps(row)}")
         memory["router_rss_end_mb"] = rss_mb(router_pid)
         if extra is not None:
             cmd, _ = extra
@@ -222,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             print("(litellm not installed: LiteLLM column left out)")
 
     print()
-    print("| path | concurrency | TTFT p50 (ms) | TTFT p95 (ms) | added TTFT p50 (ms) | total p50 (ms) | req/s | errors |")
+    print(
+        "| path | concurrency | TTFT p50 (ms) | TTFT p95 (ms) | added TTFT p50 (ms) "
+        "| total p50 (ms) | req/s | errors |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, by_c in results.items():
         for c, r in by_c.items():
