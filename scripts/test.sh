@@ -54,8 +54,8 @@ fi
 export PATH="$VENV/bin:$PATH"
 
 echo "==> ruff"
-ruff check router benchmarks tests
-ruff format --check router benchmarks tests
+ruff check router benchmarks tests grafana scripts
+ruff format --check router benchmarks tests grafana scripts
 
 echo "==> mypy"
 (cd router && mypy)
