@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Helpers shared by the Stratum scripts. Source it; do not run it.
+# shellcheck shell=bash
+
+STRATUM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export STRATUM_ROOT
+
+if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then
+  C_RED=$'\033[31m'; C_GREEN=$'\033[32m'; C_YELLOW=$'\033[33m'; C_BOLD=$'\033[1m'; C_OFF=$'\033[0m'
+else
+  C_RED=""; C_GREEN=""; C_YELLOW=""; C_BOLD=""; C_OFF=""
+fi
+
+log()  { printf '%s\n' "$*"; }
+info() { printf '%s==>%s %s\n' "$C_BOLD" "$C_OFF" "$*"; }
+ok()   { printf '  %sok%s    %s\n' "$C_GREEN" "$C_OFF" "$*"; }
+warn() { printf '  %swarn%s  %s\n' "$C_YELLOW" "$C_OFF" "$*" >&2; }
+fail() { printf '  %sFAIL%s  %s\n' "$C_RED" "$C_OFF" "$*" >&2; }
+die()  { printf '%serror:%s %s\n' "$C_RED" "$C_OFF" "$*" >&2; exit 1; }
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# version_ge A B: true when dotted version A >= B (numeric parts; missing parts count as 0).
+version_ge() {
+  local IFS=.
+  local -a a b
+  read -r -a a <<<"$1"
+  read -r -a b <<<"$2"
+  local i n=$(( ${#a[@]} > ${#b[@]} ? ${#a[@]} : ${#b[@]} ))
+  for ((i = 0; i < n; i++)); do
+    local xs="${a[i]:-0}" ys="${b[i]:-0}"
+    xs="${xs//[^0-9]/}"; ys="${ys//[^0-9]/}"
+    local x=$((10#${xs:-0})) y=$((10#${ys:-0}))
+    (( x > y )) && return 0
+    (( x < y )) && return 1
+  done
+  return 0
+}
+
+# unquote VALUE: VALUE without one pair of surrounding double or single quotes.
+unquote() {
+  local v=$1
+  if [[ "$v" =~ ^\"(.*)\"$ || "$v" =~ ^\'(.*)\'$ ]]; then v="${BASH_REMATCH[1]}"; fi
+  printf '%s' "$v"
+}
+
+# env_get FILE KEY: the value of KEY in a dotenv file (last one wins), without quotes.
+env_get() {
+  local file=$1 key=$2 line value=""
+  [[ -f "$file" ]] || return 0
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" =~ ^[[:space:]]*${key}=(.*)$ ]] || continue
+    value="${BASH_REMATCH[1]}"
+  done <"$file"
+  unquote "$value"
+}
+
+# env_set FILE KEY VALUE: set KEY in place (replacing its first line, or appending), file kept 0600.
+env_set() {
+  local file=$1 key=$2 value=$3 tmp
+  tmp="$(mktemp "${file}.XXXXXX")"
+  awk -v k="$key" -v v="$value" '
+    BEGIN { done = 0 }
+    $0 ~ "^[[:space:]]*" k "=" && !done { print k "=" v; done = 1; next }
+    { print }
+    END { if (!done) print k "=" v }
+  ' "$file" >"$tmp"
+  chmod 600 "$tmp"
+  mv "$tmp" "$file"
+}
+
+# random_secret N: N random bytes as hex.
+random_secret() {
+  local n=${1:-24}
+  if have openssl; then
+    openssl rand -hex "$n"
+  else
+    od -An -tx1 -N"$n" /dev/urandom | tr -d ' \n'
+  fi
+}
+
+# load_env FILE: export the dotenv file's values for the script (compose reads the file itself).
+# Variables already in the environment win, as they do for compose.
+load_env() {
+  local file=$1 line key
+  [[ -f "$file" ]] || return 0
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+    key="${BASH_REMATCH[1]}"
+    [[ -n "${!key+x}" ]] || export "$key=$(unquote "${BASH_REMATCH[2]}")"
+  done <"$file"
+}
+
+# compose ARGS...: docker compose with the project's file and .env.
+compose() {
+  docker compose --project-directory "$STRATUM_ROOT" -f "$STRATUM_ROOT/docker-compose.yml" "$@"
+}
+
+# container_state SERVICE: healthy | starting | unhealthy | running | exited | missing
+container_state() {
+  local id
+  id="$(compose ps -q "$1" 2>/dev/null | head -n 1)"
+  if [[ -z "$id" ]]; then
+    echo missing
+    return 0
+  fi
+  docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing
+}
+
+# port_in_use PORT: true when something accepts connections on 127.0.0.1:PORT.
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Stop the Stratum stack. Data (chats, metrics, dashboards, models) is kept unless --volumes.
+set -euo pipefail
+
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+usage() {
+  cat <<'TXT'
+Usage: bash scripts/stop.sh [--volumes] [--yes]
+
+Stops and removes the containers. Downloaded models and the Hugging Face cache are never touched.
+
+  --volumes   also delete the named volumes: OpenWebUI chats and users, Prometheus data, Grafana state
+  --yes       do not ask before deleting volumes
+  -h, --help  this text
+TXT
+}
+
+VOLUMES=0
+YES=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --volumes) VOLUMES=1 ;;
+    --yes|-y) YES=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $1" ;;
+  esac
+  shift
+done
+
+have docker || die "docker is not installed; nothing to stop."
+docker info >/dev/null 2>&1 || die "the Docker daemon does not answer (sudo systemctl start docker)."
+if [[ "$VOLUMES" == 1 ]]; then
+  if [[ "$YES" != 1 ]]; then
+    [[ -t 0 ]] || die "--volumes deletes chats and metrics; add --yes to confirm when not interactive."
+    read -r -p "Delete OpenWebUI chats/users, Prometheus data and Grafana state? [y/N] " answer
+    [[ "$answer" =~ ^[Yy] ]] || die "nothing deleted."
+  fi
+  info "Stopping Stratum and deleting its volumes"
+  compose down --volumes --remove-orphans
+else
+  info "Stopping Stratum (data kept)"
+  compose down --remove-orphans
+fi
+ok "stopped"

@@ -1,0 +1,197 @@
+"""docker-compose.yml, checked without a Docker engine: the Compose schema plus our own rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import jsonschema
+import pytest
+from stackutil import ROOT, env_example
+
+SERVICES = {"vllm", "llama-cpp", "router", "litellm", "open-webui", "prometheus", "grafana"}
+VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?([^}]*)\}")
+
+
+def test_matches_the_compose_specification(compose: dict[str, Any]) -> None:
+    schema = json.loads((ROOT / "tests/data/compose-spec/compose-spec.schema.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(compose)
+
+
+def test_services_are_named_as_documented(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == SERVICES
+
+
+def test_every_service_has_a_healthcheck_and_restart_policy(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        assert svc.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        assert svc.get("restart") in ("unless-stopped", "always"), f"{name} has no restart policy"
+
+
+def _image_default(image: str) -> str:
+    m = VAR.fullmatch(image)
+    return m.group(3) if m else image
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES - {"router"}))
+def test_images_are_pinned_to_version_tags(compose: dict[str, Any], name: str) -> None:
+    image = compose["services"][name]["image"]
+    default = _image_default(image)
+    repo, _, tag = default.rpartition(":")
+    assert repo and tag, f"{name}: {default} has no tag"
+    assert tag not in {
+        "latest",
+        "main",
+        "main-latest",
+        "main-stable",
+        "lts",
+        "server-cuda",
+        "stable",
+    }
+    assert re.search(r"\d", tag), f"{name}: tag {tag} is not a version"
+    env_value = env_example()[VAR.fullmatch(image).group(1)] if VAR.fullmatch(image) else default  # type: ignore[union-attr]
+    assert env_value == default, f"{name}: .env.example and the compose default disagree"
+
+
+def test_version_pins_respect_known_bad_releases(compose: dict[str, Any]) -> None:
+    vllm = _image_default(compose["services"]["vllm"]["image"])
+    major, minor = (int(x) for x in re.search(r":v(\d+)\.(\d+)", vllm).groups())  # type: ignore[union-attr]
+    assert (major, minor) >= (0, 29) and (major, minor) != (0, 27)
+    litellm = _image_default(compose["services"]["litellm"]["image"])
+    version = tuple(int(x) for x in re.search(r":v(\d+)\.(\d+)\.(\d+)", litellm).groups())  # type: ignore[union-attr]
+    assert version >= (1, 83, 10) and version not in {(1, 82, 7), (1, 82, 8)}
+
+
+def test_router_is_built_here_and_does_not_wait_for_the_tiers(compose: dict[str, Any]) -> None:
+    router = compose["services"]["router"]
+    assert router["build"]["context"] == "./router"
+    assert "depends_on" not in router
+    assert (ROOT / "router/Dockerfile").exists()
+
+
+def test_gpu_reservations(compose: dict[str, Any]) -> None:
+    for name in ("vllm", "llama-cpp", "router"):
+        devices = compose["services"][name]["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["driver"] == "nvidia"
+        assert "gpu" in devices[0]["capabilities"]
+        assert not ("count" in devices[0] and "device_ids" in devices[0])
+
+
+def test_start_order_vllm_before_llama_cpp(compose: dict[str, Any]) -> None:
+    assert compose["services"]["llama-cpp"]["depends_on"]["vllm"]["condition"] == "service_healthy"
+    assert "depends_on" not in compose["services"]["vllm"]
+
+
+def test_engine_flags(compose: dict[str, Any]) -> None:
+    vllm = compose["services"]["vllm"]
+    assert vllm["ipc"] == "host"
+    cmd = vllm["command"]
+    for flag in ("--served-model-name gemma-4-e4b", "--gpu-memory-utilization", "--max-model-len",
+                 "--max-num-seqs", "--kv-cache-dtype", "--limit-mm-per-prompt", "${VLLM_EAGER_ARGS"):  # fmt: skip
+        assert flag in cmd
+    assert "gpu_cache_usage" not in cmd
+    llama = compose["services"]["llama-cpp"]["command"]
+    for flag in ("--alias gemma-4-26b-a4b", "--host 0.0.0.0", "--port 8080", "--metrics",
+                 "--ctx-size", "--parallel", "--n-cpu-moe"):  # fmt: skip
+        assert flag in llama
+    assert "./docker/llama-cpp/models:/models:ro" in compose["services"]["llama-cpp"]["volumes"]
+    assert compose["services"]["llama-cpp"]["healthcheck"]["start_period"].startswith(
+        "${LLAMA_START_PERIOD"
+    )
+
+
+def test_no_host_port_twice_and_internal_ports_on_loopback(compose: dict[str, Any]) -> None:
+    env = env_example()
+    seen: dict[str, str] = {}
+    for name, svc in compose["services"].items():
+        for spec in svc.get("ports", []):
+            bind, resolved, _ = VAR.sub(lambda m: env.get(m.group(1), m.group(3)), spec).rsplit(
+                ":", 2
+            )
+            assert resolved not in seen, (
+                f"host port {resolved} used by {seen.get(resolved)} and {name}"
+            )
+            seen[resolved] = name
+            if name == "open-webui":
+                assert bind == "0.0.0.0"
+            else:
+                assert bind == "127.0.0.1", f"{name} is published on {bind}"
+    assert seen["3000"] == "open-webui" and seen["3001"] == "grafana" and seen["9000"] == "router"
+
+
+def test_every_variable_without_default_is_in_env_example() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    env = env_example()
+    for m in VAR.finditer(text):
+        name, op = m.group(1), m.group(2)
+        if op in (":-", "-"):
+            assert name in env, (
+                f"${{{name}}} has a default in compose but is not documented in .env.example"
+            )
+        else:
+            assert name in env, f"${{{name}}} has no default and is missing from .env.example"
+
+
+def test_env_example_has_no_secret_values() -> None:
+    env = env_example()
+    for key in (
+        "LITELLM_MASTER_KEY",
+        "WEBUI_SECRET_KEY",
+        "GRAFANA_ADMIN_PASSWORD",
+        "ROUTER_API_KEY",
+        "HF_TOKEN",
+    ):
+        assert env[key] == "", f"{key} must be empty in .env.example"
+
+
+def test_no_literal_secrets_in_config_files() -> None:
+    pattern = re.compile(
+        r"(sk-[A-Za-z0-9]{16,}|hf_[A-Za-z0-9]{20,}|(password|secret|master_key|api_key)\s*[:=]\s*[\"']?[A-Za-z0-9+/]{12,})",
+        re.I,
+    )
+    for path in ["docker-compose.yml", ".env.example", "docker/litellm/config.yaml", "docker/router/router_config.yaml",
+                 "docker/prometheus/prometheus.yml", "grafana/provisioning/datasources/prometheus.yaml"]:  # fmt: skip
+        for line in (ROOT / path).read_text().splitlines():
+            assert not pattern.search(line), f"{path}: {line.strip()}"
+
+
+def test_openwebui_wiring(compose: dict[str, Any]) -> None:
+    env = compose["services"]["open-webui"]["environment"]
+    assert env["OPENAI_API_BASE_URLS"] == "http://litellm:4000/v1"
+    assert env["ENABLE_OLLAMA_API"] == "false"
+    assert env["DEFAULT_MODELS"] == "gemma4-fast"
+    assert "ENABLE_PERSISTENT_CONFIG" in env
+    assert "open-webui-data:/app/backend/data" in compose["services"]["open-webui"]["volumes"]
+
+
+def test_litellm_exposes_both_models_through_the_router() -> None:
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "docker/litellm/config.yaml").read_text())
+    models = {m["model_name"]: m["litellm_params"] for m in cfg["model_list"]}
+    assert set(models) == {"gemma4-fast", "gemma4-smart"}
+    for name, params in models.items():
+        assert params["api_base"] == "http://router:9000/v1"
+        assert params["model"] == f"openai/{name}"
+    assert "prometheus" in cfg["litellm_settings"]["callbacks"]
+    assert cfg["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+
+
+def test_router_config_file_loads_with_the_router_itself() -> None:
+    from adaptive_router.service_config import load_settings
+
+    service, routing = load_settings(ROOT / "docker/router/router_config.yaml", environ={})
+    assert service.tier_low_url == "http://vllm:8000/v1"
+    assert service.tier_high_url == "http://llama-cpp:8080/v1"
+    assert service.routed_models == ("gemma4-fast",)
+    assert "gemma4-smart" in service.tier_high_models
+    assert routing.tier_low_context_tokens == 8192
+
+
+def test_env_example_models_are_the_real_ones() -> None:
+    env = env_example()
+    assert env["LLAMA_MODEL_REPO"] == "ggml-org/gemma-4-26B-A4B-it-GGUF"
+    assert env["LLAMA_MODEL_FILE"] == "gemma-4-26B-A4B-it-Q4_K_M.gguf"
+    assert env["VLLM_MODEL"].startswith("google/gemma-4-E4B")
+    assert "27b" not in (ROOT / ".env.example").read_text().lower()

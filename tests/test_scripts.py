@@ -1,0 +1,475 @@
+"""The shell scripts: shellcheck, --help, and behaviour with stub docker / nvidia-smi / curl.
+
+Each behaviour test copies the repository's scripts and config into a temporary directory (so the
+real .env is never touched) and puts stub commands first on PATH. The stubs record their calls and
+answer from environment variables the test sets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from stackutil import ROOT, require_tool
+
+SCRIPTS = [
+    *sorted((ROOT / "scripts").glob("*.sh")),
+    ROOT / "scripts/lib/common.sh",
+    ROOT / ".ci/run",
+]
+GPU_16GB = "NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 580.95.05"
+
+DOCKER_STUB = r"""#!PYTHON
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["STUB_LOG"], "a") as f:
+    f.write("docker " + " ".join(args) + "\n")
+def env(name, default=""):
+    return os.environ.get(name, default)
+if args[:1] == ["--version"]:
+    print("Docker version 28.2.2, build e6534b4")
+    sys.exit(0)
+if args[:1] == ["info"]:
+    if env("STUB_DOCKER_DOWN"):
+        sys.exit(1)
+    if "--format" in args:
+        print(env("STUB_RUNTIMES", '{"nvidia":{},"runc":{}}'))
+    sys.exit(0)
+if args[:1] == ["inspect"]:
+    cid = args[-1]
+    states = json.loads(env("STUB_STATES", "{}"))
+    print(states.get(cid.removeprefix("cid-"), env("STUB_DEFAULT_STATE", "healthy")))
+    sys.exit(0)
+if args[:1] == ["compose"]:
+    rest = [a for a in args[1:]]
+    while rest and rest[0] in ("--project-directory", "-f"):
+        rest = rest[2:]
+    if rest[:2] == ["version", "--short"]:
+        print(env("STUB_COMPOSE_VERSION", "2.29.1"))
+        sys.exit(0)
+    if rest[:2] == ["ps", "-q"]:
+        if len(rest) > 2:
+            started = open(os.environ["STUB_LOG"]).read()
+            if ("up -d" in started and rest[2] in started) or env("STUB_RUNNING"):
+                print("cid-" + rest[2])
+        elif env("STUB_RUNNING"):
+            print("cid-router")
+        sys.exit(0)
+    if rest[:1] == ["logs"]:
+        print("vllm  | torch.OutOfMemoryError: CUDA out of memory")
+        sys.exit(0)
+    sys.exit(0)
+sys.exit(0)
+"""
+
+NVIDIA_SMI_STUB = r"""#!PYTHON
+import os, sys
+fields = ["name", "memory.total", "compute_cap", "driver_version"]
+values = dict(zip(fields, [v.strip() for v in os.environ["STUB_GPU"].split(",")]))
+query = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--query-gpu=")), ",".join(fields))
+print(", ".join(values[q] for q in query.split(",")))
+"""
+
+CURL_STUB = r"""#!PYTHON
+# Minimal curl: -s -o FILE -D FILE -w FMT -m N -H H -d BODY URL. Answers from STUB_HTTP (JSON):
+# {"url substring": [code, body, {"header": "value"}]}; unknown URLs are unreachable (000).
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["STUB_LOG"], "a") as f:
+    f.write("curl " + " ".join(args) + "\n")
+out = headers = fmt = None
+url = None
+body = None
+i = 0
+while i < len(args):
+    a = args[i]
+    if a in ("-o", "-D", "-w", "-m", "-H", "-d"):
+        v = args[i + 1]
+        if a == "-o": out = v
+        if a == "-D": headers = v
+        if a == "-w": fmt = v
+        if a == "-d": body = v
+        i += 2
+        continue
+    if not a.startswith("-"):
+        url = a
+    i += 1
+routes = json.loads(os.environ.get("STUB_HTTP", "{}"))
+match = None
+for key in sorted(routes, key=len, reverse=True):
+    path, _, model = key.partition("#")  # "#tier_low": only for requests naming that model
+    if path in url and (not model or (body is not None and f'"{model}"' in body)):
+        match = routes[key]
+        break
+if match is None:
+    if fmt: sys.stdout.write("000")
+    sys.exit(7)
+code, text, hdrs = match
+if headers:
+    with open(headers, "w") as f:
+        f.write(f"HTTP/1.1 {code}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()))
+if out and out != "/dev/null":
+    open(out, "w").write(text)
+elif not out:
+    sys.stdout.write(text)
+if fmt:
+    sys.stdout.write(str(code))
+"""
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shellcheck(script: Path) -> None:
+    shellcheck = require_tool("shellcheck")
+    out = subprocess.run([shellcheck, "-x", str(script)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout
+
+
+@pytest.mark.parametrize("script", [p for p in SCRIPTS if p.suffix == ".sh" and p.parent.name == "scripts"],
+                         ids=lambda p: p.name)  # fmt: skip
+def test_every_script_has_help_and_strict_mode(script: Path) -> None:
+    text = script.read_text()
+    assert "set -euo pipefail" in text
+    out = subprocess.run(
+        ["bash", str(script), "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Usage:" in out.stdout
+
+
+class Sandbox:
+    """A copy of the repository's runnable parts, with stub commands on PATH."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.root = tmp / "stratum"
+        for name in ("scripts", "docker", "grafana"):
+            shutil.copytree(ROOT / name, self.root / name)
+        for name in (".env.example", "docker-compose.yml"):
+            shutil.copy(ROOT / name, self.root / name)
+        (self.root / "router").mkdir()
+        self.bin = tmp / "bin"
+        self.bin.mkdir()
+        self.log = tmp / "calls.log"
+        self.log.write_text("")
+        self.env = {
+            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "HOME": str(tmp),
+            "STUB_LOG": str(self.log),
+            "STRATUM_POLL_SECONDS": "0",
+            "NO_COLOR": "1",
+            # The sandbox's ports are whatever this machine has free; do not depend on them.
+            **{
+                k: str(p)
+                for k, p in zip(
+                    (
+                        "WEBUI_PORT",
+                        "GRAFANA_PORT",
+                        "LITELLM_PORT",
+                        "VLLM_PORT",
+                        "LLAMA_CPP_PORT",
+                        "ROUTER_PORT",
+                        "PROMETHEUS_PORT",
+                    ),
+                    _free_ports(7),
+                    strict=True,
+                )
+            },
+        }
+        self.stub("docker", DOCKER_STUB)
+
+    def stub(self, name: str, text: str) -> None:
+        path = self.bin / name
+        path.write_text(text.replace("#!PYTHON", "#!" + sys.executable, 1))
+        path.chmod(0o755)
+
+    def gpu(self, line: str = GPU_16GB) -> None:
+        self.stub("nvidia-smi", NVIDIA_SMI_STUB)
+        self.env["STUB_GPU"] = line
+
+    def models(self) -> None:
+        (self.root / "docker/llama-cpp/models/gemma-4-26B-A4B-it-Q4_K_M.gguf").write_bytes(b"GGUF")
+        snap = self.root / ".cache/huggingface/hub/models--google--gemma-4-E4B-it/snapshots/abc"
+        snap.mkdir(parents=True)
+        (snap / "config.json").write_text("{}")
+
+    def run(self, script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(self.root / "scripts" / script), *args],
+            capture_output=True, text=True, timeout=120, env={**self.env, **env}, cwd=self.root,
+        )  # fmt: skip
+
+    def calls(self) -> list[str]:
+        return self.log.read_text().splitlines()
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Sandbox:
+    return Sandbox(tmp_path)
+
+
+# -- start.sh -------------------------------------------------------------------------------------
+
+
+def test_start_dry_run_without_gpu_fails_clearly(box: Sandbox) -> None:
+    out = box.run("start.sh", "--dry-run")
+    assert out.returncode == 1
+    assert "no NVIDIA driver found" in out.stderr
+    assert "install-cuda-linux.sh" in out.stderr
+    assert "nothing was started" in out.stderr
+    assert not any(" up -d" in c for c in box.calls())
+
+
+def test_start_dry_run_with_a_16gb_gpu_passes_preflight(box: Sandbox) -> None:
+    box.gpu()
+    box.models()
+    out = box.run("start.sh", "--dry-run")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "RTX 5060 Ti, 16311 MiB, compute capability 12.0, driver 580.95.05" in out.stdout
+    assert "would create .env" in out.stdout
+    for stage in (
+        "up -d prometheus grafana router",
+        "up -d vllm",
+        "up -d llama-cpp",
+        "up -d litellm open-webui",
+    ):
+        assert f"would run: compose {stage}" in out.stdout
+    assert out.stdout.index("up -d vllm") < out.stdout.index("up -d llama-cpp")
+    assert not (box.root / ".env").exists()
+    assert not any(" up -d" in c for c in box.calls())
+
+
+@pytest.mark.parametrize(
+    ("gpu", "env", "message"),
+    [
+        ("NVIDIA GeForce RTX 4060, 8188, 8.9, 580.95.05", {}, "needs a 16 GB card"),
+        ("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 575.64.05", {}, "v0.29.0-cu129"),
+        ("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 560.35.03", {"VLLM_IMAGE": "vllm/vllm-openai:v0.29.0-cu129"}, "needs >= 575.57"),
+    ],
+)  # fmt: skip
+def test_start_refuses_what_cannot_work(
+    box: Sandbox, gpu: str, env: dict[str, str], message: str
+) -> None:
+    box.gpu(gpu)
+    box.models()
+    out = box.run("start.sh", "--dry-run", **env)
+    assert out.returncode == 1
+    assert message in out.stderr
+
+
+def test_start_checks_docker_compose_and_toolkit(box: Sandbox) -> None:
+    box.gpu()
+    out = box.run(
+        "start.sh", "--dry-run", STUB_COMPOSE_VERSION="2.17.3", STUB_RUNTIMES='{"runc":{}}'
+    )
+    assert out.returncode == 1
+    assert "Compose 2.17.3 is too old" in out.stderr
+    assert "NVIDIA Container Toolkit is not configured" in out.stderr
+    out = box.run("start.sh", "--dry-run", STUB_DOCKER_DOWN="1")
+    assert out.returncode == 1 and "Docker daemon does not answer" in out.stderr
+
+
+def test_start_reports_busy_ports(box: Sandbox) -> None:
+    import socket
+
+    box.gpu()
+    box.models()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = box.run("start.sh", "--dry-run", ROUTER_PORT=str(port))
+    assert out.returncode == 1
+    assert f"port {port} (router) is already in use" in out.stderr
+
+
+def test_start_generates_secrets_once_and_keeps_them(box: Sandbox) -> None:
+    box.gpu()
+    box.models()
+    first = box.run("start.sh", "--timeout", "5")
+    assert first.returncode == 0, first.stdout + first.stderr
+    env1 = (box.root / ".env").read_text()
+    secrets = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in env1.splitlines()
+               if line.split("=", 1)[0] in ("LITELLM_MASTER_KEY", "WEBUI_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD")}  # fmt: skip
+    assert len(secrets) == 3 and all(len(v) >= 32 for v in secrets.values())
+    assert secrets["LITELLM_MASTER_KEY"].startswith("sk-")
+    assert oct((box.root / ".env").stat().st_mode)[-3:] == "600"
+    ups = [c.split(" up -d ", 1)[1] for c in box.calls() if " up -d " in c]
+    assert ups == ["prometheus grafana router", "vllm", "llama-cpp", "litellm open-webui"]
+    assert "Stratum is up" in first.stdout and "curl -s http://127.0.0.1:" in first.stdout
+    second = box.run("start.sh", "--timeout", "5", STUB_RUNNING="1")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert (box.root / ".env").read_text() == env1
+    assert "is set (kept)" in second.stdout
+
+
+def test_start_never_overwrites_a_value_the_user_set(box: Sandbox) -> None:
+    box.gpu()
+    box.models()
+    text = (
+        (box.root / ".env.example")
+        .read_text()
+        .replace("LITELLM_MASTER_KEY=\n", "LITELLM_MASTER_KEY=sk-mine\n")
+    )
+    (box.root / ".env").write_text(text)
+    assert box.run("start.sh", "--timeout", "5").returncode == 0
+    assert "LITELLM_MASTER_KEY=sk-mine\n" in (box.root / ".env").read_text()
+
+
+def test_start_shows_logs_and_a_hint_when_a_service_fails(box: Sandbox) -> None:
+    box.gpu()
+    box.models()
+    out = box.run("start.sh", "--timeout", "5", STUB_STATES=json.dumps({"vllm": "unhealthy"}))
+    assert out.returncode == 1
+    assert "vllm is unhealthy" in out.stderr
+    assert "CUDA out of memory" in out.stderr
+    assert "VLLM_GPU_MEMORY_UTILIZATION" in out.stdout
+    assert not any(" up -d llama-cpp" in c for c in box.calls())
+
+
+def test_start_times_out_with_a_clear_message(box: Sandbox) -> None:
+    box.gpu()
+    box.models()
+    out = box.run("start.sh", "--timeout", "0", STUB_DEFAULT_STATE="starting")
+    assert out.returncode == 1
+    assert "timed out waiting for" in out.stderr
+
+
+def test_start_without_models_and_no_download(box: Sandbox) -> None:
+    box.gpu()
+    out = box.run("start.sh", "--no-download")
+    assert out.returncode == 1
+    assert "download-models.sh" in out.stderr
+
+
+# -- health-check.sh --------------------------------------------------------------------------------
+
+
+def _healthy_http(box: Sandbox, **overrides: list[object]) -> str:
+    e = box.env
+    routes: dict[str, list[object]] = {
+        f":{e['ROUTER_PORT']}/health": [200, '{"status": "ok"}', {}],
+        f":{e['VLLM_PORT']}/health": [200, "", {}],
+        f":{e['VLLM_PORT']}/v1/models": [200, '{"data": [{"id": "gemma-4-e4b"}]}', {}],
+        f":{e['LLAMA_CPP_PORT']}/health": [200, '{"status": "ok"}', {}],
+        f":{e['LLAMA_CPP_PORT']}/v1/models": [200, '{"data": [{"id": "gemma-4-26b-a4b"}]}', {}],
+        f":{e['LITELLM_PORT']}/health/liveliness": [200, "I'm alive!", {}],
+        f":{e['WEBUI_PORT']}/health": [200, '{"status": true}', {}],
+        f":{e['PROMETHEUS_PORT']}/-/healthy": [200, "ok", {}],
+        f":{e['GRAFANA_PORT']}/api/health": [200, "{}", {}],
+        f":{e['ROUTER_PORT']}/v1/chat/completions#tier_low": [
+            200,
+            "{}",
+            {"x-router-tier": "tier_low"},
+        ],
+        f":{e['ROUTER_PORT']}/v1/chat/completions#tier_high": [
+            200,
+            "{}",
+            {"x-router-tier": "tier_high"},
+        ],
+    }
+    routes.update(overrides)
+    return json.dumps(routes)
+
+
+def test_health_check_all_up(box: Sandbox) -> None:
+    box.stub("curl", CURL_STUB)
+    out = box.run("health-check.sh", STUB_HTTP=_healthy_http(box))
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["SERVICE", "CONTAINER", "HTTP", "DETAIL"]
+    assert any(line.startswith("vllm") and "model gemma-4-e4b loaded" in line for line in lines)
+    assert any(
+        line.startswith("request:tier_high") and "answered by tier_high" in line for line in lines
+    )
+
+
+def test_health_check_fails_when_a_tier_is_down(box: Sandbox) -> None:
+    box.stub("curl", CURL_STUB)
+    e = box.env
+    routes = json.loads(_healthy_http(box))
+    del routes[f":{e['LLAMA_CPP_PORT']}/health"]
+    routes[f":{e['ROUTER_PORT']}/v1/chat/completions#tier_high"] = [
+        200,
+        "{}",
+        {"x-router-tier": "tier_low"},
+    ]
+    out = box.run("health-check.sh", "--json", STUB_HTTP=json.dumps(routes))
+    assert out.returncode == 1
+    report = json.loads(out.stdout)
+    assert report["ok"] is False
+    by_name = {s["service"]: s for s in report["services"]}
+    assert by_name["llama-cpp"]["ok"] is False and by_name["llama-cpp"]["http"] == "000"
+    assert "degraded" in by_name["request:tier_high"]["detail"]
+    assert by_name["vllm"]["ok"] is True
+
+
+def test_health_check_optional_services_only_warn(box: Sandbox) -> None:
+    box.stub("curl", CURL_STUB)
+    routes = json.loads(_healthy_http(box))
+    del routes[f":{box.env['GRAFANA_PORT']}/api/health"]
+    out = box.run("health-check.sh", "--no-requests", STUB_HTTP=json.dumps(routes))
+    assert out.returncode == 0
+    assert any(line.startswith("grafana") and "warn" in line for line in out.stdout.splitlines())
+    assert not any("chat/completions" in c for c in box.calls())
+
+
+def test_stop_keeps_data_unless_asked(box: Sandbox) -> None:
+    out = box.run("stop.sh")
+    assert out.returncode == 0
+    assert any(c.endswith("down --remove-orphans") for c in box.calls())
+    out = box.run("stop.sh", "--volumes")
+    assert out.returncode == 1 and "--yes" in out.stderr
+    out = box.run("stop.sh", "--volumes", "--yes")
+    assert out.returncode == 0
+    assert any("down --volumes" in c for c in box.calls())
+
+
+def test_install_cuda_dry_run_prints_the_plan(box: Sandbox, tmp_path: Path) -> None:
+    osr = tmp_path / "os-release"
+    osr.write_text(
+        'ID=ubuntu\nVERSION_ID="24.04"\nVERSION_CODENAME=noble\nPRETTY_NAME="Ubuntu 24.04 LTS"\n'
+    )
+    box.stub("dpkg", "#!/bin/sh\necho amd64\n")
+    out = box.run("install-cuda-linux.sh", "--dry-run", STRATUM_OS_RELEASE=str(osr))
+    assert out.returncode == 0, out.stderr
+    assert "would run: apt-get install -y nvidia-driver-580-open" in out.stdout
+    assert "would run: nvidia-ctk runtime configure --runtime=docker" in out.stdout
+    assert "docker run --rm --gpus all" in out.stdout
+    box.gpu()
+    box.stub("nvidia-ctk", "#!/bin/sh\necho 'NVIDIA Container Toolkit CLI version 1.17.8'\n")
+    out = box.run("install-cuda-linux.sh", "--dry-run", STRATUM_OS_RELEASE=str(osr))
+    assert "driver 580.95.05 is installed and loaded: skipping" in out.stdout
+    assert "nvidia-driver-580-open" not in out.stdout
+    osr.write_text('ID=fedora\nVERSION_ID="41"\nPRETTY_NAME="Fedora 41"\n')
+    out = box.run("install-cuda-linux.sh", "--dry-run", STRATUM_OS_RELEASE=str(osr))
+    assert out.returncode == 1 and "Ubuntu 22.04 and 24.04" in out.stderr
+
+
+def test_download_helper_says_clearly_when_offline(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/download_models.py"), "--gguf-repo", "ggml-org/gemma-4-26B-A4B-it-GGUF",
+         "--gguf-file", "gemma-4-26B-A4B-it-Q4_K_M.gguf", "--gguf-dir", str(tmp_path / "m"),
+         "--vllm-model", "google/gemma-4-E4B-it", "--hf-cache", str(tmp_path / "hf"), "--dry-run"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hfhome")},
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "cannot reach the Hugging Face Hub" in out.stderr
+    assert "Traceback" not in out.stderr
