@@ -51,49 +51,36 @@ _MESSAGE_SCHEMA: dict[str, Any] = {
         },
     },
 }
-_CHAT_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["messages"],
-                    "properties": {
-                        "model": {"type": "string"},
-                        "messages": {"type": "array", "items": _MESSAGE_SCHEMA},
-                        "stream": {"type": "boolean"},
-                        "max_tokens": {"type": "integer", "minimum": 0},
-                    },
-                }
-            }
-        },
-    }
-}
-_COMPLETION_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["prompt"],
-                    "properties": {
-                        "model": {"type": "string"},
-                        "prompt": {
-                            "oneOf": [
-                                {"type": "string"},
-                                {"type": "array", "items": {"type": "string"}},
-                            ]
+
+
+def _json_body(required: str, field: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI request body for a proxy endpoint (documentation and fuzzing; the handler itself
+    validates with OpenAI-format errors)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": [required],
+                        "properties": {
+                            "model": {"type": "string"},
+                            required: field,
+                            "stream": {"type": "boolean"},
+                            "max_tokens": {"type": "integer", "minimum": 0},
                         },
-                        "stream": {"type": "boolean"},
-                        "max_tokens": {"type": "integer", "minimum": 0},
-                    },
+                    }
                 }
-            }
-        },
+            },
+        }
     }
-}
+
+
+_CHAT_BODY = _json_body("messages", {"type": "array", "items": _MESSAGE_SCHEMA})
+_COMPLETION_BODY = _json_body(
+    "prompt", {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+)
 
 
 def build_tiers(service: ServiceConfig) -> dict[Tier, TierClient]:

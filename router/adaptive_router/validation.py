@@ -115,6 +115,10 @@ def chat_request(body: dict[str, Any]) -> RequestInfo:
     return RequestInfo(model=model, stream=stream, max_tokens=max_tokens, messages=messages)
 
 
+def _token_ids(values: list[Any]) -> bool:
+    return all(isinstance(t, int) and not isinstance(t, bool) for t in values)
+
+
 def completion_request(body: dict[str, Any]) -> RequestInfo:
     model, stream, max_tokens = _common(body)
     prompt = body.get("prompt")
@@ -129,18 +133,9 @@ def completion_request(body: dict[str, Any]) -> RequestInfo:
     elif (
         isinstance(prompt, list)
         and prompt
-        and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt)
+        and (_token_ids(prompt) or all(isinstance(p, list) and _token_ids(p) for p in prompt))
     ):
         text = ""  # token ids: nothing to read, the rules judge by length alone
-    elif (
-        isinstance(prompt, list)
-        and prompt
-        and all(
-            isinstance(p, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in p)
-            for p in prompt
-        )
-    ):
-        text = ""
     else:
         raise _invalid(
             "prompt",
