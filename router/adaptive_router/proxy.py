@@ -223,7 +223,9 @@ class Proxy:
             path=path,
         )
         plan: list[Tier] = [decision.tier]
-        if requested is None or self.service.allow_degraded:
+        # One retry on the other tier, unless the caller named the tier (and degraded answers are
+        # off) or the prompt only fits this tier's context window.
+        if (requested is None or self.service.allow_degraded) and decision.reason != "context":
             plan.append("tier_high" if decision.tier == "tier_low" else "tier_low")
         errors: list[str] = []
         for index, tier_name in enumerate(plan):
@@ -248,11 +250,13 @@ class Proxy:
                     self._failover(tier_name, plan[index + 1])
         self._sync_router(decision.tier)
         self.metrics.requests.labels(client_model, decision.tier, decision.reason, "503").inc()
-        hint = (
-            ""
-            if len(plan) > 1
-            else " (this model does not fall back: service.allow_degraded is off)"
-        )
+        hint = ""
+        if len(plan) == 1:
+            hint = (
+                " (the prompt only fits this tier's context window)"
+                if decision.reason == "context"
+                else " (this model does not fall back: service.allow_degraded is off)"
+            )
         return APIError(
             503,
             "No tier could answer: " + "; ".join(errors) + hint,

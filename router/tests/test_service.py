@@ -330,6 +330,16 @@ def test_smart_does_not_fall_back_unless_allowed(make_router: Callable[..., Rout
     )
 
 
+def test_a_prompt_that_only_fits_tier_high_does_not_fail_over(
+    make_router: Callable[..., RouterHandle],
+) -> None:
+    router = make_router(tier_high_url=closed_port_url())
+    long_prompt = "Summarise this: " + "word " * 8000  # ~11 k tokens: over tier_low's 8192
+    r = router.client.post("/v1/chat/completions", json=chat(long_prompt))
+    assert r.status_code == 503
+    assert "context window" in r.json()["error"]["message"]
+
+
 def test_both_tiers_down(make_router: Callable[..., RouterHandle]) -> None:
     router = make_router(tier_low_url=closed_port_url(), tier_high_url=closed_port_url())
     r = router.client.post("/v1/chat/completions", json=chat())
