@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import TIERS, RoutingConfig, Tier
+from .config import RoutingConfig, Tier
 from .gpu import UNAVAILABLE, GpuSnapshot
 
 
@@ -182,13 +182,3 @@ HARD_REASONS = frozenset({"override", "context", "vision"})
 
 DEFAULT_REASON = "complexity"
 """Reason reported when every rule abstained: the prompt was complex enough for tier_high."""
-
-REASONS: tuple[str, ...] = (
-    *(name for name, _ in BUILTIN_RULES),
-    *(name for name, _ in REDIRECTS),
-    "custom",
-)
-
-
-def valid_tier(value: Any) -> Tier | None:
-    return value if value in TIERS else None

@@ -30,6 +30,10 @@ def parse_json(raw: bytes) -> dict[str, Any]:
     return body
 
 
+def _missing(param: str) -> APIError:
+    return APIError(400, f"'{param}' is required.", code="missing_required_parameter", param=param)
+
+
 def _invalid(param: str, message: str) -> APIError:
     return APIError(400, message, code="invalid_value", param=param)
 
@@ -84,9 +88,7 @@ def chat_request(body: dict[str, Any]) -> RequestInfo:
     model, stream, max_tokens = _common(body)
     messages = body.get("messages")
     if messages is None:
-        raise APIError(
-            400, "'messages' is required.", code="missing_required_parameter", param="messages"
-        )
+        raise _missing("messages")
     if not isinstance(messages, list) or not messages:
         raise _invalid("messages", "'messages' must be a non-empty array of message objects.")
     for i, message in enumerate(messages):
@@ -123,9 +125,7 @@ def completion_request(body: dict[str, Any]) -> RequestInfo:
     model, stream, max_tokens = _common(body)
     prompt = body.get("prompt")
     if prompt is None:
-        raise APIError(
-            400, "'prompt' is required.", code="missing_required_parameter", param="prompt"
-        )
+        raise _missing("prompt")
     if isinstance(prompt, str):
         text = prompt
     elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
