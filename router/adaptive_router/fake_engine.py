@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -287,6 +287,13 @@ def main() -> None:
     parser.add_argument("--first-token-delay-ms", type=float, default=0.0)
     parser.add_argument("--token-delay-ms", type=float, default=0.0)
     parser.add_argument("--tokens", type=int, default=8)
+    parser.add_argument(
+        "--fault",
+        choices=get_args(Fault),
+        default="none",
+        help="answer every request with this fault (loading = 503 'Loading model', also on "
+        "/health; cut = close the stream mid-way)",
+    )
     args = parser.parse_args()
     import uvicorn
 
@@ -294,6 +301,8 @@ def main() -> None:
         first_token_delay_s=args.first_token_delay_ms / 1000,
         token_delay_s=args.token_delay_ms / 1000,
         tokens=args.tokens,
+        fault=args.fault,
+        health_status=503 if args.fault == "loading" else 200,
     ))  # fmt: skip
     uvicorn.run(engine, host=args.host, port=args.port, log_level="warning")
 

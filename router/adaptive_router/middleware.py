@@ -80,6 +80,10 @@ def serve(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     logging.basicConfig(
         level=service.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request at INFO: the health and load polls alone would be 4 lines every
+    # 2 s. Its warnings still show; set log_level debug to see each call.
+    if service.log_level.lower() != "debug":
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(service, routing)
     uvicorn.run(
         app,
