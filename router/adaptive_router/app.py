@@ -27,7 +27,7 @@ from .metrics import RouterMetrics, gauge
 from .proxy import Proxy
 from .router import AdaptiveRouter
 from .service_config import ServiceConfig
-from .tiers import TierClient, cancel_all, poll_load, probe_health, run_every
+from .tiers import ClientPool, TierClient, cancel_all, poll_load, probe_health, run_every
 
 log = logging.getLogger("adaptive_router.app")
 
@@ -87,25 +87,27 @@ def build_tiers(service: ServiceConfig) -> dict[Tier, TierClient]:
     tiers: dict[Tier, TierClient] = {}
     for name in TIERS:
         low = name == "tier_low"
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                connect=service.connect_timeout_s,
-                read=service.first_byte_timeout_s,
-                write=30.0,
-                pool=service.connect_timeout_s,
-            ),
-            limits=httpx.Limits(
-                max_connections=service.max_connections_per_tier,
-                max_keepalive_connections=service.max_connections_per_tier,
-            ),
-            trust_env=False,  # never route tier traffic through a proxy from the environment
-        )
+
+        def make_client(max_connections: int) -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    connect=service.connect_timeout_s,
+                    read=service.first_byte_timeout_s,
+                    write=30.0,
+                    pool=service.connect_timeout_s,
+                ),
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+                trust_env=False,  # never route tier traffic through a proxy from the environment
+            )
+
         tiers[name] = TierClient(
             name=name,
             base_url=service.tier_low_url if low else service.tier_high_url,
             served_model=service.tier_low_model if low else service.tier_high_model,
             api_key=service.tier_low_api_key if low else service.tier_high_api_key,
-            client=client,
+            pool=ClientPool(make_client, service.max_connections_per_tier),
             circuit=CircuitBreaker(service.circuit_failure_threshold, service.circuit_cooldown_s),
             max_waiting=service.tier_low_max_waiting if low else service.tier_high_max_deferred,
             max_in_flight=service.tier_low_max_in_flight
@@ -219,7 +221,7 @@ def create_app(
         finally:
             await cancel_all(tasks)
             for tier in tiers.values():
-                await tier.client.aclose()
+                await tier.pool.aclose()
             router.shutdown()
 
     def _health_step(tier: TierClient) -> Any:

@@ -295,7 +295,8 @@ class Proxy:
             "x-request-id": attempt.request_id,
             **tier.auth_headers(),
         }
-        request = tier.client.build_request(
+        client = tier.pool.pick()
+        request = client.build_request(
             "POST", tier.base_url + attempt.path, content=content, headers=headers
         )
         tier.in_flight += 1
@@ -312,7 +313,7 @@ class Proxy:
                 self._sync_router(tier.name)
 
         try:
-            upstream = await self._open(tier, request)
+            upstream = await self._open(client, request)
         except BaseException:
             release()
             raise
@@ -377,9 +378,9 @@ class Proxy:
         headers.update(self._headers(attempt, tier.name))
         return Response(data, status_code=upstream.status_code, headers=headers)
 
-    async def _open(self, tier: TierClient, request: httpx.Request) -> httpx.Response:
+    async def _open(self, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
         try:
-            return await tier.client.send(request, stream=True)
+            return await client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise UpstreamFailure(
                 _kind(exc),

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -59,6 +62,32 @@ def root_url(base_url: str) -> str:
     return base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
 
 
+class ClientPool:
+    """Several small httpx connection pools towards one tier, used in turn.
+
+    httpcore scans every connection of a pool (polling each idle socket, and counting idle
+    connections once per connection) whenever a request starts or ends: cost grows with the
+    square of the pool's size. With 200 streams to fake engines, one 512-connection pool took
+    ~70 % of the router's CPU (py-spy) and capped it near 80 requests/s; pools of
+    ``SHARD_SIZE`` connections keep each scan short (see docs/BENCHMARKS.md, load test).
+    """
+
+    SHARD_SIZE = 32
+
+    def __init__(self, make: Callable[[int], httpx.AsyncClient], max_connections: int) -> None:
+        shards = max(1, math.ceil(max_connections / self.SHARD_SIZE))
+        per_shard = math.ceil(max_connections / shards)
+        self.clients = [make(per_shard) for _ in range(shards)]
+        self._turn = itertools.cycle(self.clients)
+
+    def pick(self) -> httpx.AsyncClient:
+        return next(self._turn)
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
 @dataclass
 class TierClient:
     """Everything the service keeps about one tier."""
@@ -66,7 +95,7 @@ class TierClient:
     name: Tier
     base_url: str
     served_model: str
-    client: httpx.AsyncClient
+    pool: ClientPool
     circuit: CircuitBreaker
     api_key: str | None = None
     max_waiting: int = 0
@@ -125,7 +154,7 @@ class TierClient:
 async def probe_health(tier: TierClient, timeout_s: float) -> TierHealth:
     """One ``GET /health``: 200 up, 503 loading (llama-server), anything else down."""
     try:
-        response = await tier.client.get(
+        response = await tier.pool.pick().get(
             tier.root + "/health", timeout=timeout_s, headers=tier.auth_headers()
         )
     except httpx.TimeoutException:
@@ -153,7 +182,7 @@ async def probe_health(tier: TierClient, timeout_s: float) -> TierHealth:
 
 async def poll_load(tier: TierClient, timeout_s: float) -> None:
     try:
-        response = await tier.client.get(
+        response = await tier.pool.pick().get(
             tier.root + "/metrics", timeout=timeout_s, headers=tier.auth_headers()
         )
         response.raise_for_status()

@@ -18,7 +18,7 @@ from adaptive_router.app import create_app
 from adaptive_router.circuit import CircuitBreaker, CircuitState
 from adaptive_router.fake_engine import Behavior, FakeEngine
 from adaptive_router.service_config import ServiceConfig
-from adaptive_router.tiers import TierClient, poll_load, probe_health
+from adaptive_router.tiers import ClientPool, TierClient, poll_load, probe_health
 
 from .servers import closed_port_url, serve
 
@@ -355,7 +355,7 @@ def _tier_client(url: str, name: str = "tier_high", max_waiting: int = 4) -> Tie
         name=name,  # type: ignore[arg-type]
         base_url=url,
         served_model="m",
-        client=httpx.AsyncClient(),
+        pool=ClientPool(lambda n: httpx.AsyncClient(), 1),
         circuit=CircuitBreaker(3, 5.0),
         max_waiting=max_waiting,
     )
@@ -371,8 +371,8 @@ def test_health_probe_reads_loading_and_recovery(fresh: dict[str, Any]) -> None:
         seen.append((await probe_health(tier, 1.0), tier.circuit.state))
         dead = _tier_client(closed_port_url())
         seen.append((await probe_health(dead, 1.0), dead.circuit.state))
-        await tier.client.aclose()
-        await dead.client.aclose()
+        await tier.pool.aclose()
+        await dead.pool.aclose()
         return seen
 
     assert asyncio.run(scenario()) == [
@@ -388,8 +388,8 @@ def test_load_poll_reads_both_engines_metrics(fresh: dict[str, Any]) -> None:
         low = _tier_client(fresh["low_url"], name="tier_low", max_waiting=16)
         await poll_load(high, 1.0)
         await poll_load(low, 1.0)
-        await high.client.aclose()
-        await low.client.aclose()
+        await high.pool.aclose()
+        await low.pool.aclose()
         return high, low
 
     fresh["high"].behavior = Behavior(deferred=10)
@@ -551,3 +551,18 @@ def test_metrics_record_real_values(router: RouterHandle) -> None:
     assert m("router_build_info{python=") == 1.0
     text = router.client.get("/metrics").text
     assert "vllm:" not in text
+
+
+def test_client_pool_splits_the_connections_into_small_pools_used_in_turn() -> None:
+    sizes: list[int] = []
+
+    def make(n: int) -> httpx.AsyncClient:
+        sizes.append(n)
+        return httpx.AsyncClient()
+
+    pool = ClientPool(make, 512)
+    assert sizes == [32] * 16
+    picked = [pool.pick() for _ in range(32)]
+    assert picked[:16] == pool.clients and picked[16:] == pool.clients
+    assert ClientPool(make, 10).clients[0] is not None and sizes[-1] == 10
+    asyncio.run(pool.aclose())
