@@ -1,7 +1,8 @@
 """Closed-loop load: N clients, each streaming one chat request after another, for D seconds.
 
-    python benchmarks/load_test.py --base-url http://127.0.0.1:9000 --clients 200 --duration 60 \
-        --api-key $ROUTER_API_KEY --watch-pid $(pgrep -f 'adaptive-router serve') --out results/load.json
+    python benchmarks/load_test.py --base-url http://127.0.0.1:9000 --clients 200 \
+        --duration 60 --api-key $ROUTER_API_KEY --out results/load.json \
+        --watch-pid $(pgrep -f 'adaptive-router serve')
 
 Prompts alternate between an easy and a hard one, so a router spreads them over both tiers.
 ``--hard-base-url`` sends the hard ones elsewhere: pointing --base-url at tier_low and
@@ -23,7 +24,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import RequestResult, chat_body, stream_chat, summarize  # noqa: E402
+from measure import RequestResult, chat_body, stream_chat, summarize
 
 EASY = "What is the capital of France?"
 HARD = (
@@ -104,12 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", required=True, help="server root, without /v1")
     parser.add_argument("--hard-base-url", help="send the hard prompts here instead")
     parser.add_argument("--model", default="gemma4-fast")
-    parser.add_argument("--hard-model", help="model name for the hard prompts (with --hard-base-url)")
+    parser.add_argument("--hard-model", help="model for the hard prompts (with --hard-base-url)")
     parser.add_argument(
         "--extra-body",
         type=json.loads,
         default={},
-        help='JSON merged into every request, e.g. \'{"ignore_eos": true}\' for llama-server',
+        help="JSON merged into every request, e.g. '{\"ignore_eos\": true}' for llama-server",
     )
     parser.add_argument("--api-key", default="")
     parser.add_argument("--clients", type=int, default=200)

@@ -6,6 +6,7 @@ readiness is an HTTP check polled until a deadline (the process's own answer, no
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -33,7 +34,9 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
     """Poll ``check`` until it is true; fail naming ``what`` when ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while True:
@@ -129,10 +132,8 @@ class Process:
     def _signal(self, sig: int) -> None:
         if self.popen is None or self.popen.poll() is not None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def tail(self, lines: int = 40) -> str:
         try:

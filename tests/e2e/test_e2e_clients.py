@@ -51,7 +51,10 @@ def test_openai_sdk_through_litellm(
     messages = [{"role": "user", "content": prompt}]
     if stream:
         with sdk.chat.completions.with_streaming_response.create(
-            model=model, messages=messages, max_tokens=12, stream=True  # type: ignore[arg-type]
+            model=model,
+            messages=messages,
+            max_tokens=12,
+            stream=True,  # type: ignore[arg-type]
         ) as raw:
             headers = raw.headers
             chunks = list(raw.parse())
@@ -60,7 +63,9 @@ def test_openai_sdk_through_litellm(
         assert {c.model for c in chunks} == {model}, "the client sees its own model name"
     else:
         raw_reply = sdk.chat.completions.with_raw_response.create(
-            model=model, messages=messages, max_tokens=12  # type: ignore[arg-type]
+            model=model,
+            messages=messages,
+            max_tokens=12,  # type: ignore[arg-type]
         )
         headers = raw_reply.headers
         reply = raw_reply.parse()

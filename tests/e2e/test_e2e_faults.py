@@ -163,8 +163,9 @@ def test_upstream_cut_mid_stream_gives_an_openai_error_event(faults: FaultStack)
     assert error["code"] == "upstream_stream_error"
     assert "tier_high" in error["message"]
     after = scrape(faults.router.url)
-    counted = metric_sum(after, "router_upstream_errors_total", tier="tier_high", kind="midstream")
-    counted -= metric_sum(before, "router_upstream_errors_total", tier="tier_high", kind="midstream")
+    labels = {"tier": "tier_high", "kind": "midstream"}
+    counted = metric_sum(after, "router_upstream_errors_total", **labels)
+    counted -= metric_sum(before, "router_upstream_errors_total", **labels)
     assert counted == 1
     requests = metric_sum(after, "router_requests_total", status="midstream")
     assert requests - metric_sum(before, "router_requests_total", status="midstream") == 1
@@ -184,7 +185,7 @@ def test_client_disconnect_frees_the_engine_slot_within_a_second(faults: FaultSt
     with faults.client.stream("POST", "/v1/chat/completions", json=body) as r:
         assert r.headers["x-router-tier"] == "tier_low"
         lines = r.iter_lines()  # kept open: dropping the iterator would close the connection
-        for _ in zip(range(10), lines):
+        for _ in zip(range(10), lines, strict=False):
             pass
         assert metric_sum(scrape(engine), "llamacpp:requests_processing") == 1
     disconnected = time.perf_counter()  # leaving the block closed the connection

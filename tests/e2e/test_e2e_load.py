@@ -56,7 +56,9 @@ def fake_engine(name: str, model: str, logs: Path) -> stack.Endpoint:
 
 @pytest.fixture(scope="module", params=["llama-server", "fake-engine"])
 def load_stack(
-    request: pytest.FixtureRequest, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+    tiny_model: Path,
+    tmp_path_factory: pytest.TempPathFactory,
     artifacts: Path,
 ) -> Iterator[tuple[str, stack.Endpoint, stack.Endpoint, stack.Endpoint]]:
     kind = request.param

@@ -78,7 +78,10 @@ def traffic(
         messages = [{"role": "user", "content": HARD_PROMPT if i % 2 else EASY_PROMPT}]
         if i % 3 == 0:
             for _ in sdk.chat.completions.create(
-                model=model, messages=messages, max_tokens=8, stream=True  # type: ignore[arg-type]
+                model=model,
+                messages=messages,
+                max_tokens=8,
+                stream=True,  # type: ignore[arg-type]
             ):
                 pass
         else:
