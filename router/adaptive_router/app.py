@@ -310,9 +310,9 @@ def create_app(
             decision = proxy.decide(info, requested)
         except APIError as exc:
             return exc.response()
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or not UTF-8 at all
             return APIError(
-                400, "The request body is not valid JSON.", code="invalid_json"
+                400, "The request body is not valid JSON (UTF-8).", code="invalid_json"
             ).response()
         tier = tiers[decision.tier]
         return JSONResponse(

@@ -470,6 +470,14 @@ def test_bad_input_gets_an_openai_error(
     assert fresh["low"].stats.requests == fresh["high"].stats.requests == []
 
 
+@pytest.mark.parametrize("body", [b"\x18\xff}\xd9\x97", b"{not json", b"[1, 2]"])
+def test_route_endpoint_rejects_bodies_that_are_not_json(router: RouterHandle, body: bytes) -> None:
+    """Found by the e2e fuzz test: bytes that are not UTF-8 made /v1/route answer 500."""
+    r = router.client.post("/v1/route", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_json"
+
+
 def test_bad_completion_prompt(router: RouterHandle) -> None:
     r = router.client.post("/v1/completions", json={"prompt": {"a": 1}})
     assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"

@@ -1,0 +1,102 @@
+"""Bad input, generated: schemathesis builds requests from the router's own OpenAPI document
+(bodies that match the schema and bodies that break it: wrong types, missing and extra fields,
+bytes that are not UTF-8) and sends them to the live router in front of the real llama-servers.
+
+No answer may be a 5xx; every 4xx is an OpenAI-style error; the router stays healthy. Most
+generated bodies are rejected by the router's validation; some reach llama-server and come back
+as real completions or as the engine's own 4xx.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import requests
+import schemathesis
+import stack
+from e2eutil import router_headers
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+
+EXAMPLES_PER_POST = 200  # per operation and mode (valid, invalid)
+EXAMPLES_PER_GET = 25  # /health, /metrics, /v1/models: no input to vary but the key
+MIN_CASES = 1000
+
+
+def check(response: requests.Response) -> str | None:
+    """What is wrong with the answer, if anything."""
+    if response.status_code >= 500:
+        return "5xx"
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            return "4xx that is not an OpenAI error"
+        if not {"message", "type", "code"} <= set(error):
+            return "error without message/type/code"
+    return None
+
+
+def test_generated_requests_never_get_a_5xx(router: stack.Endpoint, artifacts: Path) -> None:
+    schema = schemathesis.openapi.from_dict(httpx.get(router.url + "/openapi.json").json())
+    operations = [result.ok() for result in schema.get_all_operations()]
+    paths = {op.path for op in operations}
+    assert {"/v1/chat/completions", "/v1/completions", "/v1/route"} <= paths
+    statuses: Counter[str] = Counter()
+    failures: list[dict[str, Any]] = []
+    session = requests.Session()
+    session.headers.update(router_headers())
+
+    def fuzz(operation: Any, mode: GenerationMode, examples: int) -> None:
+        label = f"{operation.method.upper()} {operation.path} {mode.value}"
+
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy(generation_mode=mode), drop_key=st.booleans())
+        def run(case: Any, drop_key: bool) -> None:
+            headers = {"Authorization": ""} if drop_key else None  # sometimes without the key
+            response = case.call(base_url=router.url, session=session, headers=headers, timeout=60)
+            statuses[f"{label} {response.status_code}"] += 1
+            problem = check(response)
+            if problem:
+                failures.append(
+                    {
+                        "problem": problem,
+                        "status": response.status_code,
+                        "request": case.as_curl_command(),
+                        "response": response.text[:500],
+                    }
+                )
+
+        run()
+
+    for operation in operations:
+        if operation.method.upper() == "POST":
+            for mode in GenerationMode:
+                fuzz(operation, mode, EXAMPLES_PER_POST)
+        else:
+            fuzz(operation, GenerationMode.POSITIVE, EXAMPLES_PER_GET)
+
+    total = sum(statuses.values())
+    report = {"cases": total, "by_status": dict(sorted(statuses.items())), "failures": failures}
+    (artifacts / "fuzz.json").write_text(json.dumps(report, indent=2))
+    assert total >= MIN_CASES
+    assert failures == [], json.dumps(failures[:5], indent=2)
+    health = httpx.get(router.url + "/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    ok = httpx.post(
+        router.url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "still there?"}], "max_tokens": 4},
+        headers=router_headers(),
+    )
+    assert ok.status_code == 200
