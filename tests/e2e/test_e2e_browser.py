@@ -1,0 +1,109 @@
+"""The user's path in a real browser: OpenWebUI (from PyPI, the compose image's version) behind
+LiteLLM and the router, driven headless in Debian's Chromium by Playwright.
+
+OpenWebUI lists gemma4-fast and gemma4-smart; picking each and sending a message shows a reply
+that grows on screen as it streams. Screenshots land in artifacts/e2e/screenshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import stack
+from e2eutil import metric_sum, scrape
+from playwright.sync_api import Page, sync_playwright
+
+# Chromium's own background traffic fails on a closed network, slowly: switch it off.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+# Records each length the newest reply's text takes on screen.
+WATCH_REPLY = """() => {
+  window.__replyLengths = [];
+  new MutationObserver(() => {
+    const replies = document.querySelectorAll('#response-content-container');
+    const text = replies.length ? replies[replies.length - 1].innerText : '';
+    const seen = window.__replyLengths;
+    if (text.length && seen[seen.length - 1] !== text.length) seen.push(text.length);
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.fixture(scope="module")
+def page(open_webui: stack.Endpoint, artifacts: Path) -> Iterator[Page]:
+    chromium = stack.system_tool("chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def open_new_chat(page: Page, url: str) -> None:
+    page.goto(url + "/")
+    page.locator("#chat-input").wait_for(timeout=60_000)
+    whats_new = page.get_by_role("button", name="Okay, Let's Go!")
+    if whats_new.count():  # first visit: OpenWebUI shows its release notes
+        whats_new.click()
+    page.evaluate(WATCH_REPLY)
+
+
+def test_openwebui_lists_both_models(
+    page: Page, open_webui: stack.Endpoint, artifacts: Path
+) -> None:
+    open_new_chat(page, open_webui.url)
+    page.locator("#model-selector-model-button").click()
+    options = page.locator("button[role=option][data-value]")
+    options.first.wait_for()
+    models = {options.nth(i).get_attribute("data-value") for i in range(options.count())}
+    shots = artifacts / "screenshots"
+    shots.mkdir(exist_ok=True)
+    page.screenshot(path=str(shots / "openwebui-model-list.png"))
+    assert models == {"gemma4-fast", "gemma4-smart"}
+    page.keyboard.press("Escape")
+
+
+@pytest.mark.parametrize(("model", "tier"), [("gemma4-fast", None), ("gemma4-smart", "tier_high")])
+def test_a_message_gets_a_streamed_reply(
+    page: Page,
+    open_webui: stack.Endpoint,
+    router: stack.Endpoint,
+    artifacts: Path,
+    model: str,
+    tier: str | None,
+) -> None:
+    before = scrape(router.url)
+    open_new_chat(page, open_webui.url)
+    page.locator("#model-selector-model-button").click()
+    page.locator(f"button[role=option][data-value='{model}']").click()
+    selected = page.locator("#model-selector-model-button").inner_text()
+    assert selected.strip() == model
+    page.locator("#chat-input").click()
+    page.keyboard.type("What is the capital of France?")
+    page.keyboard.press("Enter")
+
+    message = page.locator("div[id^='message-']:has(.chat-assistant)").last
+    reply = message.locator("#response-content-container")
+    reply.wait_for(timeout=60_000)
+    # Done when OpenWebUI shows this reply's action buttons (copy, regenerate, ...).
+    message.locator("button[aria-label='Copy']").wait_for(timeout=60_000)
+    page.screenshot(path=str(artifacts / "screenshots" / f"openwebui-{model}.png"))
+    text = reply.inner_text()
+    lengths = page.evaluate("window.__replyLengths")
+    assert text.strip(), "a reply is on screen"
+    assert len(lengths) >= 2, f"the reply appeared in one piece, not streamed: {lengths}"
+    # The chat went through LiteLLM to the router, under the model the user picked.
+    after = scrape(router.url)
+    labels = {"model": model} | ({"tier": tier} if tier else {})
+    grown = metric_sum(after, "router_requests_total", **labels)
+    assert grown - metric_sum(before, "router_requests_total", **labels) >= 1
