@@ -4,24 +4,30 @@ set -euo pipefail
 
 usage() {
   cat <<'TXT'
-Usage: bash scripts/test.sh [--no-install] [PYTEST_ARGS...]
+Usage: bash scripts/test.sh [--no-install] [--no-e2e] [PYTEST_ARGS...]
 
 Creates .venv (or $VENV) if needed, installs the pinned development requirements and the
-router package, then runs ruff, mypy and pytest over router/tests and tests/.
+router package, installs the end-to-end parts (scripts/e2e-deps.sh: llama-server built from
+source on the first run, about 10 minutes; LiteLLM; OpenWebUI), then runs ruff, mypy and
+pytest over router/tests and tests/ (tests/e2e starts the real stack on loopback).
 
-  --no-install   skip the pip install step (faster when nothing changed)
+  --no-install   skip the pip install steps (faster when nothing changed)
+  --no-e2e       skip the end-to-end tests and their installs (pytest -m "not e2e")
   -h, --help     this text
 
-With CI=true a missing tool is a failure, never a skip.
+With CI=true a missing tool is a failure, never a skip. Logs, screenshots and the figures of
+the end-to-end run are written to artifacts/e2e/.
 TXT
 }
 
 INSTALL=1
+E2E=1
 PYTEST_ARGS=()
 for arg in "$@"; do
   case "$arg" in
     -h|--help) usage; exit 0 ;;
     --no-install) INSTALL=0 ;;
+    --no-e2e) E2E=0 ;;
     *) PYTEST_ARGS+=("$arg") ;;
   esac
 done
@@ -49,6 +55,13 @@ if [[ "$INSTALL" == 1 ]]; then
   echo "==> installing pinned development requirements"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e ./router
+  if [[ "$E2E" == 1 ]]; then
+    echo "==> installing the end-to-end parts (cached; the first llama.cpp build takes ~10 minutes)"
+    PYTHON="$VENV/bin/python" bash scripts/e2e-deps.sh
+  fi
+fi
+if [[ "$E2E" == 0 ]]; then
+  PYTEST_ARGS=(-m "not e2e" "${PYTEST_ARGS[@]}")
 fi
 
 export PATH="$VENV/bin:$PATH"
@@ -62,4 +75,4 @@ echo "==> mypy"
 
 echo "==> pytest"
 export CI="${CI:-false}"
-pytest -c router/pyproject.toml --rootdir "$ROOT" router/tests tests "${PYTEST_ARGS[@]}"
+pytest -c router/pyproject.toml --rootdir "$ROOT" --durations=15 router/tests tests "${PYTEST_ARGS[@]}"

@@ -24,6 +24,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In CI an end-to-end test that skips (a part missing, for whatever reason) fails."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and stack.in_ci() and item.get_closest_marker("e2e"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which must run every end-to-end test: {report.longrepr}"
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     """Logs, screenshots and measurements of the run (kept after the run; CI can upload it)."""

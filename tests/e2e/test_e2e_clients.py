@@ -4,7 +4,6 @@ straight to the router. Replies arrive; the router's headers and metrics agree o
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import httpx
@@ -103,9 +102,7 @@ def test_raw_http_to_the_router(router: stack.Endpoint) -> None:
 
 
 def test_curl_to_the_router(router: stack.Endpoint) -> None:
-    curl = shutil.which("curl")
-    if curl is None:
-        pytest.skip("curl is not installed")
+    curl = str(stack.system_tool("curl"))
     out = subprocess.run(
         [
             curl, "-sS", "-i", router.url + "/v1/chat/completions",
