@@ -36,6 +36,9 @@ class RequestResult:
     cached_tokens: int | None = None
     """Prompt tokens the engine took from its cache (llama.cpp ``timings.cache_n``, the OpenAI
     ``usage.prompt_tokens_details.cached_tokens`` that vLLM and SGLang fill)."""
+    draft_tokens: int | None = None
+    draft_accepted: int | None = None
+    """Speculative decoding, where llama-server reports it (``timings.draft_n[_accepted]``)."""
     headers: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -131,6 +134,9 @@ def _read_usage(event: Mapping[str, Any], result: RequestResult) -> None:
     timings = event.get("timings")
     if timings and "cache_n" in timings:  # llama-server's own, on the last chunk
         result.cached_tokens = int(timings["cache_n"])
+    if timings and "draft_n" in timings:
+        result.draft_tokens = int(timings["draft_n"])
+        result.draft_accepted = int(timings.get("draft_n_accepted", 0))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

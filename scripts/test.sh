@@ -67,8 +67,8 @@ fi
 export PATH="$VENV/bin:$PATH"
 
 echo "==> ruff"
-ruff check router benchmarks tests grafana scripts
-ruff format --check router benchmarks tests grafana scripts
+ruff check router benchmarks rag-integration tests grafana scripts
+ruff format --check router benchmarks rag-integration tests grafana scripts
 
 echo "==> mypy"
 (cd router && mypy)

@@ -1,0 +1,152 @@
+"""The benchmark and RAG scripts measure right and build the requests they claim to build.
+
+bench.py runs against the package's fake engine (a real process on loopback) whose first token
+comes after 80 ms and each next one 10 ms later: it must report about 80 ms and 10 ms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import pytest
+from stackutil import ROOT
+
+
+def load(path: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def fake_engine() -> Iterator[str]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "adaptive_router.fake_engine", "--port", str(port),
+            "--model", "m", "--first-token-delay-ms", "80", "--token-delay-ms", "10",
+            "--tokens", "20",
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):  # up to ~10 s for the process to answer
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(0.05)
+                raise RuntimeError(f"the fake engine exited with {proc.returncode}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_bench_reports_the_engine_s_real_ttft_and_itl(fake_engine: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    done = subprocess.run(
+        [
+            sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--base-url", fake_engine,
+            "--model", "m", "--concurrency", "1,4", "--requests", "12", "--out", str(out),
+            "--api-key", "secret-key",
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    for run in summary["runs"]:
+        assert run["errors"] == 0 and run["ok"] == 12
+        assert 78 <= run["ttft_p50_ms"] <= 100, run
+        assert 9.5 <= run["itl_p50_ms"] <= 13, run
+        assert run["output_tokens"] == 12 * 20
+    table = (out / "results.md").read_text()
+    assert "| m | 1 |" in table and "| m | 4 |" in table
+    assert "secret-key" not in table + (out / "summary.json").read_text()
+    assert (out / "ttft_vs_concurrency.png").stat().st_size > 1000
+    assert (out / "m_c4.json").exists()
+
+
+def test_percentiles_and_summary() -> None:
+    measure = load("benchmarks/measure.py")
+    assert measure.percentile([1, 2, 3, 4], 50) == 2.5
+    assert measure.percentile([5], 99) == 5
+    ok = measure.RequestResult(ok=True, ttft_s=0.1, e2e_s=0.5, itl_s=[0.01] * 4, output_tokens=5)
+    bad = measure.RequestResult(ok=False, error="HTTP 503: busy")
+    summary = measure.summarize([ok, bad], wall_s=1.0)
+    assert summary["ok"] == 1 and summary["errors"] == 1
+    assert summary["error_kinds"] == {"HTTP 503": 1}
+    assert summary["ttft_p50_ms"] == 100.0 and summary["itl_p50_ms"] == 10.0
+    assert summary["tokens_per_s_p50"] == 10.0  # 4 tokens after the first in 0.4 s
+
+
+def test_prompt_builder_puts_what_is_shared_first() -> None:
+    builder = load("rag-integration/prompt_builder.py")
+    docs = [builder.Document("b", "second " * 40), builder.Document("a", "first " * 40)]
+    one = builder.build_messages("You answer from documents.", docs, "Question one?")
+    two = builder.build_messages("You answer from documents.", list(reversed(docs)), "Two?")
+    assert one[0]["role"] == "system" and one[-1]["content"] == "Question one?"
+    assert one[1]["content"].index("[a]") < one[1]["content"].index("[b]"), "stable order"
+    assert one[:-1] == two[:-1], "same documents, same bytes, whatever the retrieval order"
+    assert builder.shared_fraction(one, two) > 0.8
+    wrong_one = builder.build_messages_wrong("sys", docs, "Question one?", "t=1")
+    wrong_two = builder.build_messages_wrong("sys", docs, "Two?", "t=2")
+    assert builder.shared_fraction(wrong_one, wrong_two) < 0.1
+    assert builder.shared_prefix("abcd", "abxy") == 2
+
+
+def test_vision_request_follows_gemma_4_conventions() -> None:
+    vision = load("rag-integration/vision_demo.py")
+    png = vision.test_image_png()
+    assert png.startswith(b"\x89PNG")
+    body = vision.image_request("m", png, 280, 16, per_request_budget=True)
+    content = body["messages"][0]["content"]
+    assert content[0]["type"] == "image_url", "the image comes before the text"
+    assert content[0]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert body["mm_processor_kwargs"] == {"max_soft_tokens": 280}
+    assert "mm_processor_kwargs" not in vision.image_request("m", png, 280, 16, False)
+    with pytest.raises(ValueError, match="budgets"):
+        vision.image_request("m", png, 300, 16, True)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "benchmarks/bench.py",
+        "benchmarks/load_test.py",
+        "benchmarks/radixattention_prefix_sweep.py",
+        "benchmarks/mtp_bench.py",
+        "rag-integration/sglang_radixattention_demo.py",
+        "rag-integration/vision_demo.py",
+    ],
+)
+def test_every_script_explains_itself(script: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "usage:" in done.stdout
+
+
+def test_vision_demo_rejects_an_unknown_budget() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "rag-integration" / "vision_demo.py"), "--base-url",
+         "http://127.0.0.1:9", "--model", "m", "--budgets", "300"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Gemma 4 uses [70, 140, 280, 560, 1120]" in done.stderr
