@@ -77,7 +77,12 @@ def write_tiny_llama(
         writer.add_tensor(prefix + "ffn_up.weight", weight(n_ff, n_embd))
         writer.add_tensor(prefix + "ffn_down.weight", weight(n_embd, n_ff))
     writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    writer.add_tensor("output.weight", weight(n_vocab, n_embd))
+    # The end-of-text token gets a zero output row: its logit sits mid-pack, never among the top
+    # 40 that llama-server samples from by default, so answers run to max_tokens instead of
+    # stopping after a random handful of tokens.
+    output = weight(n_vocab, n_embd)
+    output[2] = 0.0
+    writer.add_tensor("output.weight", output)
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
