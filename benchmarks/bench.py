@@ -29,7 +29,7 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import RequestResult, chat_body, stream_chat, summarize
+from measure import RequestResult, auth_headers, chat_body, stream_chat, summarize
 from prompts import PROMPT_SETS, prompt_set
 
 
@@ -95,7 +95,7 @@ async def run_level(
     timeout: float,
 ) -> dict[str, Any]:
     url = engine.base_url.rstrip("/") + "/v1/chat/completions"
-    headers = {"Authorization": f"Bearer {engine.api_key}"} if engine.api_key else {}
+    headers = auth_headers(engine.api_key)
     limits = httpx.Limits(max_connections=concurrency + 4)
     extra = engine.extra_body or {}
 

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import RequestResult, chat_body, stream_chat, summarize
+from measure import RequestResult, auth_headers, chat_body, stream_chat, summarize
 
 EASY = "What is the capital of France?"
 HARD = (
@@ -41,7 +41,7 @@ def rss_mb(pid: int) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    headers = auth_headers(args.api_key)
     easy_url = args.base_url.rstrip("/") + "/v1/chat/completions"
     hard_url = (args.hard_base_url or args.base_url).rstrip("/") + "/v1/chat/completions"
     limits = httpx.Limits(max_connections=args.clients + 8, max_keepalive_connections=args.clients)

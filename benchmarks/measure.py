@@ -13,8 +13,10 @@ One definition for all scripts (bench.py, load_test.py, the prefix sweep, the MT
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -52,6 +54,20 @@ class RequestResult:
             return None
         decode = self.e2e_s - self.ttft_s
         return (self.output_tokens - 1) / decode if decode > 0 else None
+
+
+def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """--base-url, --model, --api-key (default $BENCH_API_KEY), --timeout: one endpoint."""
+    parser.add_argument("--base-url", required=True, help="server root (without /v1)")
+    parser.add_argument("--model", required=True, help="model name to request")
+    parser.add_argument(
+        "--api-key", default=os.environ.get("BENCH_API_KEY", ""), help="default $BENCH_API_KEY"
+    )
+    parser.add_argument("--timeout", type=float, default=300.0, help="per request, seconds")
+
+
+def auth_headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def chat_body(

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import RequestResult, chat_body, percentile, stream_chat
+from measure import RequestResult, auth_headers, chat_body, percentile, stream_chat
 from prompts import PROMPT_SETS, prompt_set
 
 VLLM_ACCEPTED = "vllm:spec_decode_num_accepted_tokens_total"
@@ -44,7 +44,7 @@ async def vllm_counters(client: httpx.AsyncClient, base_url: str) -> dict[str, f
 
 async def measure_endpoint(base_url: str, model: str, args: argparse.Namespace) -> dict[str, Any]:
     url = base_url.rstrip("/") + "/v1/chat/completions"
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    headers = auth_headers(args.api_key)
     prompts = prompt_set(args.prompt_set)
     results: list[RequestResult] = []
     async with httpx.AsyncClient(timeout=httpx.Timeout(args.timeout, connect=10)) as client:

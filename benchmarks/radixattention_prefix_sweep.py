@@ -30,7 +30,14 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import RequestResult, chat_body, percentile, stream_chat
+from measure import (
+    RequestResult,
+    add_endpoint_arguments,
+    auth_headers,
+    chat_body,
+    percentile,
+    stream_chat,
+)
 
 SHARED_UNIT = (
     "Policy note: customer data stays on encrypted disks, access is reviewed each quarter, and "
@@ -97,7 +104,7 @@ def build_messages(structure: str, share: float, prompt_chars: int, i: int) -> l
 
 async def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     url = args.base_url.rstrip("/") + "/v1/chat/completions"
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    headers = auth_headers(args.api_key)
     rows = []
     async with httpx.AsyncClient(timeout=httpx.Timeout(args.timeout, connect=10)) as client:
         for share_pct in args.shares:
@@ -149,15 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--base-url", required=True, help="server root (without /v1)")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--api-key", default="")
+    add_endpoint_arguments(parser)
     parser.add_argument("--shares", default="0,25,50,75,90,95", help="shared prefix, percent")
     parser.add_argument("--prompt-chars", type=int, default=6000)
     parser.add_argument("--requests", type=int, default=5, help="measured requests per cell")
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--extra-body", type=json.loads, default={})
-    parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--out", type=Path, help="folder for prefix_sweep.json and .md")
     args = parser.parse_args(argv)
     try:

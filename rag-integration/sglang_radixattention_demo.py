@@ -24,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from measure import chat_body, percentile, stream_chat
+from measure import add_endpoint_arguments, auth_headers, chat_body, percentile, stream_chat
 from prompt_builder import Document, build_messages, build_messages_wrong, shared_fraction
 from prompts import _POLICY_SECTIONS, RAG_QUESTIONS, RAG_SYSTEM
 
@@ -40,7 +40,7 @@ async def run_structure(
     structure: str, args: argparse.Namespace, client: httpx.AsyncClient
 ) -> dict[str, Any]:
     url = args.base_url.rstrip("/") + "/v1/chat/completions"
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    headers = auth_headers(args.api_key)
     docs = documents(args.doc_repeat)
     previous = None
     ttfts, cached, shares, errors = [], [], [], 0
@@ -86,16 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--base-url", required=True, help="server root (without /v1)")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--api-key", default="")
+    add_endpoint_arguments(parser)
     parser.add_argument("--questions", type=int, default=6)
     parser.add_argument(
         "--doc-repeat", type=int, default=6, help="document length: sentences per document"
     )
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--extra-body", type=json.loads, default={})
-    parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     try:
         rows = asyncio.run(run(args))

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from measure import RequestResult, chat_body, stream_chat
+from measure import RequestResult, add_endpoint_arguments, auth_headers, chat_body, stream_chat
 
 BUDGETS = (70, 140, 280, 560, 1120)
 QUESTION = "What shapes and colours are in this picture? Answer in one sentence."
@@ -75,7 +75,7 @@ def image_request(
 
 async def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None]:
     url = args.base_url.rstrip("/") + "/v1/chat/completions"
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    headers = auth_headers(args.api_key)
     png = test_image_png()
     rows = []
     async with httpx.AsyncClient(timeout=httpx.Timeout(args.timeout, connect=10)) as client:
@@ -108,13 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--base-url", required=True, help="server root (without /v1)")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--api-key", default="")
+    add_endpoint_arguments(parser)
     parser.add_argument("--budgets", default="280", help=f"comma-separated, from {BUDGETS}")
     parser.add_argument("--per-request-budget", action="store_true")
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--save-image", type=Path, help="also write the test picture here")
     args = parser.parse_args(argv)
     try:

@@ -26,14 +26,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of a process, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
 def wait_until(
     check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
 ) -> None:
