@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,7 +119,14 @@ class Endpoint:
 
 
 def llama_server(
-    name: str, model: Path, alias: str, log_dir: Path, *, parallel: int = 4, ctx: int = 16384
+    name: str,
+    model: Path,
+    alias: str,
+    log_dir: Path,
+    *,
+    parallel: int = 4,
+    ctx: int = 16384,
+    extra_args: Sequence[str] = (),
 ) -> Endpoint:
     """A CPU llama-server with the compose file's flags that make sense without a GPU."""
     port = free_port()
@@ -134,6 +141,7 @@ def llama_server(
         "--jinja",
         "--threads", "1",
         "--threads-http", "64",
+        *extra_args,
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     return Endpoint(Process(name, argv, log_dir, ready_url=url + "/health"), url)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import requests
 import schemathesis
 import stack
@@ -40,6 +42,33 @@ def check(response: requests.Response) -> str | None:
         if not {"message", "type", "code"} <= set(error):
             return "error without message/type/code"
     return None
+
+
+@pytest.fixture(scope="module")
+def router(
+    tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
+) -> Iterator[stack.Endpoint]:
+    """Its own stack: generated requests may ask for any number of tokens (or none, which means
+    "until the context is full"), so these engines stop every answer at 32 tokens."""
+    logs = artifacts / "logs"
+    cap = ["--n-predict", "32"]
+    low = stack.llama_server(
+        "fuzz-tier-low", tiny_model, stack.TIER_LOW_ALIAS, logs, extra_args=cap
+    )
+    high = stack.llama_server(
+        "fuzz-tier-high", tiny_model, stack.TIER_HIGH_ALIAS, logs, extra_args=cap
+    )
+    router = stack.router(
+        tmp_path_factory.mktemp("fuzz"), low.url, high.url, logs, name="fuzz-router"
+    )
+    processes = [low.process, high.process, router.process]
+    try:
+        for p in processes:
+            p.start()
+        yield router
+    finally:
+        for p in reversed(processes):
+            p.stop()
 
 
 def test_generated_requests_never_get_a_5xx(router: stack.Endpoint, artifacts: Path) -> None:
