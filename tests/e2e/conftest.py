@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import stack
-from procs import free_port
+from procs import free_port, running
 from tiny_gguf import write_tiny_llama
 from vllm_stub import VllmStub
 
@@ -52,13 +52,8 @@ def engines(tiny_model: Path, artifacts: Path) -> Iterator[tuple[stack.Endpoint,
     """tier_low and tier_high: two real llama-servers serving the tiny model."""
     low = stack.llama_server("tier-low", tiny_model, stack.TIER_LOW_ALIAS, artifacts / "logs")
     high = stack.llama_server("tier-high", tiny_model, stack.TIER_HIGH_ALIAS, artifacts / "logs")
-    try:
-        low.process.start()
-        high.process.start()
+    with running(low.process, high.process):
         yield low, high
-    finally:
-        low.process.stop()
-        high.process.stop()
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +66,7 @@ def router(
     endpoint = stack.router(
         tmp_path_factory.mktemp("router"), low.url, high.url, artifacts / "logs"
     )
-    with _running(endpoint):
+    with running(endpoint.process):
         yield endpoint
 
 
@@ -80,7 +75,7 @@ def litellm(
     router: stack.Endpoint, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
 ) -> Iterator[stack.Endpoint]:
     endpoint = stack.litellm(tmp_path_factory.mktemp("litellm"), router.url, artifacts / "logs")
-    with _running(endpoint):
+    with running(endpoint.process):
         yield endpoint
 
 
@@ -110,7 +105,7 @@ def prometheus(
     endpoint = stack.prometheus(
         tmp_path_factory.mktemp("prometheus"), targets, artifacts / "logs", port, "1s"
     )
-    with _running(endpoint):
+    with running(endpoint.process):
         yield endpoint
 
 
@@ -121,22 +116,8 @@ def open_webui(
     endpoint = stack.open_webui(
         tmp_path_factory.mktemp("open-webui"), litellm.url, artifacts / "logs"
     )
-    with _running(endpoint):
+    with running(endpoint.process):
         yield endpoint
-
-
-class _running:
-    """Start on enter, stop on exit (also when the start fails half-way)."""
-
-    def __init__(self, endpoint: stack.Endpoint) -> None:
-        self.endpoint = endpoint
-
-    def __enter__(self) -> stack.Endpoint:
-        self.endpoint.process.start()
-        return self.endpoint
-
-    def __exit__(self, *exc: object) -> None:
-        self.endpoint.process.stop()
 
 
 def _hostport(url: str) -> str:

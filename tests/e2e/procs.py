@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,20 @@ def wait_until(
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:
     return httpx.get(url, timeout=timeout).status_code == 200
+
+
+@contextlib.contextmanager
+def running(*processes: Process) -> Iterator[None]:
+    """Start the processes in order; stop them in reverse, also when a start fails half-way."""
+    started: list[Process] = []
+    try:
+        for process in processes:
+            started.append(process)
+            process.start()
+        yield
+    finally:
+        for process in reversed(started):
+            process.stop()
 
 
 @dataclass

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import stack
 from e2eutil import EASY_PROMPT, HARD_PROMPT, metric_sum, router_headers, scrape, sse_events
-from procs import Process, free_port, wait_until
+from procs import Process, free_port, running, wait_until
 from tiny_gguf import write_tiny_llama
 
 
@@ -81,17 +81,13 @@ def faults(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterato
     low = stack.llama_server("fault-tier-low", model, stack.TIER_LOW_ALIAS, logs)
     high = stack.llama_server("fault-tier-high", model, stack.TIER_HIGH_ALIAS, logs)
     router = stack.router(work, low.url, high.url, logs, name="fault-router")
-    processes = [low.process, high.process, router.process]
-    try:
-        for p in processes:
-            p.start()
-        with httpx.Client(base_url=router.url, headers=router_headers(), timeout=60) as client:
-            fs = FaultStack(low, high, router, client, artifacts)
-            yield fs
-            (artifacts / "faults.json").write_text(json.dumps(fs.figures, indent=2))
-    finally:
-        for p in reversed(processes):
-            p.stop()
+    with (
+        running(low.process, high.process, router.process),
+        httpx.Client(base_url=router.url, headers=router_headers(), timeout=60) as client,
+    ):
+        fs = FaultStack(low, high, router, client, artifacts)
+        yield fs
+        (artifacts / "faults.json").write_text(json.dumps(fs.figures, indent=2))
 
 
 def test_killed_tier_high_fails_over_to_tier_low_within_100_ms(faults: FaultStack) -> None:

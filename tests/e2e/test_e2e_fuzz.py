@@ -23,6 +23,7 @@ import stack
 from e2eutil import router_headers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from procs import running
 from schemathesis import GenerationMode
 
 EXAMPLES_PER_POST = 200  # per operation and mode (valid, invalid)
@@ -61,14 +62,8 @@ def router(
     router = stack.router(
         tmp_path_factory.mktemp("fuzz"), low.url, high.url, logs, name="fuzz-router"
     )
-    processes = [low.process, high.process, router.process]
-    try:
-        for p in processes:
-            p.start()
+    with running(low.process, high.process, router.process):
         yield router
-    finally:
-        for p in reversed(processes):
-            p.stop()
 
 
 def test_generated_requests_never_get_a_5xx(router: stack.Endpoint, artifacts: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import stack
-from procs import Process, free_port
+from procs import Process, free_port, running
 
 CLIENTS = 200
 SECONDS = float(os.environ.get("E2E_LOAD_SECONDS", "60"))
@@ -72,14 +72,8 @@ def load_stack(
     router = stack.router(
         tmp_path_factory.mktemp(f"load-{kind}"), low.url, high.url, logs, name=f"load-router-{kind}"
     )
-    processes = [low.process, high.process, router.process]
-    try:
-        for p in processes:
-            p.start()
+    with running(low.process, high.process, router.process):
         yield kind, low, high, router
-    finally:
-        for p in reversed(processes):
-            p.stop()
 
 
 def test_200_streaming_clients_for_60_s(
