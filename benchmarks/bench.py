@@ -29,7 +29,7 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import RequestResult, auth_headers, chat_body, stream_chat, summarize
+from measure import RequestResult, auth_headers, chat_body, int_list, stream_chat, summarize
 from prompts import PROMPT_SETS, prompt_set
 
 
@@ -194,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model name to request (with --base-url)")
     parser.add_argument("--name", help="label for the engine in the table (with --base-url)")
     parser.add_argument("--api-key", default=os.environ.get("BENCH_API_KEY", ""))
-    parser.add_argument("--concurrency", default="1,10", help="comma-separated levels")
+    parser.add_argument(
+        "--concurrency", type=int_list, default=[1, 10], help="comma-separated levels (1,10)"
+    )
     parser.add_argument("--requests", type=int, default=50, help="measured requests per level")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured requests per level")
     parser.add_argument("--prompt-set", choices=PROMPT_SETS, default="short_chat")
@@ -214,11 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
     else:
         engines = load_engines(args.engines)
-    try:
-        levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
-    except ValueError:
-        parser.error("--concurrency takes integers, e.g. 1,10")
-    if not levels or min(levels) < 1 or args.requests < 1:
+    levels = args.concurrency
+    if min(levels) < 1 or args.requests < 1:
         parser.error("--concurrency levels and --requests must be at least 1")
     prompts = prompt_set(args.prompt_set)
     args.out.mkdir(parents=True, exist_ok=True)

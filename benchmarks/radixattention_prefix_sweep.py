@@ -35,6 +35,7 @@ from measure import (
     add_endpoint_arguments,
     auth_headers,
     chat_body,
+    int_list,
     percentile,
     stream_chat,
 )
@@ -157,17 +158,15 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_endpoint_arguments(parser)
-    parser.add_argument("--shares", default="0,25,50,75,90,95", help="shared prefix, percent")
+    parser.add_argument(
+        "--shares", type=int_list, default=[0, 25, 50, 75, 90, 95], help="shared prefix, percent"
+    )
     parser.add_argument("--prompt-chars", type=int, default=6000)
     parser.add_argument("--requests", type=int, default=5, help="measured requests per cell")
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--extra-body", type=json.loads, default={})
     parser.add_argument("--out", type=Path, help="folder for prefix_sweep.json and .md")
     args = parser.parse_args(argv)
-    try:
-        args.shares = [int(s) for s in args.shares.split(",")]
-    except ValueError:
-        parser.error("--shares takes integers, e.g. 0,50,95")
     if any(not 0 <= s <= 95 for s in args.shares):
         parser.error("--shares must lie between 0 and 95")
     rows = asyncio.run(sweep(args))

@@ -27,7 +27,14 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from measure import RequestResult, add_endpoint_arguments, auth_headers, chat_body, stream_chat
+from measure import (
+    RequestResult,
+    add_endpoint_arguments,
+    auth_headers,
+    chat_body,
+    int_list,
+    stream_chat,
+)
 
 BUDGETS = (70, 140, 280, 560, 1120)
 QUESTION = "What shapes and colours are in this picture? Answer in one sentence."
@@ -109,15 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_endpoint_arguments(parser)
-    parser.add_argument("--budgets", default="280", help=f"comma-separated, from {BUDGETS}")
+    parser.add_argument(
+        "--budgets", type=int_list, default=[280], help=f"comma-separated, from {BUDGETS}"
+    )
     parser.add_argument("--per-request-budget", action="store_true")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--save-image", type=Path, help="also write the test picture here")
     args = parser.parse_args(argv)
-    try:
-        args.budgets = [int(b) for b in args.budgets.split(",")]
-    except ValueError:
-        parser.error("--budgets takes integers, e.g. 70,280,1120")
     if bad := [b for b in args.budgets if b not in BUDGETS]:
         parser.error(f"unknown budget(s) {bad}: Gemma 4 uses {list(BUDGETS)}")
     if args.save_image:
