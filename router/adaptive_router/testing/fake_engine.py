@@ -7,7 +7,7 @@ the first token, delay between tokens, number of tokens, and faults (HTTP 500, 5
 connection cut mid-stream, a hang). It counts what happened, including streams whose client
 went away, so tests can check that the router closed them.
 
-    python -m adaptive_router.fake_engine --port 8000 --model gemma-4-e4b --flavor vllm
+    python -m adaptive_router.testing.fake_engine --port 8000 --model gemma-4-e4b --flavor vllm
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Start, watch and stop the real processes of the end-to-end stack (all on loopback).
+"""Start, watch and stop real processes on loopback: engines, the router, nginx, LiteLLM...
 
-Each process logs to a file under the artifacts folder, so a failing test can be read afterwards;
-readiness is an HTTP check polled until a deadline (the process's own answer, not a sleep).
+The one way the tests and the benchmarks run a server: each process logs to a file (a failing
+test can be read afterwards), readiness is an HTTP check polled until a deadline (the process's
+own answer, not a sleep), and stopping reaches the whole process group.
 """
 
 from __future__ import annotations
@@ -21,9 +22,20 @@ import httpx
 
 def free_port() -> int:
     """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` different loopback TCP ports nothing listens on right now (drawn together: ports
+    drawn one at a time may repeat)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def wait_until(
@@ -147,3 +159,22 @@ class Process:
         except FileNotFoundError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system, children reaped included) of every process in group ``pgid``.
+
+    Read from ``/proc/<pid>/stat`` (Linux): the measure of a proxy's cost per request that a
+    shared, noisy machine disturbs least.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+        if int(fields[2]) == pgid:  # field 5 of stat: the process group
+            total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    return total / ticks
