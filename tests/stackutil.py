@@ -12,14 +12,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require(path: Path | str | None, what: str, hint: str) -> Path:
+    """The part's path; skip the test where it is missing, but fail in CI (CI must install it)."""
+    if path is not None and Path(path).exists():
+        return Path(path)
+    message = f"{what} is not installed ({path or 'not found'}); {hint}"
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require_tool(name: str) -> str:
-    """The tool's path; skip the test where it is missing, but fail in CI (CI must install it)."""
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{name} is not installed; .ci/run must install it")
-        pytest.skip(f"{name} is not installed")
-    return path
+    """A command on PATH (see :func:`require`)."""
+    return str(require(shutil.which(name), name, ".ci/run must install it"))
 
 
 def env_example() -> dict[str, str]:

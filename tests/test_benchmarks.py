@@ -6,7 +6,6 @@ comes after 80 ms and each next one 10 ms later: it must report about 80 ms and 
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import subprocess
@@ -15,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import httpx
 import pytest
 from stackutil import ROOT
+
+from adaptive_router.testing.processes import Process, free_port, running
 
 
 def load(path: str) -> ModuleType:
@@ -30,33 +30,19 @@ def load(path: str) -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def fake_engine() -> Iterator[str]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
+def fake_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    engine = Process(
+        "fake-engine",
         [
-            sys.executable, "-m", "adaptive_router.fake_engine", "--port", str(port),
+            sys.executable, "-m", "adaptive_router.testing.fake_engine", "--port", str(port),
             "--model", "m", "--first-token-delay-ms", "80", "--token-delay-ms", "10",
             "--tokens", "20",
         ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        tmp_path_factory.mktemp("engine"), ready_url=f"http://127.0.0.1:{port}/health",
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):  # up to ~10 s for the process to answer
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(0.05)
-                raise RuntimeError(f"the fake engine exited with {proc.returncode}")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with running(engine):
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_bench_reports_the_engine_s_real_ttft_and_itl(fake_engine: str, tmp_path: Path) -> None:

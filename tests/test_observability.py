@@ -14,9 +14,10 @@ import pytest
 import yaml
 from stackutil import ROOT, require_tool
 
-from adaptive_router import AdaptiveRouter, GpuReading, RoutingConfig
-from adaptive_router.app import create_app
+from adaptive_router import AdaptiveRouter, RoutingConfig
 from adaptive_router.gpu import GpuMonitor
+from adaptive_router.service import create_app
+from adaptive_router.testing import FakeNvml
 
 DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
 METRIC = re.compile(r"\b(router_[a-z_]+|vllm:[a-z_:]+|llamacpp:[a-z_]+|litellm_[a-z_]+|up)\b")
@@ -37,14 +38,6 @@ LLAMACPP = {
     "llamacpp:n_tokens_max", "llamacpp:n_decode_total", "llamacpp:n_busy_slots_per_decode",
 }  # fmt: skip
 PROMETHEUS = {"up"}
-
-
-class FakeNvml:
-    def open(self, device_index: int) -> None: ...
-    def read(self) -> GpuReading:
-        return GpuReading(8_000_000_000, 8_000_000_000, 16_000_000_000, 40.0, "fake GPU")
-
-    def close(self) -> None: ...
 
 
 @pytest.fixture(scope="module")

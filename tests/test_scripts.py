@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from stackutil import ROOT, require_tool
 
+from adaptive_router.testing.processes import free_ports
+
 SCRIPTS = [
     *sorted((ROOT / "scripts").glob("*.sh")),
     ROOT / "scripts/lib/common.sh",
@@ -174,7 +176,7 @@ class Sandbox:
                         "ROUTER_PORT",
                         "PROMETHEUS_PORT",
                     ),
-                    _free_ports(7),
+                    free_ports(7),
                     strict=True,
                 )
             },
@@ -204,19 +206,6 @@ class Sandbox:
 
     def calls(self) -> list[str]:
         return self.log.read_text().splitlines()
-
-
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @pytest.fixture

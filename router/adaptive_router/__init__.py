@@ -1,7 +1,8 @@
 """gemma4-adaptive-router: choose between a fast and a strong model per request, and explain why.
 
-The decision engine (this package's top level) is pure and synchronous; the HTTP service that
-uses it lives in :mod:`adaptive_router.middleware`.
+The decision engine (this package's top level) is pure and synchronous and never imports the
+HTTP service that uses it (:mod:`adaptive_router.service`, the optional ``[service]`` part).
+Test doubles for both live in :mod:`adaptive_router.testing`.
 """
 
 from .config import ConfigError, RoutingConfig, dump_default_config, load_config

@@ -25,11 +25,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     route = sub.add_parser("route", help="print the decision for a prompt (no GPU rules)")
     route.add_argument("prompt")
     route.add_argument("--config")
-    sub.add_parser("config", help="print every setting with its default and meaning")
+    sub.add_parser(
+        "config", help="print every setting (decision and service) with its default and meaning"
+    )
     args = parser.parse_args(argv)
     if args.command == "config":
+        from .service.config import dump_service_config
+
         print(dump_default_config())
-        print("# service:  (see adaptive_router.service_config.ServiceConfig)")
+        print(dump_service_config())
         return
     from .router import AdaptiveRouter
 

@@ -15,10 +15,10 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 Tier = Literal["tier_low", "tier_high"]
 TIERS: tuple[Tier, Tier] = ("tier_low", "tier_high")
@@ -31,6 +31,18 @@ ENV_PREFIX = "ROUTER_"
 
 class ConfigError(ValueError):
     """A configuration value is unknown or invalid; the message says which and where."""
+
+
+def split_commas(value: Any) -> Any:
+    """``"a, b"`` (an environment variable, a flag) -> ``("a", "b")``; other values unchanged."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+T = TypeVar("T")
+CommaList = Annotated[tuple[T, ...], BeforeValidator(split_commas)]
+"""A tuple field that also accepts one comma-separated string."""
 
 
 class RoutingConfig(BaseModel):
@@ -115,7 +127,7 @@ class RoutingConfig(BaseModel):
         description="Output tokens reserved in the context check when a request sets no "
         "max_tokens.",
     )
-    vision_tiers: tuple[Tier, ...] = Field(
+    vision_tiers: CommaList[Tier] = Field(
         ("tier_low",),
         description="Tiers that accept images. A request with images goes to one of them.",
     )
@@ -138,12 +150,12 @@ class RoutingConfig(BaseModel):
         "package (benchmarks/train_scorer.py writes new ones).",
     )
 
-    @field_validator("vision_tiers", mode="before")
-    @classmethod
-    def _split_tiers(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+    allow_degraded: bool = Field(
+        False,
+        description="May a request that named a tier (gemma4-smart, tier_high, tier_low) be "
+        "answered by the other tier when its own fails? Routed requests always may. A degraded "
+        "answer carries the header x-router-degraded: true.",
+    )
 
 
 def describe_error(exc: ValidationError, source: str, fields: Any = None) -> str:
@@ -235,22 +247,26 @@ def load_config(
     return build_config(values, source=" + ".join(sources) or "<defaults>")
 
 
-def dump_default_config() -> str:
-    """A YAML file with every field at its default, each preceded by its description."""
-    lines = ["# Adaptive router: decision settings. Every key is optional.", ""]
-    defaults = RoutingConfig()
-    for name, field in RoutingConfig.model_fields.items():
-        text = field.description or ""
-        words, line = text.split(), "#"
-        for word in words:
+def dump_fields(model: type[BaseModel], indent: str = "") -> list[str]:
+    """Every field of ``model`` at its default, each after its description, as YAML lines."""
+    lines: list[str] = []
+    for name, field in model.model_fields.items():
+        line = indent + "#"
+        for word in (field.description or "").split():
             if len(line) + len(word) > 95:
                 lines.append(line)
-                line = "#"
+                line = indent + "#"
             line += " " + word
         lines.append(line)
-        value = getattr(defaults, name)
+        value = field.get_default(call_default_factory=True)
         if isinstance(value, tuple):
             value = list(value)
-        lines.append(f"{name}: {json.dumps(value)}")
+        lines.append(f"{indent}{name}: {json.dumps(value)}")
         lines.append("")
-    return "\n".join(lines)
+    return lines
+
+
+def dump_default_config() -> str:
+    """The decision settings: every field at its default, each after its description."""
+    lines = ["# Adaptive router: decision settings. Every key is optional.", ""]
+    return "\n".join(lines + dump_fields(RoutingConfig))

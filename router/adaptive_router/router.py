@@ -1,7 +1,9 @@
-"""The decision engine: score the prompt, ask the rules, return a tier and the reason.
+"""The decision engine: score the prompt, ask the rules, return a tier, the reason and the
+fallback.
 
-Pure and synchronous: no I/O on the decision path. The GPU monitor's thread and the service's
-health and load probes only swap immutable snapshots that :meth:`AdaptiveRouter.decide` reads.
+Pure and synchronous: no I/O on the decision path. The GPU monitor's thread swaps an immutable
+snapshot that :meth:`AdaptiveRouter.decide` reads; the tiers' health and load are passed in by
+the caller (the service keeps them, in one place) with each decision.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from .rules import (
     RoutingError,
     Rule,
     TierStatus,
+    check_vision,
+    fallback,
 )
 from .scorer import ComplexityScorer
 from .sla import LatencyEMA
@@ -47,6 +51,10 @@ class Decision:
     """The tier chosen before a health/load redirect (equals ``tier`` when none happened)."""
     decision_us: float = 0.0
     tiers: Mapping[str, TierStatus] = field(default_factory=dict)
+    fallback: Tier | None = None
+    """The tier to retry on if ``tier`` fails before its first byte (``None``: no retry)."""
+    no_fallback: str | None = None
+    """Why there is no fallback, in words for an error message."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +68,8 @@ class Decision:
             "gpu": self.gpu.as_dict(),
             "ema_ms": {k: round(v, 1) for k, v in self.ema_ms.items()},
             "tiers": {k: {"up": v.up, "saturated": v.saturated} for k, v in self.tiers.items()},
+            "fallback": self.fallback,
+            "no_fallback": self.no_fallback,
             "decision_us": round(self.decision_us, 1),
         }
 
@@ -79,6 +89,7 @@ class AdaptiveRouter:
         scorer: ComplexityScorer | None = None,
         gpu_source: NvmlSource | None = None,
         gpu_monitor: GpuMonitor | None = None,
+        start_gpu_monitor: bool = False,
     ) -> None:
         self.config = config if config is not None else RoutingConfig()
         self.scorer = (
@@ -91,7 +102,6 @@ class AdaptiveRouter:
         self.ema = LatencyEMA(
             TIERS, seed_ms=self.config.sla_warmup_seed_ms, alpha=self.config.ema_alpha
         )
-        self._tiers: Mapping[str, TierStatus] = MappingProxyType({t: TierStatus() for t in TIERS})
         if gpu_monitor is not None:
             self.gpu_monitor: GpuMonitor | None = gpu_monitor
         elif self.config.gpu_monitor:
@@ -100,9 +110,18 @@ class AdaptiveRouter:
                 device_index=self.config.gpu_device_index,
                 interval_s=self.config.vram_poll_interval_ms / 1000.0,
                 util_max_pct=self.config.gpu_util_max_pct,
-            ).start()
+            )
         else:
             self.gpu_monitor = None
+        if start_gpu_monitor:
+            self.start()
+
+    def start(self) -> AdaptiveRouter:
+        """Start reading the GPU (one reading now, then a daemon thread). Without this the GPU
+        rules abstain: building a router never starts a thread by itself."""
+        if self.gpu_monitor is not None:
+            self.gpu_monitor.start()
+        return self
 
     # -- inputs from the service -------------------------------------------------------------
 
@@ -110,27 +129,9 @@ class AdaptiveRouter:
         """Feed one observed latency (TTFT for streams, total time otherwise) to the SLA EMA."""
         return self.ema.observe(tier, latency_ms)
 
-    def set_tier_status(
-        self, tier: str, *, up: bool | None = None, saturated: bool | None = None
-    ) -> None:
-        """Record a tier's health or load. Swaps the whole mapping (readers never lock)."""
-        if tier not in TIERS:
-            raise KeyError(tier)
-        current = self._tiers[tier]
-        new = TierStatus(
-            up=current.up if up is None else up,
-            saturated=current.saturated if saturated is None else saturated,
-        )
-        if new != current:
-            self._tiers = MappingProxyType({**self._tiers, tier: new})
-
     @property
     def gpu(self) -> GpuSnapshot:
         return self.gpu_monitor.snapshot if self.gpu_monitor is not None else _GPU_OFF
-
-    @property
-    def tiers(self) -> Mapping[str, TierStatus]:
-        return self._tiers
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -144,11 +145,13 @@ class AdaptiveRouter:
         *,
         requested_tier: Tier | None = None,
         max_output_tokens: int | None = None,
+        tiers: Mapping[str, TierStatus] | None = None,
     ) -> Decision:
         """Decide for a prompt string or an OpenAI ``messages`` list, with the reasons.
 
+        ``tiers`` is each tier's health and load now (missing tiers count as up and idle).
         Raises :class:`~adaptive_router.rules.RoutingError` when no tier can take the request
-        (too long for both context windows, images with no vision tier).
+        (too long for both context windows, images for a tier that takes none).
         """
         started = time.perf_counter()
         cfg = self.config
@@ -168,7 +171,7 @@ class AdaptiveRouter:
             dimensions=breakdown.dimensions,
             gpu=self.gpu,
             ema_ms=self.ema.snapshot(),
-            tiers=self._tiers,
+            tiers=_ALL_UP if tiers is None else tiers,
             requested_tier=requested_tier,
             images=conversation.images,
             estimated_tokens=math.ceil(conversation.total_chars / cfg.chars_per_token)
@@ -182,6 +185,8 @@ class AdaptiveRouter:
                 if moved is not None:
                     tier, reason = moved, name
                     break
+        check_vision(tier, reason, state)
+        retry_on, no_retry = fallback(tier, reason, state)
         return Decision(
             tier=tier,
             reason=reason,
@@ -194,6 +199,8 @@ class AdaptiveRouter:
             policy_tier=policy_tier,
             decision_us=(time.perf_counter() - started) * 1e6,
             tiers=state.tiers,
+            fallback=retry_on,
+            no_fallback=no_retry,
         )
 
     def _ask_rules(self, query: str, state: RouterState) -> tuple[Tier, str]:
@@ -211,9 +218,7 @@ class AdaptiveRouter:
     @property
     def state(self) -> RouterState:
         """The state rules would see now, without a prompt (for health pages and debugging)."""
-        return RouterState(
-            config=self.config, gpu=self.gpu, ema_ms=self.ema.snapshot(), tiers=self._tiers
-        )
+        return RouterState(config=self.config, gpu=self.gpu, ema_ms=self.ema.snapshot())
 
     def shutdown(self) -> None:
         """Stop the GPU thread. Idempotent."""
@@ -234,3 +239,4 @@ def _rule_name(rule: Rule) -> str:
 
 
 _GPU_OFF = GpuSnapshot(available=False, error="GPU monitor disabled (gpu_monitor: false)")
+_ALL_UP: Mapping[str, TierStatus] = MappingProxyType({t: TierStatus() for t in TIERS})

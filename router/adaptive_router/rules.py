@@ -180,5 +180,41 @@ REDIRECTS: tuple[tuple[str, Callable[[Tier, RouterState], Tier | None]], ...] = 
 
 HARD_REASONS = frozenset({"override", "context", "vision"})
 
+
+def context_tokens(tier: str, config: RoutingConfig) -> int:
+    return config.tier_low_context_tokens if tier == "tier_low" else config.tier_high_context_tokens
+
+
+_VISION_WHY = {
+    "override": "the model named in the request",
+    "context": "the only tier whose context window fits the request",
+}
+
+
+def check_vision(tier: Tier, reason: str, state: RouterState) -> None:
+    """An image never goes to a tier outside ``vision_tiers``, whatever rule chose it."""
+    if state.images and tier not in state.config.vision_tiers:
+        why = _VISION_WHY.get(reason, f"chosen by the {reason!r} rule")
+        capable = ", ".join(state.config.vision_tiers) or "none"
+        raise NoVisionTierError(
+            f"this request contains images, but {tier} ({why}) does not accept them "
+            f"(vision_tiers: {capable}); send it without images or to a model that takes them"
+        )
+
+
+def fallback(tier: Tier, reason: str, state: RouterState) -> tuple[Tier | None, str | None]:
+    """The one failover policy: the tier to retry on when ``tier`` fails before its first byte,
+    or ``None`` and why not. The service only executes it."""
+    cfg = state.config
+    other = _other(tier)
+    if reason == "override" and not cfg.allow_degraded:
+        return None, "this model does not fall back: allow_degraded is off"
+    if state.images and other not in cfg.vision_tiers:
+        return None, f"the request has images and {other} does not accept them (vision_tiers)"
+    if state.estimated_tokens > context_tokens(other, cfg):
+        return None, "the prompt only fits this tier's context window"
+    return other, None
+
+
 DEFAULT_REASON = "complexity"
 """Reason reported when every rule abstained: the prompt was complex enough for tier_high."""

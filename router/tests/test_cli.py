@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from adaptive_router.fake_engine import Behavior, FakeEngine
+from adaptive_router.testing.fake_engine import Behavior, FakeEngine
+from adaptive_router.testing.processes import Process, free_port, running
 
 from .servers import serve
 
@@ -58,41 +58,25 @@ def test_console_script_route_and_config() -> None:
 def test_serve_drains_streams_in_flight_on_sigterm(tmp_path: Path) -> None:
     engine = FakeEngine("gemma-4-e4b", behavior=Behavior(tokens=10, token_delay_s=0.1))
     with serve(engine) as engine_url:
-        from .servers import closed_port_url
-
-        port = closed_port_url().split(":")[2].split("/")[0]
-        log = (tmp_path / "router.log").open("w")
-        proc = subprocess.Popen(
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        router = Process(
+            "router",
             [PY, "-m", "adaptive_router.middleware", "--tier-low-url", engine_url + "/v1",
-             "--tier-high-url", engine_url + "/v1", "--host", "127.0.0.1", "--port", port],
-            env={**os.environ, "ROUTER_GPU_MONITOR": "false",
-                 "ROUTER_TIER_HIGH_MODEL": "gemma-4-e4b"},
-            stdout=log, stderr=subprocess.STDOUT,
+             "--tier-high-url", engine_url + "/v1", "--host", "127.0.0.1", "--port", str(port)],
+            tmp_path, ready_url=url + "/livez",
+            env={"ROUTER_GPU_MONITOR": "false", "ROUTER_TIER_HIGH_MODEL": "gemma-4-e4b"},
         )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(url + "/livez", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise
-                time.sleep(0.05)
+        with running(router):
             body = {"model": "gemma4-fast", "stream": True,
                     "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
             with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as r:
                 lines = r.iter_lines()
                 first = next(line for line in lines if line.startswith("data: "))
-                proc.send_signal(signal.SIGTERM)  # shut down while the stream is in flight
+                os.kill(router.pid, signal.SIGTERM)  # shut down while the stream is in flight
                 rest = [line for line in lines if line.startswith("data: ")]
             assert json.loads(first[6:])["model"] == "gemma4-fast"
             assert rest[-1] == "data: [DONE]" and len(rest) == 10
             # uvicorn finishes the stream, then exits by re-raising the signal it caught.
-            assert proc.wait(30) in (0, -signal.SIGTERM)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.close()
+            assert router.popen is not None
+            assert router.popen.wait(30) in (0, -signal.SIGTERM)

@@ -8,8 +8,7 @@ import threading
 import pytest
 
 from adaptive_router import AdaptiveRouter, GpuMonitor, PynvmlSource, RoutingConfig
-
-from .conftest import FakeNvml
+from adaptive_router.testing import FakeNvml
 
 
 def test_snapshot_reflects_the_reading(fake_nvml: FakeNvml) -> None:
@@ -67,9 +66,12 @@ def test_thread_polls_and_shuts_down_cleanly(fake_nvml: FakeNvml) -> None:
     monitor.shutdown()  # idempotent
 
 
-def test_router_shutdown_stops_the_gpu_thread(fake_nvml: FakeNvml) -> None:
+def test_router_starts_the_gpu_thread_only_when_asked_and_stops_it(fake_nvml: FakeNvml) -> None:
     router = AdaptiveRouter(RoutingConfig(vram_poll_interval_ms=50), gpu_source=fake_nvml)
-    assert router.gpu_monitor is not None and router.gpu_monitor.running
+    assert router.gpu_monitor is not None and not router.gpu_monitor.running
+    assert not router.gpu.available and fake_nvml.reads == 0  # building it started nothing
+    router.start()
+    assert router.gpu_monitor.running
     assert router.gpu.available
     router.shutdown()
     assert not router.gpu_monitor.running

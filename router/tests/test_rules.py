@@ -28,8 +28,7 @@ from adaptive_router.rules import (
     vision_rule,
     vram_rule,
 )
-
-from .conftest import FakeNvml
+from adaptive_router.testing import FakeNvml
 
 CFG = RoutingConfig(gpu_monitor=False)
 GPU_OK = GpuSnapshot(
@@ -125,8 +124,8 @@ def test_override_wins_over_everything_but_is_still_scored(router: AdaptiveRoute
     decision = router.decide(EASY, requested_tier="tier_high")
     assert (decision.tier, decision.reason) == ("tier_high", "override")
     assert decision.score < 0.5
-    router.set_tier_status("tier_high", up=False)
-    assert router.decide(EASY, requested_tier="tier_high").tier == "tier_high"
+    down = {"tier_high": TierStatus(up=False)}
+    assert router.decide(EASY, requested_tier="tier_high", tiers=down).tier == "tier_high"
 
 
 def test_sla_moves_hard_prompts_after_slow_observations(router: AdaptiveRouter) -> None:
@@ -140,20 +139,17 @@ def test_sla_moves_hard_prompts_after_slow_observations(router: AdaptiveRouter) 
 
 
 def test_tier_down_redirects_and_reports_policy_tier(router: AdaptiveRouter) -> None:
-    router.set_tier_status("tier_high", up=False)
-    decision = router.decide(HARD)
+    decision = router.decide(HARD, tiers={"tier_high": TierStatus(up=False)})
     assert (decision.tier, decision.reason, decision.policy_tier) == (
         "tier_low",
         "health",
         "tier_high",
     )
-    router.set_tier_status("tier_high", up=True)
-    assert router.decide(HARD).tier == "tier_high"
+    assert router.decide(HARD, tiers={"tier_high": TierStatus(up=True)}).tier == "tier_high"
 
 
 def test_saturated_tier_redirects(router: AdaptiveRouter) -> None:
-    router.set_tier_status("tier_low", saturated=True)
-    decision = router.decide(EASY)
+    decision = router.decide(EASY, tiers={"tier_low": TierStatus(saturated=True)})
     assert (decision.tier, decision.reason) == ("tier_high", "load")
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import stack
-from procs import free_port, running
 from tiny_gguf import write_tiny_llama
 from vllm_stub import VllmStub
+
+from adaptive_router.testing.processes import free_port, running
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,6 +9,8 @@ from collections.abc import Iterator, Mapping
 import httpx
 import stack
 
+from adaptive_router.service.probes import parse_samples
+
 EASY_PROMPT = "What is the capital of France?"
 HARD_PROMPT = (
     "Prove that there are infinitely many prime numbers, then derive the time complexity of the "
@@ -22,20 +24,7 @@ def router_headers() -> dict[str, str]:
 
 def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """``{(name, labels): value}`` of a live /metrics endpoint."""
-    text = httpx.get(url.rstrip("/") + "/metrics", timeout=5).text
-    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        series, value = line.rsplit(" ", 1)
-        name, _, rest = series.partition("{")
-        labels: list[tuple[str, str]] = []
-        for part in rest.rstrip("}").split('",'):
-            if "=" in part:
-                key, _, val = part.partition("=")
-                labels.append((key.strip(","), val.strip('"')))
-        out[(name, frozenset(labels))] = float(value)
-    return out
+    return parse_samples(httpx.get(url.rstrip("/") + "/metrics", timeout=5).text)
 
 
 def metric_sum(

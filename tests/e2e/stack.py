@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from procs import Process, free_port
+from stackutil import require, require_tool
+
+from adaptive_router.testing.processes import Process, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -40,20 +40,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("STRATUM_CACHE_DIR", default))
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def require(path: Path | str | None, what: str, hint: str) -> Path:
-    """The part's path; skip where it is missing, but fail in CI (CI must install it)."""
-    if path is not None and Path(path).exists():
-        return Path(path)
-    message = f"{what} is not installed ({path or 'not found'}); {hint}"
-    if in_ci():
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 DEPS_HINT = "run: bash scripts/e2e-deps.sh"
 
 
@@ -75,7 +61,7 @@ def open_webui_bin() -> Path:
 
 
 def system_tool(name: str) -> Path:
-    return require(shutil.which(name), name, "install it (.ci/run lists the Debian packages)")
+    return Path(require_tool(name))
 
 
 def router_bin() -> Path:

@@ -21,8 +21,9 @@ import httpx
 import pytest
 import stack
 from e2eutil import EASY_PROMPT, HARD_PROMPT, metric_sum, router_headers, scrape, sse_events
-from procs import Process, free_port, running, wait_until
 from tiny_gguf import write_tiny_llama
+
+from adaptive_router.testing.processes import Process, free_port, running, wait_until
 
 
 @dataclass
@@ -216,7 +217,7 @@ def test_a_tier_still_loading_is_not_a_client_error(
     loading = Process(
         "loading-engine",
         [
-            sys.executable, "-m", "adaptive_router.fake_engine", "--port", str(port),
+            sys.executable, "-m", "adaptive_router.testing.fake_engine", "--port", str(port),
             "--model", stack.TIER_HIGH_ALIAS, "--fault", "loading",
         ],
         artifacts / "logs",

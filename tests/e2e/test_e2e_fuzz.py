@@ -23,8 +23,9 @@ import stack
 from e2eutil import router_headers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from procs import running
 from schemathesis import GenerationMode
+
+from adaptive_router.testing.processes import running
 
 EXAMPLES_PER_POST = 200  # per operation and mode (valid, invalid)
 EXAMPLES_PER_GET = 25  # /health, /metrics, /v1/models: no input to vary but the key

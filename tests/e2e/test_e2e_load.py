@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 import stack
-from procs import Process, free_port, running
+
+from adaptive_router.testing.processes import Process, free_port, running
 
 CLIENTS = 200
 SECONDS = float(os.environ.get("E2E_LOAD_SECONDS", "60"))
@@ -46,7 +47,7 @@ def load(out: Path, base_url: str, *, seconds: float, **options: Any) -> dict[st
 def fake_engine(name: str, model: str, logs: Path) -> stack.Endpoint:
     port = free_port()
     argv = [
-        sys.executable, "-m", "adaptive_router.fake_engine", "--port", str(port),
+        sys.executable, "-m", "adaptive_router.testing.fake_engine", "--port", str(port),
         "--model", model, "--first-token-delay-ms", "50", "--token-delay-ms", "10",
         "--tokens", "16",
     ]  # fmt: skip

@@ -22,7 +22,8 @@ import pytest
 import stack
 import vllm_stub
 from e2eutil import EASY_PROMPT, HARD_PROMPT
-from procs import wait_until
+
+from adaptive_router.testing.processes import wait_until
 
 DASHBOARDS = sorted((stack.ROOT / "grafana" / "dashboards").glob("*.json"))
 # Grafana's own variables, as Grafana would expand them for a 1 s scrape interval.

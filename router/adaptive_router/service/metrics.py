@@ -1,20 +1,19 @@
 """The router's Prometheus metrics. Prefix ``router_``, never ``vllm:``: engines keep theirs.
 
-Counters and histograms are updated on the request path (a lock and an add each); GPU, circuit,
-EMA and tier gauges are read at scrape time from the live objects by a collector, so nothing
-polls to keep them fresh.
+Counters and histograms are updated on the request path (a lock and an add each, through
+children looked up once per label set); GPU, circuit, EMA and tier gauges are read at scrape
+time from the live objects (:mod:`.collector`), so nothing polls to keep them fresh.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from . import __version__
+from .. import __version__
 
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75,
@@ -97,18 +96,31 @@ class RouterMetrics:
         )
         self.build_info.labels(__version__, platform.python_version()).set(1)
 
-    def add_collector(self, collect: Callable[[], Iterator[Metric]]) -> None:
-        """Register ``collect`` to produce gauges from live state at scrape time."""
-        self.registry.register(_FunctionCollector(collect))
+        self._tiers: dict[str, TierMetrics] = {}
+        self._requests: dict[tuple[str, str, str, str], Any] = {}
+
+    def tier(self, name: str) -> TierMetrics:
+        """The per-tier series of ``name`` (looked up once)."""
+        found = self._tiers.get(name)
+        if found is None:
+            found = self._tiers[name] = TierMetrics(
+                ttft=self.ttft_seconds.labels(name),
+                duration=self.request_duration_seconds.labels(name),
+                in_flight=self.in_flight.labels(name),
+            )
+        return found
+
+    def request(self, model: str, tier: str, reason: str, status: str) -> Any:
+        """The router_requests_total series of these labels (looked up once)."""
+        key = (model, tier, reason, status)
+        found = self._requests.get(key)
+        if found is None:
+            found = self._requests[key] = self.requests.labels(*key)
+        return found
 
 
-class _FunctionCollector(Collector):
-    def __init__(self, collect: Callable[[], Iterator[Metric]]) -> None:
-        self._collect = collect
-
-    def collect(self) -> Iterator[Metric]:
-        return self._collect()
-
-
-def gauge(name: str, documentation: str, labels: list[str] | None = None) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, documentation, labels=labels)
+@dataclass(frozen=True, slots=True)
+class TierMetrics:
+    ttft: Any
+    duration: Any
+    in_flight: Any

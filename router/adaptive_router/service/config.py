@@ -1,4 +1,4 @@
-"""Settings of the HTTP service (the ``service:`` section of ``router_config.yaml``).
+"""Configuration of the HTTP service (the ``service:`` section of ``router_config.yaml``).
 
 Same rules as the decision settings: typed, documented, unknown keys are errors that name the
 key and the file, ``ROUTER_<FIELD>`` environment variables override the file. With only the
@@ -13,15 +13,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .config import (
+from ..config import (
     SERVICE_SECTION,
+    CommaList,
     ConfigError,
     RoutingConfig,
     describe_error,
+    dump_fields,
     env_overrides,
     load_config,
     read_yaml,
 )
+
+MOVED_TO_ROUTING = frozenset({"allow_degraded"})
+"""Keys that once lived in the ``service:`` section and are now decision settings: still read
+there, so older files keep working."""
 
 
 class ServiceConfig(BaseModel):
@@ -49,26 +55,20 @@ class ServiceConfig(BaseModel):
     tier_high_api_key: str | None = Field(
         None, description="Bearer token the router sends to tier_high (llama-server --api-key)."
     )
-    routed_models: tuple[str, ...] = Field(
+    routed_models: CommaList[str] = Field(
         ("gemma4-fast",), description="Model names the router decides for."
     )
-    tier_high_models: tuple[str, ...] = Field(
+    tier_high_models: CommaList[str] = Field(
         ("gemma4-smart", "tier_high"),
         description="Model names that always go to tier_high.",
     )
-    tier_low_models: tuple[str, ...] = Field(
+    tier_low_models: CommaList[str] = Field(
         ("tier_low",), description="Model names that always go to tier_low."
     )
     default_model: str | None = Field(
         "gemma4-fast",
         description="Model used when a request names none (curl convenience); empty = the "
         "model field is required.",
-    )
-    allow_degraded: bool = Field(
-        False,
-        description="May a request that named a tier (gemma4-smart, tier_high, tier_low) be "
-        "answered by the other tier when its own is down? Routed requests always may. A "
-        "degraded answer carries the header x-router-degraded: true.",
     )
     host: str = Field("0.0.0.0", description="Address to listen on.")
     port: int = Field(9000, ge=1, le=65535, description="Port to listen on.")
@@ -143,13 +143,6 @@ class ServiceConfig(BaseModel):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
-    @field_validator("routed_models", "tier_high_models", "tier_low_models", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
     def models(self) -> list[str]:
         """Every client-facing model name, routed first."""
         seen: dict[str, None] = {}
@@ -158,7 +151,7 @@ class ServiceConfig(BaseModel):
         return list(seen)
 
 
-def load_settings(
+def load_service_config(
     path: str | Path | None = None,
     *,
     environ: Mapping[str, str] | None = None,
@@ -168,10 +161,12 @@ def load_settings(
     """Both configurations, each as defaults < file < ``ROUTER_*`` environment < overrides."""
     values: dict[str, Any] = {}
     sources: list[str] = []
+    moved: dict[str, Any] = {}
     if path is not None:
         section = read_yaml(path).get(SERVICE_SECTION) or {}
         if not isinstance(section, dict):
             raise ConfigError(f"{path}: '{SERVICE_SECTION}' must be a mapping")
+        moved = {k: section.pop(k) for k in MOVED_TO_ROUTING & section.keys()}
         values.update(section)
         sources.append(f"{path} ({SERVICE_SECTION}:)")
     env = env_overrides(environ, ServiceConfig.model_fields)
@@ -184,5 +179,13 @@ def load_settings(
     except ValidationError as exc:
         source = " + ".join(sources) or "<arguments>"
         raise ConfigError(describe_error(exc, source, ServiceConfig.model_fields)) from None
-    routing = load_config(path, environ=environ, **dict(routing_overrides or {}))
+    env_routing = env_overrides(environ)  # the environment wins over a moved key's file value
+    moved = {k: v for k, v in moved.items() if k not in env_routing}
+    routing = load_config(path, environ=environ, **{**moved, **dict(routing_overrides or {})})
     return service, routing
+
+
+def dump_service_config() -> str:
+    """The ``service:`` section: every field at its default, each after its description."""
+    lines = ["# HTTP service settings (router_config.yaml section 'service:').", "service:"]
+    return "\n".join(lines + dump_fields(ServiceConfig, indent="  "))

@@ -32,10 +32,13 @@ class APIError(Exception):
     def body(self) -> dict[str, Any]:
         return error_body(self.message, type=self.type, code=self.code, param=self.param)
 
+    def json_bytes(self) -> bytes:
+        return json.dumps(self.body()).encode()
+
     def response(self, extra_headers: dict[str, str] | None = None) -> Response:
         headers = {**self.headers, **(extra_headers or {})}
         return Response(
-            json.dumps(self.body()).encode(),
+            self.json_bytes(),
             status_code=self.status,
             media_type="application/json",
             headers=headers,
@@ -56,3 +59,11 @@ def sse_error_event(message: str, code: str = "upstream_error") -> bytes:
     """An OpenAI-style error event for a stream that broke after its first byte."""
     payload = error_body(message, type="server_error", code=code)
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def internal_error() -> Response:
+    """The one answer to a bug in the router: an OpenAI error, never a stack trace."""
+    return APIError(
+        500, "Internal router error; see the router's log.", type="server_error",
+        code="internal_error",
+    ).response()  # fmt: skip

@@ -14,6 +14,8 @@ from typing import Any
 from .errors import APIError
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+CONTENT_OPTIONAL_ROLES = frozenset({"assistant", "tool", "function"})
+"""Roles whose ``content`` may be missing or null (an assistant turn that only has tool_calls)."""
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -103,7 +105,7 @@ def chat_request(body: dict[str, Any]) -> RequestInfo:
             )
         content = message.get("content")
         if content is None:
-            if role in ("assistant", "tool", "function"):
+            if role in CONTENT_OPTIONAL_ROLES:
                 continue  # e.g. an assistant turn that only carries tool_calls
             raise _invalid(f"{where}.content", f"'{where}.content' is required for role {role!r}.")
         if isinstance(content, str):
@@ -142,3 +144,86 @@ def completion_request(body: dict[str, Any]) -> RequestInfo:
             "'prompt' must be a string, an array of strings, or an array of token ids.",
         )
     return RequestInfo(model=model, stream=stream, max_tokens=max_tokens, prompt_text=text)
+
+
+# -- the same rules as an OpenAPI document (documentation, client generators, the fuzz test) ------
+
+_PART_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"type": "string", "minLength": 1},
+        "text": {"type": "string"},
+        "image_url": {
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {
+                    "type": "object",
+                    "required": ["url"],
+                    "properties": {"url": {"type": "string", "minLength": 1}},
+                },
+            ]
+        },
+    },
+}
+_MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["role"],
+    "properties": {
+        "role": {"type": "string", "enum": sorted(ROLES)},
+        "content": {
+            "oneOf": [
+                {"type": "string"},
+                {"type": "array", "items": _PART_SCHEMA},
+                {"type": "null"},
+            ],
+            "description": "Required, except null for roles "
+            + ", ".join(sorted(CONTENT_OPTIONAL_ROLES))
+            + ".",
+        },
+    },
+}
+_TOKEN_COUNT: dict[str, Any] = {"type": ["integer", "null"], "minimum": 0}
+_PROMPT_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "string"},
+        {"type": "array", "minItems": 1, "items": {"type": "string"}},
+        {"type": "array", "minItems": 1, "items": {"type": "integer"}},
+        {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "array", "items": {"type": "integer"}},
+        },
+    ]
+}
+
+
+def request_schema(endpoint: str) -> dict[str, Any]:
+    """JSON schema of a ``chat`` or ``completion`` body, from the rules above. Other fields are
+    allowed: they pass through to the engine untouched."""
+    required, field = (
+        ("messages", {"type": "array", "minItems": 1, "items": _MESSAGE_SCHEMA})
+        if endpoint == "chat"
+        else ("prompt", _PROMPT_SCHEMA)
+    )
+    return {
+        "type": "object",
+        "required": [required],
+        "properties": {
+            "model": {"type": ["string", "null"], "minLength": 1},
+            required: field,
+            "stream": {"type": ["boolean", "null"]},
+            "max_tokens": _TOKEN_COUNT,
+            "max_completion_tokens": _TOKEN_COUNT,
+        },
+    }
+
+
+def openapi_body(endpoint: str) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads a ``chat`` or ``completion`` body itself."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": request_schema(endpoint)}},
+        }
+    }

@@ -1,0 +1,82 @@
+"""Gauges read from the live objects at scrape time: tiers, circuits, the SLA average, the GPU.
+
+Nothing polls to keep these fresh and nothing on the request path touches them; Prometheus's
+scrape reads the state the probes and requests left behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..config import Tier
+from ..router import AdaptiveRouter
+from .tiers import TierRuntime
+
+
+def gauge(name: str, documentation: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=labels)
+
+
+class StateCollector(Collector):
+    """``router_tier_*``, ``router_circuit_state``, ``router_latency_*``, ``router_gpu_*``."""
+
+    def __init__(self, router: AdaptiveRouter, tiers: Mapping[Tier, TierRuntime]) -> None:
+        self.router = router
+        self.tiers = tiers
+
+    def collect(self) -> Iterator[Metric]:
+        router = self.router
+        up = gauge(
+            "router_tier_up", "1 when the tier can take new work (circuit not open).", ["tier"]
+        )
+        circuit = gauge(
+            "router_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.", ["tier"]
+        )
+        saturated = gauge(
+            "router_tier_saturated",
+            "1 when the tier's queue or in-flight limit is reached.",
+            ["tier"],
+        )
+        queue = gauge(
+            "router_tier_queue_depth",
+            "Requests waiting in the engine (vLLM waiting, llama.cpp deferred).",
+            ["tier"],
+        )
+        ema = gauge(
+            "router_latency_ema_seconds",
+            "Moving average of observed latency per tier (feeds the SLA rule).",
+            ["tier"],
+        )
+        for name, tier in self.tiers.items():
+            up.add_metric([name], 1.0 if tier.up else 0.0)
+            circuit.add_metric([name], float(tier.replica.circuit.state.gauge))
+            saturated.add_metric([name], 1.0 if tier.saturated else 0.0)
+            queue.add_metric([name], tier.queue_depth)
+            ema.add_metric([name], router.ema.value(name) / 1000.0)
+        yield from (up, circuit, saturated, queue, ema)
+        sla = gauge("router_latency_sla_seconds", "The configured latency SLA for tier_high.")
+        sla.add_metric([], router.config.latency_sla_ms / 1000.0)
+        threshold = gauge("router_complexity_threshold", "The configured complexity threshold.")
+        threshold.add_metric([], router.config.complexity_threshold)
+        yield from (sla, threshold)
+        snap = router.gpu
+        available = gauge("router_gpu_available", "1 when NVML readings are available.")
+        available.add_metric([], 1.0 if snap.available else 0.0)
+        yield available
+        if snap.available:
+            for metric, doc, value in (
+                ("router_gpu_memory_free_bytes", "Free GPU memory (NVML).", snap.free_bytes),
+                ("router_gpu_memory_used_bytes", "Used GPU memory (NVML).", snap.used_bytes),
+                ("router_gpu_memory_total_bytes", "Total GPU memory (NVML).", snap.total_bytes),
+                (
+                    "router_gpu_utilization_percent",
+                    "GPU utilisation in percent (NVML).",
+                    snap.utilization_pct,
+                ),
+            ):
+                g = gauge(metric, doc)
+                g.add_metric([], float(value or 0.0))
+                yield g

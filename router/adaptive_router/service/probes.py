@@ -1,0 +1,162 @@
+"""Background work beside the request path: health probes (``/health``) and load polls
+(``/metrics``) for every engine. They write the tiers' state; requests only read it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from .circuit import CircuitState
+from .tiers import (
+    LLAMACPP_DEFERRED,
+    LLAMACPP_PROCESSING,
+    VLLM_KV_USAGE,
+    VLLM_RUNNING,
+    VLLM_WAITING,
+    Health,
+    Replica,
+    TierRuntime,
+)
+from .upstream import UpstreamError
+
+log = logging.getLogger("adaptive_router.probes")
+
+LOAD_METRICS = frozenset(
+    {VLLM_WAITING, VLLM_RUNNING, VLLM_KV_USAGE, LLAMACPP_PROCESSING, LLAMACPP_DEFERRED}
+)
+
+
+def is_loading(status: int, text: str) -> bool:
+    """llama-server's answer while it loads its model: HTTP 503 ``"Loading model"``."""
+    return status == 503 and "loading" in text.lower()
+
+
+def parse_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """``{(name, labels): value}`` of a Prometheus text exposition (prometheus_client's parser,
+    the one parser the router, its tests and the benchmarks use)."""
+    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def parse_load(text: str) -> dict[str, float]:
+    """The engine's load metrics, summed over their label sets (the KV cache ratio: the max)."""
+    out: dict[str, float] = {}
+    for (name, _), value in parse_samples(text).items():
+        if name not in LOAD_METRICS:
+            continue
+        if name == VLLM_KV_USAGE:
+            out[name] = max(out.get(name, 0.0), value)
+        else:
+            out[name] = out.get(name, 0.0) + value
+    return out
+
+
+async def _get(
+    tier: TierRuntime, replica: Replica, path: str, timeout_s: float
+) -> tuple[int, bytes]:
+    response = await replica.pool.request(
+        b"GET",
+        replica.root_path + path,
+        headers=tier.headers,
+        first_byte_timeout_s=timeout_s,
+        read_timeout_s=timeout_s,
+    )
+    try:
+        return response.status, await response.read()
+    finally:
+        response.close()
+
+
+async def probe_health(tier: TierRuntime, replica: Replica, timeout_s: float) -> Health:
+    """One ``GET /health``: 200 up, 503 loading (llama-server), anything else down."""
+    try:
+        status, body = await _get(tier, replica, "/health", timeout_s)
+    except UpstreamError as exc:
+        if exc.kind == "timeout":
+            replica.note_error("health probe timed out")
+            replica.circuit.record_failure()
+        else:
+            replica.note_error(f"health probe failed: {exc}")
+            replica.circuit.trip()
+        return "down"
+    if status == 200:
+        if replica.circuit.state is not CircuitState.CLOSED:
+            log.info("%s (%s) is healthy again, closing its circuit", tier.name, replica.url)
+        replica.circuit.record_success()
+        return "up"
+    text = body[:200].decode(errors="replace")
+    if status == 503:
+        replica.note_error(f"health: 503 {text}")
+        replica.circuit.trip()
+        return "loading" if is_loading(503, text) else "down"
+    replica.note_error(f"health: HTTP {status} {text}")
+    replica.circuit.record_failure()
+    return "down"
+
+
+async def poll_load(tier: TierRuntime, replica: Replica, timeout_s: float) -> None:
+    """Read the engine's queue and KV cache use from its ``/metrics``."""
+    try:
+        status, body = await _get(tier, replica, "/metrics", timeout_s)
+        if status != 200:
+            raise UpstreamError("protocol", f"/metrics answered HTTP {status}")
+        load = parse_load(body.decode(errors="replace"))
+    except (UpstreamError, ValueError) as exc:
+        replica.load_error = f"{exc.__class__.__name__}: {exc}"[:200]
+        return
+    replica.load = load
+    replica.load_error = None
+
+
+async def run_every(interval_s: float, step: Callable[[], Awaitable[None]], name: str) -> None:
+    """Call ``await step()`` every ``interval_s`` until cancelled; log failures, never die."""
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a probe bug must not kill the loop
+            log.exception("%s failed", name)
+        await asyncio.sleep(interval_s)
+
+
+class Probes:
+    """The background tasks of a running service, started and stopped with its lifespan."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def every(self, interval_s: float, step: Callable[[], Awaitable[None]], name: str) -> None:
+        self._tasks.append(asyncio.create_task(run_every(interval_s, step, name), name=name))
+
+    def watch(
+        self, tiers: Iterable[TierRuntime], health_every_s: float, load_every_s: float,
+        timeout_s: float,
+    ) -> None:  # fmt: skip
+        """A health probe and a load poll for every replica of every tier."""
+        for tier in tiers:
+            for replica in tier.replicas:
+
+                async def health(t: TierRuntime = tier, r: Replica = replica) -> None:
+                    r.health = await probe_health(t, r, timeout_s)
+
+                async def load(t: TierRuntime = tier, r: Replica = replica) -> None:
+                    await poll_load(t, r, timeout_s)
+
+                self.every(health_every_s, health, f"{tier.name} health probe ({replica.url})")
+                self.every(load_every_s, load, f"{tier.name} load poll ({replica.url})")
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
