@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time the router's decision (scoring plus rules) by prompt length: p50 / p99 in microseconds.
 
-    python benchmarks/decision_latency.py [--repeats 2000] [--json out.json]
+    python benchmarks/decision_latency.py [--repeats 300] [--json out.json]
 
 Prompts are built from the dev set's own text (so the words are realistic), cut or repeated to
 each target length. Each prompt is decided ``--repeats`` times; every call is timed on its own
@@ -13,8 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import percentile
 
 from adaptive_router import AdaptiveRouter, ComplexityScorer, RoutingConfig
 
@@ -28,11 +32,6 @@ def corpus(path: Path) -> str:
         return "\n".join(json.loads(line)["prompt"] for line in f if line.strip())
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
-
-
 def measure(fn: object, prompts: list[str], repeats: int) -> tuple[float, float]:
     call = fn  # a bound method; looked up once
     timings: list[float] = []
@@ -41,8 +40,7 @@ def measure(fn: object, prompts: list[str], repeats: int) -> tuple[float, float]
             start = time.perf_counter_ns()
             call(prompt)  # type: ignore[operator]
             timings.append((time.perf_counter_ns() - start) / 1000.0)
-    timings.sort()
-    return percentile(timings, 0.50), percentile(timings, 0.99)
+    return percentile(timings, 50), percentile(timings, 99)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import RequestResult, auth_headers, chat_body, percentile, stream_chat
 from prompts import PROMPT_SETS, prompt_set
 
+from adaptive_router.service.probes import parse_samples
+
 VLLM_ACCEPTED = "vllm:spec_decode_num_accepted_tokens_total"
 VLLM_DRAFTED = "vllm:spec_decode_num_draft_tokens_total"
 
@@ -35,10 +37,9 @@ async def vllm_counters(client: httpx.AsyncClient, base_url: str) -> dict[str, f
     except httpx.HTTPError:
         return {}
     out: dict[str, float] = {}
-    for line in text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
+    for (name, _), value in parse_samples(text).items():
         if name in (VLLM_ACCEPTED, VLLM_DRAFTED):
-            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[-1])
+            out[name] = out.get(name, 0.0) + value
     return out
 
 

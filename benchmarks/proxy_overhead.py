@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""What the router adds to a request: direct vs through the router (and LiteLLM, if installed).
+"""What a proxy adds to a streamed request: direct vs the router vs nginx, in one run.
 
-    python benchmarks/proxy_overhead.py [--concurrency 1,16,64] [--requests 400] [--json out.json]
+    python benchmarks/proxy_overhead.py [--concurrency 1,64] [--requests 400] [--tokens 64]
+                                        [--json out.json]
 
-Starts, each in its own process on loopback: a fake OpenAI engine that streams
-``--tokens`` tokens with no delay (so every millisecond measured is overhead), the router
-(uvicorn + uvloop + httptools, the production command line) in front of it, and — when the
-``litellm`` package is importable — a LiteLLM proxy in front of the same engine. Then, for each
-concurrency, it streams ``--requests`` chat completions through each path and reports time to
-first token (p50/p95), total time (p50) and streamed requests per second, plus the router's
-resident memory before and after. The load generator shares the machine with the servers: on a
-2-core VM the absolute numbers include that contention, the differences are what matter.
+Starts, each in its own process group on loopback: the package's fake engine streaming
+``--tokens`` chunks with no delay (so every millisecond measured is overhead), the router (the
+production command line: uvicorn + uvloop + httptools) in front of it, and nginx (Debian's
+``nginx``, ``proxy_buffering off``: the floor a C proxy sets; left out with a message when it is
+not installed) in front of the same engine. For each concurrency it streams ``--requests`` chat
+completions through each path (after a warm-up) over keep-alive connections and reports time to
+first token p50/p95 (benchmarks/measure.py's definition), requests per second, errors, and each
+proxy's CPU milliseconds per request: user + system time of its processes over the run divided
+by the requests. CPU per request is the figure a shared 2-core machine disturbs least; the load
+generator is a minimal HTTP/1.1 client (httptools, in C) so that its own CPU takes as little as
+possible from the servers it measures.
 """
 
 from __future__ import annotations
@@ -18,228 +22,224 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-import httpx
+import httptools
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import chat_body, int_list, percentile
+
+from adaptive_router.testing.processes import Process, cpu_seconds, free_ports, running
+
 SERVED = "gemma-4-e4b"
+PROMPT = [{"role": "user", "content": "What time is it in Tokyo?"}]
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream engine {{ server 127.0.0.1:{engine_port}; keepalive 256; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://engine;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }}
+    }}
+}}
+"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class _Reply:
+    """httptools callbacks for one response: when its first text arrived, when it ended."""
+
+    def __init__(self) -> None:
+        self.first_text: float | None = None
+        self.done = False
+        self.status = 0
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        if self.first_text is None and (b'"content"' in body or b'"text"' in body):
+            self.first_text = time.perf_counter()
+
+    def on_message_complete(self) -> None:
+        self.done = True
 
 
-def wait_ready(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up within {timeout:.0f} s")
+async def run_load(url: str, model: str, concurrency: int, requests: int) -> dict[str, float]:
+    """``requests`` streamed chats through ``url`` by ``concurrency`` clients (after a warm-up).
 
-
-@contextmanager
-def process(cmd: list[str], ready_url: str, env: dict[str, str] | None = None) -> Iterator[int]:
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
-        try:
-            wait_ready(ready_url)
-            yield proc.pid
-        except RuntimeError:
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace")[-3000:])
-            raise
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-async def run_load(base_url: str, model: str, concurrency: int, requests: int) -> dict[str, float]:
-    body = {
-        "model": model,
-        "messages": [{"role": "user", "content": "What time is it in Tokyo?"}],
-        "stream": True,
-        "max_tokens": 16,
-    }
+    Each client is one keep-alive connection speaking HTTP/1.1 through httptools (C): a load
+    generator light enough not to take the 2-core machine's CPU from the servers it measures.
+    TTFT is measure.py's: from sending to the first chunk that carries output text.
+    """
+    host, port = url.split("://", 1)[1].split(":")
+    body = json.dumps(chat_body(model, PROMPT, max_tokens=64)).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    message = head.encode() + body
+    left = requests
     ttfts: list[float] = []
-    totals: list[float] = []
     errors = 0
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(requests):
-        queue.put_nowait(i)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60.0, limits=limits) as client:
 
-        async def one() -> None:
-            nonlocal errors
-            start = time.perf_counter()
-            first = None
-            try:
-                async with client.stream("POST", "/chat/completions", json=body) as r:
-                    if r.status_code != 200:
-                        errors += 1
-                        await r.aread()
-                        return
-                    async for _ in r.aiter_raw():
-                        if first is None:
-                            first = time.perf_counter()
-            except httpx.HTTPError:
-                errors += 1
-                return
-            end = time.perf_counter()
-            ttfts.append(((first or end) - start) * 1000)
-            totals.append((end - start) * 1000)
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return reader, writer
 
-        async def worker() -> None:
-            while True:
-                try:
-                    queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                await one()
+    async def client(count: int | None) -> None:
+        nonlocal left, errors
+        reader, writer = await connect()
+        try:
+            while (left > 0) if count is None else count > 0:
+                if count is None:
+                    left -= 1
+                else:
+                    count -= 1
+                reply = _Reply()
+                started = time.perf_counter()
+                writer.write(message)
+                received = False
+                while not reply.done:
+                    data = await reader.read(65536)
+                    if not data and not received:  # a kept-alive connection the server closed
+                        writer.close()
+                        reader, writer = await connect()
+                        started = time.perf_counter()
+                        writer.write(message)
+                        continue
+                    if not data:
+                        raise ConnectionError("the server closed the connection mid-answer")
+                    received = True
+                    reply.parser.feed_data(data)
+                if reply.status == 200 and reply.first_text is not None:
+                    if count is None:
+                        ttfts.append((reply.first_text - started) * 1000)
+                else:
+                    errors += 1
+        except (OSError, httptools.HttpParserError):
+            errors += 1
+        finally:
+            writer.close()
 
-        for _ in range(min(concurrency, 8)):  # warm-up: open connections, fill caches
-            await one()
-        ttfts.clear()
-        totals.clear()
-        errors = 0
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    await asyncio.gather(*(client(8) for _ in range(min(concurrency, 8))))  # warm-up
+    errors = 0
+    started = time.perf_counter()
+    await asyncio.gather(*(client(None) for _ in range(concurrency)))
+    wall = time.perf_counter() - started
     return {
-        "ttft_p50_ms": percentile(ttfts, 0.50),
-        "ttft_p95_ms": percentile(ttfts, 0.95),
-        "total_p50_ms": percentile(totals, 0.50),
-        "requests_per_s": len(totals) / elapsed,
+        "ttft_p50_ms": percentile(ttfts, 50),
+        "ttft_p95_ms": percentile(ttfts, 95),
+        "requests_per_s": len(ttfts) / wall,
         "errors": errors,
     }
 
 
-def litellm_command(port: int, engine_url: str) -> tuple[list[str], Path] | None:
-    exe = shutil.which("litellm")
-    if exe is None:
-        return None
-    config = Path(tempfile.mkdtemp()) / "litellm.yaml"
-    config.write_text(
-        "model_list:\n"
-        "  - model_name: gemma4-fast\n"
-        "    litellm_params:\n"
-        f"      model: openai/{SERVED}\n"
-        f"      api_base: {engine_url}\n"
-        "      api_key: none\n",
-        encoding="utf-8",
-    )
-    return [exe, "--config", str(config), "--port", str(port), "--num_workers", "1"], config
+def measure(proxy: Process | None, url: str, model: str, c: int, n: int) -> dict[str, float]:
+    """One load run; with ``proxy`` its CPU milliseconds per request over the run."""
+    before = cpu_seconds(proxy.pid) if proxy is not None else 0.0
+    row = asyncio.run(run_load(url, model, c, n))
+    if proxy is not None:
+        row["cpu_ms_per_request"] = (cpu_seconds(proxy.pid) - before) * 1000 / n
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--concurrency", type=int_list, default=[1, 64])
     parser.add_argument("--requests", type=int, default=400, help="per path and concurrency")
-    parser.add_argument("--tokens", type=int, default=16, help="tokens each fake reply streams")
+    parser.add_argument("--tokens", type=int, default=64, help="chunks each fake reply streams")
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--no-nginx", action="store_true", help="leave nginx out")
     args = parser.parse_args(argv)
-    levels = [int(c) for c in args.concurrency.split(",")]
 
+    work = Path(tempfile.mkdtemp(prefix="proxy-overhead-"))
     py = sys.executable
-    engine_port, router_port = free_port(), free_port()
-    engine_url = f"http://127.0.0.1:{engine_port}/v1"
-    engine_cmd = [py, "-m", "adaptive_router.fake_engine", "--port", str(engine_port),
-                  "--model", SERVED, "--flavor", "vllm", "--tokens", str(args.tokens)]  # fmt: skip
-    router_cmd = [py, "-m", "adaptive_router.middleware", "--tier-low-url", engine_url,
-                  "--tier-high-url", engine_url, "--host", "127.0.0.1", "--port", str(router_port),
-                  "--log-level", "warning"]  # fmt: skip
-    router_env = {"ROUTER_GPU_MONITOR": "false", "ROUTER_TIER_HIGH_MODEL": SERVED}
-    paths: list[tuple[str, str, str]] = [
-        ("direct", engine_url, SERVED),
-        ("router", f"http://127.0.0.1:{router_port}/v1", "gemma4-fast"),
+    engine_port, router_port, nginx_port = free_ports(3)
+    engine_url = f"http://127.0.0.1:{engine_port}"
+    engine = Process(
+        "engine",
+        [py, "-m", "adaptive_router.testing.fake_engine", "--port", str(engine_port),
+         "--model", SERVED, "--flavor", "vllm", "--tokens", str(args.tokens)],
+        work, ready_url=engine_url + "/health",
+    )  # fmt: skip
+    router = Process(
+        "router",
+        [py, "-m", "adaptive_router.middleware", "--tier-low-url", engine_url + "/v1",
+         "--tier-high-url", engine_url + "/v1", "--host", "127.0.0.1", "--port",
+         str(router_port), "--log-level", "warning"],
+        work, ready_url=f"http://127.0.0.1:{router_port}/livez",
+        env={"ROUTER_GPU_MONITOR": "false", "ROUTER_TIER_HIGH_MODEL": SERVED},
+    )  # fmt: skip
+    paths: list[tuple[str, Process | None, str, str]] = [
+        ("direct", None, engine_url, SERVED),
+        ("router", router, f"http://127.0.0.1:{router_port}", "gemma4-fast"),
     ]
+    nginx = None if args.no_nginx else shutil.which("nginx")
+    if nginx is not None:
+        conf = work / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=work, engine_port=engine_port, port=nginx_port))
+        proxy = Process(
+            "nginx", [nginx, "-p", str(work), "-c", str(conf)], work,
+            ready_url=f"http://127.0.0.1:{nginx_port}/health",
+        )  # fmt: skip
+        paths.append(("nginx", proxy, f"http://127.0.0.1:{nginx_port}", SERVED))
+    elif not args.no_nginx:
+        print("nginx is not installed (Debian: apt install nginx): its rows are left out")
+
     results: dict[str, dict[int, dict[str, float]]] = {}
-    memory: dict[str, float] = {}
-    with (
-        process(engine_cmd, engine_url.replace("/v1", "/health")),
-        process(router_cmd, f"http://127.0.0.1:{router_port}/health", router_env) as router_pid,
-    ):
-        extra = None if args.no_litellm else litellm_command(free_port(), engine_url)
-        memory["router_rss_start_mb"] = rss_mb(router_pid)
-        for name, url, model in paths:
+    with ExitStack() as stack:
+        stack.enter_context(running(engine, *(p for _, p, _, _ in paths if p is not None)))
+        for name, proxy, url, model in paths:
             results[name] = {}
-            for c in levels:
-                results[name][c] = asyncio.run(run_load(url, model, c, args.requests))
-                row = {k: round(v, 2) for k, v in results[name][c].items()}
-                print(f"  {name:7s} c={c:<3d} {json.dumps(row)}")
-        memory["router_rss_end_mb"] = rss_mb(router_pid)
-        if extra is not None:
-            cmd, _ = extra
-            port = int(cmd[cmd.index("--port") + 1])
-            try:
-                with process(cmd, f"http://127.0.0.1:{port}/health/liveliness"):
-                    results["litellm"] = {}
-                    for c in levels:
-                        results["litellm"][c] = asyncio.run(
-                            run_load(f"http://127.0.0.1:{port}/v1", "gemma4-fast", c, args.requests)
-                        )
-            except RuntimeError as exc:
-                print(f"LiteLLM did not start, left out: {exc}")
-        else:
-            print("(litellm not installed: LiteLLM column left out)")
+            for c in args.concurrency:
+                row = measure(proxy, url, model, c, args.requests)
+                results[name][c] = row
+                rounded = {k: round(v, 3) for k, v in row.items()}
+                print(f"  {name:7s} c={c:<3d} {json.dumps(rounded)}")
 
     print()
-    print(
-        "| path | concurrency | TTFT p50 (ms) | TTFT p95 (ms) | added TTFT p50 (ms) "
-        "| total p50 (ms) | req/s | errors |"
-    )
+    print("| path | concurrency | TTFT p50 (ms) | TTFT p95 (ms) | added TTFT p50 (ms) "
+          "| req/s | errors | proxy CPU ms / request |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for name, by_c in results.items():
         for c, r in by_c.items():
             added = r["ttft_p50_ms"] - results["direct"][c]["ttft_p50_ms"]
+            cpu = r.get("cpu_ms_per_request")
             print(f"| {name} | {c} | {r['ttft_p50_ms']:.2f} | {r['ttft_p95_ms']:.2f} | "
-                  f"{'—' if name == 'direct' else f'{added:+.2f}'} | {r['total_p50_ms']:.2f} | "
-                  f"{r['requests_per_s']:.0f} | {r['errors']:.0f} |")  # fmt: skip
-    print(f"\nrouter RSS: {memory['router_rss_start_mb']:.1f} MB before, "
-          f"{memory['router_rss_end_mb']:.1f} MB after")  # fmt: skip
+                  f"{'—' if name == 'direct' else f'{added:+.2f}'} | {r['requests_per_s']:.0f} | "
+                  f"{r['errors']:.0f} | {'—' if cpu is None else f'{cpu:.2f}'} |")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "memory": memory}, indent=2))
+        payload: dict[str, Any] = {"tokens": args.tokens, "requests": args.requests,
+                                   "results": results}  # fmt: skip
+        args.json.write_text(json.dumps(payload, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
