@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from stackutil import ROOT
+from stackutil import ROOT, require
 
 from adaptive_router.testing.processes import Process, free_port, running
 
@@ -136,3 +136,27 @@ def test_vision_demo_rejects_an_unknown_budget() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2 and "Gemma 4 uses [70, 140, 280, 560, 1120]" in done.stderr
+
+
+def test_task_routing_eval_on_openwebui_s_own_templates(tmp_path: Path) -> None:
+    """OpenWebUI's default background-task templates (read from the pinned package that the
+    end-to-end suite installs) over every dev-set prompt: none may reach tier_high."""
+    module = load("benchmarks/task_routing_eval.py")
+    config = require(module.default_open_webui_config(), "OpenWebUI", "bash scripts/e2e-deps.sh")
+    out = tmp_path / "tasks.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/task_routing_eval.py"), "--open-webui-config",
+         str(config), "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = json.loads(out.read_text())
+    openwebui = {k: v for k, v in results["tasks"].items() if k.startswith("OpenWebUI")}
+    assert len(openwebui) == 7
+    assert all(
+        v["tier_high_after"] == 0 and v["reason_task"] == v["requests"] for v in openwebui.values()
+    )
+    assert results["tasks_overall"]["tier_high_before"] > 0.5  # what the rule is for
+    devset = results["devset"]
+    assert devset["taken_for_tasks"] == 0
+    assert devset["of_those_tier_high_after"] == devset["of_those_tier_high_before"] > 0

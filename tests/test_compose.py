@@ -161,6 +161,7 @@ def test_openwebui_wiring(compose: dict[str, Any]) -> None:
     assert env["OPENAI_API_BASE_URLS"] == "http://litellm:4000/v1"
     assert env["ENABLE_OLLAMA_API"] == "false"
     assert env["DEFAULT_MODELS"] == "gemma4-fast"
+    assert env["TASK_MODEL_EXTERNAL"] == "gemma4-tasks"  # its background tasks stay off the 26B
     assert "ENABLE_PERSISTENT_CONFIG" in env
     assert "open-webui-data:/app/backend/data" in compose["services"]["open-webui"]["volumes"]
 
@@ -170,10 +171,17 @@ def test_litellm_exposes_both_models_through_the_router() -> None:
 
     cfg = yaml.safe_load((ROOT / "docker/litellm/config.yaml").read_text())
     models = {m["model_name"]: m["litellm_params"] for m in cfg["model_list"]}
-    assert set(models) == {"gemma4-fast", "gemma4-smart"}
+    assert set(models) == {"gemma4-fast", "gemma4-smart", "gemma4-tasks"}
     for name, params in models.items():
         assert params["api_base"] == "http://router:9000/v1"
-        assert params["model"] == f"openai/{name}"
+    assert models["gemma4-fast"]["model"] == "openai/gemma4-fast"
+    assert models["gemma4-smart"]["model"] == "openai/gemma4-smart"
+    # Background tasks pin tier_low (a model name the router serves without routing).
+    assert models["gemma4-tasks"]["model"] == "openai/tier_low"
+    from adaptive_router.service import load_service_config
+
+    service, _ = load_service_config(ROOT / "docker/router/router_config.yaml", environ={})
+    assert "tier_low" in service.tier_low_models
     assert "prometheus" in cfg["litellm_settings"]["callbacks"]
     assert cfg["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
 

@@ -150,6 +150,12 @@ class RoutingConfig(BaseModel):
         "package (benchmarks/train_scorer.py writes new ones).",
     )
 
+    detect_tasks: bool = Field(
+        True,
+        description="Send chat UIs' background tasks (a title, tags, follow-up suggestions, "
+        "search queries, a summary... about a conversation the prompt embeds) to tier_low, with "
+        "the reason 'task', however hard the embedded conversation looks.",
+    )
     allow_degraded: bool = Field(
         False,
         description="May a request that named a tier (gemma4-smart, tier_high, tier_low) be "

@@ -29,6 +29,8 @@ class Conversation:
     """Image parts anywhere in the request."""
     total_chars: int
     """Characters of text in all messages (for the context-length estimate)."""
+    system: str = ""
+    """The system (and developer) messages, joined."""
 
 
 def content_text(content: Any) -> tuple[str, int]:
@@ -72,4 +74,10 @@ def read_conversation(messages: Sequence[Message], context_turns: int = 2) -> Co
     last = users[-1] if users else ""
     earlier = users[-1 - context_turns : -1] if context_turns > 0 and len(users) > 1 else []
     context = "\n".join([*system, *earlier]).strip()
-    return Conversation(last_user=last, context=context, images=images, total_chars=total)
+    return Conversation(
+        last_user=last,
+        context=context,
+        images=images,
+        total_chars=total,
+        system="\n".join(system),
+    )

@@ -32,6 +32,7 @@ from .rules import (
 )
 from .scorer import ComplexityScorer
 from .sla import LatencyEMA
+from .tasks import is_housekeeping
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ class AdaptiveRouter:
             images=conversation.images,
             estimated_tokens=math.ceil(conversation.total_chars / cfg.chars_per_token)
             + output_tokens,
+            housekeeping=cfg.detect_tasks and is_housekeeping(conversation),
         )
         tier, reason = self._ask_rules(conversation.last_user, state)
         policy_tier = tier

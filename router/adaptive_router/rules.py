@@ -53,6 +53,8 @@ class RouterState:
     requested_tier: Tier | None = None
     images: int = 0
     estimated_tokens: int = 0
+    housekeeping: bool = False
+    """The request is a chat UI's background task (title, tags...): see :mod:`.tasks`."""
 
     # Names the 0.1 release's custom rules used.
     @property
@@ -131,6 +133,11 @@ def load_redirect(tier: Tier, state: RouterState) -> Tier | None:
     return None
 
 
+def task_rule(query: str, state: RouterState) -> Tier | None:
+    """A chat UI's housekeeping (title, tags, follow-ups, queries...) is tier_low's work."""
+    return "tier_low" if state.housekeeping else None
+
+
 def complexity_rule(query: str, state: RouterState) -> Tier | None:
     """Below the threshold the small model is enough; at or above, let the GPU rules speak."""
     return "tier_low" if state.score < state.config.complexity_threshold else None
@@ -163,6 +170,7 @@ BUILTIN_RULES: tuple[tuple[str, Rule], ...] = (
     ("override", override_rule),
     ("context", context_rule),
     ("vision", vision_rule),
+    ("task", task_rule),
     ("complexity", complexity_rule),
     ("gpu_util", gpu_util_rule),
     ("vram", vram_rule),

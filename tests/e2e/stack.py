@@ -209,12 +209,7 @@ def open_webui(data_dir: Path, litellm_url: str, log_dir: Path) -> Endpoint:
         BYPASS_EMBEDDING_AND_RETRIEVAL="true",
         ENABLE_VERSION_UPDATE_CHECK="false",
         PORT=str(port),
-        # No background calls to the model (chat titles, tags, follow-up suggestions): the tests
-        # count the router's requests, and each chat must make exactly the one the user sent.
-        ENABLE_TITLE_GENERATION="false",
-        ENABLE_TAGS_GENERATION="false",
-        ENABLE_FOLLOW_UP_GENERATION="false",
-        ENABLE_AUTOCOMPLETE_GENERATION="false",
+        # OpenWebUI's background tasks (title, tags, follow-ups...) stay at their defaults: on.
     )
     argv = [str(open_webui_bin()), "serve", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"

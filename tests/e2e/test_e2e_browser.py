@@ -1,19 +1,27 @@
 """The user's path in a real browser: OpenWebUI (from PyPI, the compose image's version) behind
-LiteLLM and the router, driven headless in Debian's Chromium by Playwright.
+LiteLLM and the router, driven headless in Debian's Chromium by Playwright, with OpenWebUI's
+defaults, background tasks included.
 
-OpenWebUI lists gemma4-fast and gemma4-smart; picking each and sending a message shows a reply
-that grows on screen as it streams. Screenshots land in artifacts/e2e/screenshots.
+OpenWebUI lists gemma4-fast, gemma4-smart and gemma4-tasks; picking each chat model and sending a
+message shows a reply that grows on screen as it streams, and the background requests OpenWebUI
+sends beside it (chat title, tags, follow-up suggestions) are all answered by tier_low.
+Screenshots land in artifacts/e2e/screenshots.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import stack
-from e2eutil import metric_sum, scrape
+from e2eutil import HARD_PROMPT, metric_sum, scrape
 from playwright.sync_api import Page, sync_playwright
+
+from adaptive_router.testing.processes import wait_until
+
+FIGURES: dict[str, dict[str, object]] = {}
 
 # Chromium's own background traffic fails on a closed network, slowly: switch it off.
 CHROMIUM_ARGS = [
@@ -69,12 +77,12 @@ def test_openwebui_lists_both_models(
     shots = artifacts / "screenshots"
     shots.mkdir(exist_ok=True)
     page.screenshot(path=str(shots / "openwebui-model-list.png"))
-    assert models == {"gemma4-fast", "gemma4-smart"}
+    assert models == {"gemma4-fast", "gemma4-smart", "gemma4-tasks"}
     page.keyboard.press("Escape")
 
 
 @pytest.mark.parametrize(("model", "tier"), [("gemma4-fast", None), ("gemma4-smart", "tier_high")])
-def test_a_message_gets_a_streamed_reply(
+def test_a_message_gets_a_streamed_reply_and_its_background_tasks_stay_on_tier_low(
     page: Page,
     open_webui: stack.Endpoint,
     router: stack.Endpoint,
@@ -89,7 +97,7 @@ def test_a_message_gets_a_streamed_reply(
     selected = page.locator("#model-selector-model-button").inner_text()
     assert selected.strip() == model
     page.locator("#chat-input").click()
-    page.keyboard.type("What is the capital of France?")
+    page.keyboard.type(HARD_PROMPT)  # a hard question: its title request embeds it
     page.keyboard.press("Enter")
 
     message = page.locator("div[id^='message-']:has(.chat-assistant)").last
@@ -102,8 +110,26 @@ def test_a_message_gets_a_streamed_reply(
     lengths = page.evaluate("window.__replyLengths")
     assert text.strip(), "a reply is on screen"
     assert len(lengths) >= 2, f"the reply appeared in one piece, not streamed: {lengths}"
-    # The chat went through LiteLLM to the router, under the model the user picked.
-    after = scrape(router.url)
-    labels = {"model": model} | ({"tier": tier} if tier else {})
-    grown = metric_sum(after, "router_requests_total", **labels)
-    assert grown - metric_sum(before, "router_requests_total", **labels) == 1
+
+    def grown(**labels: str) -> float:
+        now = scrape(router.url)
+        return metric_sum(now, "router_requests_total", **labels) - metric_sum(
+            before, "router_requests_total", **labels
+        )
+
+    # The chat went through LiteLLM to the router, once, under the model the user picked.
+    chat_labels = {"model": model} | ({"tier": tier} if tier else {})
+    assert grown(**chat_labels) == 1
+    # OpenWebUI's background tasks for this chat (title, tags, follow-ups: its defaults) arrive
+    # after the reply, as gemma4-tasks (router model tier_low), all answered by tier_low.
+    wait_until(lambda: grown(model="tier_low") >= 3, 60, "OpenWebUI's background tasks")
+    tasks = grown(model="tier_low")
+    assert grown(model="tier_low", tier="tier_low") == tasks
+    # Whatever reached the 26B in this test was the user's own message.
+    assert grown(tier="tier_high") == grown(model=model, tier="tier_high")
+    FIGURES.setdefault("openwebui_background_requests", {})[model] = {
+        "chat_requests": grown(**chat_labels),
+        "background_requests": tasks,
+        "background_on_tier_high": grown(model="tier_low", tier="tier_high"),
+    }
+    (artifacts / "openwebui-tasks.json").write_text(json.dumps(FIGURES, indent=2))
