@@ -172,8 +172,7 @@ def test_litellm_exposes_both_models_through_the_router() -> None:
     cfg = yaml.safe_load((ROOT / "docker/litellm/config.yaml").read_text())
     models = {m["model_name"]: m["litellm_params"] for m in cfg["model_list"]}
     assert set(models) == {"gemma4-fast", "gemma4-smart", "gemma4-tasks"}
-    for name, params in models.items():
-        assert params["api_base"] == "http://router:9000/v1"
+    assert all(params["api_base"] == "http://router:9000/v1" for params in models.values())
     assert models["gemma4-fast"]["model"] == "openai/gemma4-fast"
     assert models["gemma4-smart"]["model"] == "openai/gemma4-smart"
     # Background tasks pin tier_low (a model name the router serves without routing).
