@@ -67,8 +67,9 @@ class RoutingConfig(BaseModel):
     latency_sla_ms: float = Field(
         2000.0,
         gt=0.0,
-        description="Latency target for tier_high (time to first token for streams, total time "
-        "otherwise). While tier_high's moving average is above it, work goes to tier_low.",
+        description="Time-to-first-token target for tier_high. While the moving average of "
+        "tier_high's time to first token (streamed answers, and the service's probes while it "
+        "is avoided) is above it, routed work goes to tier_low.",
     )
     sla_warmup_seed_ms: float = Field(
         800.0,

@@ -75,6 +75,10 @@ class Decision:
         }
 
 
+SLA_SAMPLE_CAP = 4.0
+"""A latency sample enters the SLA average as at most this many times the SLA."""
+
+
 class AdaptiveRouter:
     """Chooses tier_low or tier_high per request.
 
@@ -127,8 +131,14 @@ class AdaptiveRouter:
     # -- inputs from the service -------------------------------------------------------------
 
     def observe(self, tier: str, latency_ms: float) -> float:
-        """Feed one observed latency (TTFT for streams, total time otherwise) to the SLA EMA."""
-        return self.ema.observe(tier, latency_ms)
+        """Feed one time to first token to the SLA's moving average; returns the new average.
+
+        A sample counts at most :data:`SLA_SAMPLE_CAP` times the SLA: one answer stuck for a
+        minute and one at 8 s both mean "far over", and the average must be able to come back
+        under the SLA within a few good samples (see the service's SLA probe).
+        """
+        cap = SLA_SAMPLE_CAP * self.config.latency_sla_ms
+        return self.ema.observe(tier, min(latency_ms, cap))
 
     @property
     def gpu(self) -> GpuSnapshot:

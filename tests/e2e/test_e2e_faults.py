@@ -256,3 +256,28 @@ def test_a_tier_still_loading_is_not_a_client_error(
     finally:
         router.process.stop()
         loading.stop()
+
+
+def test_an_image_for_a_llama_server_without_mmproj_is_a_400_not_a_dead_tier(
+    faults: FaultStack,
+) -> None:
+    """The real llama-server answers HTTP 500 "image input is not supported" when it has no
+    --mmproj; the router passes that on as the client's error and keeps the tier up."""
+    before = scrape(faults.router.url)
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    body = {
+        "model": "tier_low",
+        "messages": [{"role": "user", "content": [image, {"type": "text", "text": "What is it?"}]}],
+        "max_tokens": 4,
+    }
+    for _ in range(4):  # more than the circuit's failure threshold
+        r = faults.client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["code"] == "vision_not_supported"
+        assert "image input is not supported" in error["message"]
+    after = scrape(faults.router.url)
+    assert metric_sum(after, "router_circuit_state", tier="tier_low") == 0  # closed
+    errors = metric_sum(after, "router_upstream_errors_total", tier="tier_low")
+    assert errors == metric_sum(before, "router_upstream_errors_total", tier="tier_low")
+    assert faults.ask(EASY_PROMPT).status == 200

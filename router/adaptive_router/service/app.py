@@ -106,6 +106,8 @@ def create_app(
                 load_every_s=service.load_poll_interval_s,
                 timeout_s=service.health_timeout_s,
             )
+        if service.sla_probe_interval_s > 0:
+            background.sla(router, tiers["tier_high"], service.sla_probe_interval_s, metrics)
         router.start()
         log.info(
             "router %s listening; tier_low=%s (%s), tier_high=%s (%s); GPU: %s",

@@ -107,6 +107,13 @@ class ServiceConfig(BaseModel):
         2.0, gt=0, description="How often each tier's /health is probed."
     )
     health_timeout_s: float = Field(1.0, gt=0, description="Timeout of one health probe.")
+    sla_probe_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="While tier_high's time-to-first-token average is over the SLA (so routed "
+        "work avoids it), a one-token streamed request measures it this often and feeds the "
+        "average, which lets it back in once it is fast again. 0 disables.",
+    )
     load_poll_interval_s: float = Field(
         2.0, gt=0, description="How often each tier's /metrics is read for queue depth."
     )

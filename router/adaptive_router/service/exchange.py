@@ -195,12 +195,15 @@ class Exchange:
         except BaseException:
             await self.aclose(None)
             raise
-        elapsed = time.perf_counter() - request.started
-        if self.streaming or response.status < 400:
+        if self.streaming:
+            # The SLA is about the time to first token: only streams measure it. A non-streamed
+            # answer's time is its whole generation, which says nothing about waiting.
+            ttft = time.perf_counter() - request.started
+            self.metrics.tier(tier.name).ttft.observe(ttft)
+            self.router.observe(tier.name, ttft * 1000.0)
             replica.circuit.record_success()
-            self.metrics.tier(tier.name).ttft.observe(elapsed)
-            self.router.observe(tier.name, elapsed * 1000.0)
-        if not self.streaming and response.status < 400:
+        elif response.status < 400:
+            replica.circuit.record_success()
             self.first = self._rewriter.rewrite(self.first)
         self.headers = [(k, v) for k, v in response.headers if k.lower() not in _DROP_HEADERS]
         self.headers += self.ctx.headers(tier.name)

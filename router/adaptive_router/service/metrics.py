@@ -51,7 +51,8 @@ class RouterMetrics:
         )
         self.ttft_seconds = Histogram(
             "router_ttft_seconds",
-            "Time from request received to the tier's first byte, per serving tier.",
+            "Time from request received to the tier's first byte of a streamed answer, per "
+            "serving tier (non-streamed answers: router_request_duration_seconds).",
             ["tier"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -80,6 +81,13 @@ class RouterMetrics:
             "router_client_disconnects",
             "Streams whose client went away before the end (the upstream request is closed).",
             ["tier"],
+            registry=r,
+        )
+        self.sla_probes = Counter(
+            "router_sla_probes",
+            "One-token requests that measure a tier's time to first token while the SLA rule "
+            "keeps routed work away from it, by outcome (ok, error).",
+            ["tier", "outcome"],
             registry=r,
         )
         self.in_flight = Gauge(

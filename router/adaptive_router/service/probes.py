@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..router import SLA_SAMPLE_CAP, AdaptiveRouter
 from .circuit import CircuitState
+from .metrics import RouterMetrics
 from .tiers import (
     LLAMACPP_DEFERRED,
     LLAMACPP_PROCESSING,
@@ -115,6 +119,35 @@ async def poll_load(tier: TierRuntime, replica: Replica, timeout_s: float) -> No
     replica.load_error = None
 
 
+_PROBE_PROMPT = [{"role": "user", "content": "Hi"}]
+_JSON = (b"content-type", b"application/json")
+
+
+async def probe_ttft(tier: TierRuntime, replica: Replica, timeout_s: float) -> float:
+    """Seconds to the first byte of a one-token streamed answer (what the SLA measures)."""
+    body = {"model": tier.served_model, "messages": _PROBE_PROMPT, "max_tokens": 1,
+            "stream": True}  # fmt: skip
+    started = time.perf_counter()
+    response = await replica.pool.request(
+        b"POST",
+        replica.api_path + "/chat/completions",
+        headers=(_JSON, *tier.headers),
+        body=json.dumps(body).encode(),
+        first_byte_timeout_s=timeout_s,
+        read_timeout_s=timeout_s,
+    )
+    try:
+        if response.status != 200:
+            raise UpstreamError("protocol", f"the probe got HTTP {response.status}")
+        if not await response.next_data(timeout_s):
+            raise UpstreamError("protocol", "the probe's stream ended at once")
+        ttft = time.perf_counter() - started
+        await response.read()  # one token: read it out, so the connection can be reused
+        return ttft
+    finally:
+        response.close()
+
+
 async def run_every(interval_s: float, step: Callable[[], Awaitable[None]], name: str) -> None:
     """Call ``await step()`` every ``interval_s`` until cancelled; log failures, never die."""
     while True:
@@ -129,6 +162,33 @@ async def run_every(interval_s: float, step: Callable[[], Awaitable[None]], name
 
 class Probes:
     """The background tasks of a running service, started and stopped with its lifespan."""
+
+    def sla(
+        self, router: AdaptiveRouter, tier: TierRuntime, interval_s: float,
+        metrics: RouterMetrics,
+    ) -> None:  # fmt: skip
+        """While the SLA rule keeps routed work away from ``tier``, measure its time to first
+        token with a tiny request every ``interval_s`` and feed the SLA average: without it
+        only ``gemma4-smart`` requests could ever bring the average down again."""
+        cap_ms = SLA_SAMPLE_CAP * router.config.latency_sla_ms
+
+        async def step() -> None:
+            if router.ema.value(tier.name) <= router.config.latency_sla_ms:
+                return
+            replica = next((r for r in tier.replicas if r.up), None)
+            if replica is None:
+                return  # down: the health probes deal with it
+            try:
+                ttft_ms = await probe_ttft(tier, replica, cap_ms / 1000.0) * 1000.0
+            except UpstreamError as exc:
+                metrics.sla_probes.labels(tier.name, "error").inc()
+                if exc.kind == "timeout":  # slower than the cap: a slow sample, not no sample
+                    router.observe(tier.name, cap_ms)
+                return
+            metrics.sla_probes.labels(tier.name, "ok").inc()
+            router.observe(tier.name, ttft_ms)
+
+        self.every(interval_s, step, f"{tier.name} SLA probe")
 
     def __init__(self) -> None:
         self._tasks: list[asyncio.Task[None]] = []

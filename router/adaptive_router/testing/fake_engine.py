@@ -2,10 +2,11 @@
 
 It speaks just enough of vLLM's and llama-server's HTTP surface: ``/v1/chat/completions`` and
 ``/v1/completions`` (JSON and SSE), ``/health`` (200, or 503 "Loading model"), ``/metrics``
-(vLLM or llama.cpp names) and ``/v1/models``. Its behaviour is set per instance: delay before
-the first token, delay between tokens, number of tokens, and faults (HTTP 500, 503 loading, a
-connection cut mid-stream, a hang). It counts what happened, including streams whose client
-went away, so tests can check that the router closed them.
+(vLLM or llama.cpp names) and ``/v1/models``. Its behaviour is set per instance (or, for one in
+another process, with ``POST /fake/behavior``): delay before the first token, delay between
+tokens, number of tokens, and faults (HTTP 500, 503 loading, a connection cut mid-stream, a
+hang, llama-server's 500 for an image without --mmproj). It counts what happened, including
+streams whose client went away, so tests can check that the router closed them.
 
     python -m adaptive_router.testing.fake_engine --port 8000 --model gemma-4-e4b --flavor vllm
 """
@@ -38,6 +39,8 @@ class Behavior:
     health_status: int = 200
     deferred: int = 0
     waiting: int = 0
+    accepts_images: bool = True
+    """False: answer an image as llama-server without --mmproj does (HTTP 500)."""
 
 
 @dataclass
@@ -92,10 +95,28 @@ class FakeEngine:
             )
         elif method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
             await self._completion(path.endswith("chat/completions"), receive, send)
+        elif method == "POST" and path == "/fake/behavior":
+            await self._set_behavior(receive, send)
         else:
             await _json(
                 send, 404, {"error": {"message": "not found", "type": "not_found", "code": 404}}
             )
+
+    async def _set_behavior(self, receive: Receive, send: Send) -> None:
+        """``POST /fake/behavior {"first_token_delay_s": 5}``: change the behaviour of a fake
+        engine running in another process (tests that slow an engine down, then heal it)."""
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            self.behavior = Behavior(**{**self.behavior.__dict__, **json.loads(raw)})
+        except (TypeError, ValueError) as exc:
+            await _json(send, 400, {"error": {"message": str(exc), "type": "invalid_request"}})
+            return
+        await _json(send, 200, self.behavior.__dict__)
 
     def _metrics(self) -> str:
         b = self.behavior
@@ -156,6 +177,13 @@ class FakeEngine:
                     }
                 },
             )
+            return
+        if not b.accepts_images and _has_image(body):
+            # llama-server's words (tools/server/server-common.cpp), its status and error shape.
+            text = ("image input is not supported - hint: if this is unexpected, you may "
+                    "need to provide the mmproj")  # fmt: skip
+            await _json(send, 500, {"error": {"code": 500, "message": text,
+                                              "type": "server_error"}})  # fmt: skip
             return
         if b.fault == "500":
             await _json(
@@ -256,6 +284,16 @@ async def _wait(event: asyncio.Event, delay: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def _has_image(body: dict[str, Any]) -> bool:
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(
+            isinstance(part, dict) and part.get("type") == "image_url" for part in content
+        ):
+            return True
+    return False
 
 
 def _loading_error() -> dict[str, Any]:

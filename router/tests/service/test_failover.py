@@ -21,7 +21,7 @@ from adaptive_router.service.upstream import UpstreamPool
 from adaptive_router.testing.fake_engine import Behavior
 
 from ..servers import closed_port_url, serve
-from .conftest import HARD, RouterHandle, chat
+from .conftest import EASY, HARD, RouterHandle, chat
 
 
 def test_dead_tier_fails_over_and_opens_its_circuit(
@@ -201,3 +201,58 @@ def test_background_probes_mark_a_dead_tier_down(fresh: dict[str, Any]) -> None:
         assert health["tiers"]["tier_low"]["health"] == "up"
         r = client.post("/v1/chat/completions", json=chat(HARD))
         assert (r.headers["x-router-tier"], r.headers["x-router-reason"]) == ("tier_low", "health")
+
+
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+
+
+def with_image(text: str, model: str = "gemma4-fast") -> dict[str, Any]:
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": [IMAGE, {"type": "text", "text": text}]}],
+    }
+
+
+def test_an_image_is_never_retried_on_a_tier_that_takes_none(
+    router: RouterHandle, fresh: dict[str, Any]
+) -> None:
+    fresh["low"].behavior = Behavior(
+        fault="500"
+    )  # the only vision tier fails before its first byte
+    r = router.client.post("/v1/chat/completions", json=with_image(HARD))
+    assert r.status_code == 503
+    error = r.json()["error"]
+    assert error["code"] == "upstream_unavailable"
+    assert "tier_high does not accept them (vision_tiers)" in error["message"]
+    assert fresh["high"].stats.requests == []  # the decision's policy: no fallback for images
+
+
+def test_an_image_for_a_named_text_only_tier_is_a_clear_400(
+    router: RouterHandle, fresh: dict[str, Any]
+) -> None:
+    r = router.client.post("/v1/chat/completions", json=with_image(EASY, model="gemma4-smart"))
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["code"] == "vision_not_supported"
+    assert "tier_high (the model named in the request) does not accept them" in error["message"]
+    assert fresh["low"].stats.requests == fresh["high"].stats.requests == []
+
+
+def test_llama_server_without_mmproj_is_the_request_s_problem_not_the_tier_s(
+    make_router: Callable[..., RouterHandle], fresh: dict[str, Any]
+) -> None:
+    router = make_router(RoutingConfig(gpu_monitor=False, vision_tiers=("tier_low", "tier_high")))
+    fresh["high"].behavior = Behavior(accepts_images=False)  # llama-server started without --mmproj
+    for _ in range(4):  # more than the circuit's failure threshold
+        r = router.client.post("/v1/chat/completions", json=with_image(EASY, model="gemma4-smart"))
+        assert r.status_code == 400
+        assert r.json()["error"]["code"] == "vision_not_supported"
+        assert "no --mmproj" in r.json()["error"]["message"]
+        assert r.headers["x-router-tier"] == "tier_high"
+    assert router.replica("tier_high").circuit.state is CircuitState.CLOSED
+    assert router.replica("tier_high").circuit.failures == 0
+    assert not router.metric("router_upstream_errors_total", tier="tier_high")
+    assert (
+        router.client.post("/v1/chat/completions", json=chat(HARD)).headers["x-router-tier"]
+        == "tier_high"
+    )
