@@ -271,6 +271,12 @@ def overview_board() -> Board:
     b.panel("timeseries", "Requests by model",
             [(f"sum by (tier) (rate({TIERS_REQ}[{RATE}]))", "{{tier}}")],
             description="Requests per second answered by each model.", unit="reqps", w=16, h=8)  # fmt: skip
+    b.panel("table", "Tokens per key (LiteLLM)",
+            [('sum by (api_key_alias) (increase(litellm_total_tokens_metric_total[$__range]))', "{{api_key_alias}}")],
+            description="Prompt + answer tokens per LiteLLM key over the dashboard's time range "
+                        "(local models have no price: usage is tokens). Keys: scripts/team-keys.sh. "
+                        "An empty name is the master key.",
+            w=24, h=8, instant=True)  # fmt: skip
     return b
 
 

@@ -85,6 +85,13 @@ check_service router 1 "http://$HOST:${ROUTER_PORT:-9000}/health" 200
 check_service vllm 1 "http://$HOST:${VLLM_PORT:-8000}/health" 200 "http://$HOST:${VLLM_PORT:-8000}/v1/models" gemma-4-e4b
 check_service llama-cpp 1 "http://$HOST:${LLAMA_CPP_PORT:-8080}/health" 200 "http://$HOST:${LLAMA_CPP_PORT:-8080}/v1/models" gemma-4-26b-a4b
 check_service litellm 1 "http://$HOST:${LITELLM_PORT:-4000}/health/liveliness" 200
+# Team keys and their usage need LiteLLM's database: /health/readiness says whether it is there.
+readiness="$(http_body "http://$HOST:${LITELLM_PORT:-4000}/health/readiness")"
+if grep -Eq '"db": ?"connected"' <<<"$readiness"; then
+  record litellm-db 1 "$(container_of postgres)" 200 "database connected (team keys, usage)" 1
+else
+  record litellm-db 1 "$(container_of postgres)" "-" "LiteLLM has no database: team keys fail (docker compose logs postgres litellm)" 0
+fi
 check_service open-webui 0 "http://$HOST:${WEBUI_PORT:-3000}/health" 200
 check_service prometheus 0 "http://$HOST:${PROMETHEUS_PORT:-9090}/-/healthy" 200
 check_service grafana 0 "http://$HOST:${GRAFANA_PORT:-3001}/api/health" 200

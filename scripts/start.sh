@@ -11,10 +11,11 @@ Usage: bash scripts/start.sh [--dry-run] [--no-download] [--yes] [--timeout SECO
 
 Checks this machine (Docker, Compose >= 2.20, NVIDIA driver and container toolkit, GPU memory and
 compute capability, driver vs image CUDA, RAM for the MoE offload, disk, free ports), creates .env
-from .env.example when missing (generating LITELLM_MASTER_KEY, WEBUI_SECRET_KEY and
-GRAFANA_ADMIN_PASSWORD, never overwriting a value), makes sure the models are downloaded, then
-starts vLLM, llama-server, the router, LiteLLM, OpenWebUI, Prometheus and Grafana in order and
-waits until every one is healthy.
+from .env.example when missing (generating LITELLM_MASTER_KEY, WEBUI_SECRET_KEY,
+GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD and OPENWEBUI_LITELLM_KEY, never overwriting a value),
+makes sure the models are downloaded, then starts vLLM, llama-server, the router, LiteLLM with
+its PostgreSQL, OpenWebUI (with its own LiteLLM key), Prometheus and Grafana in order and waits
+until every one is healthy.
 
   --dry-run        check and print what would be done; change nothing, start nothing
   --no-download    fail instead of downloading missing models
@@ -67,7 +68,7 @@ prepare_env() {
     ok "created .env from .env.example"
   fi
   local key value
-  for key in LITELLM_MASTER_KEY WEBUI_SECRET_KEY GRAFANA_ADMIN_PASSWORD; do
+  for key in LITELLM_MASTER_KEY WEBUI_SECRET_KEY GRAFANA_ADMIN_PASSWORD POSTGRES_PASSWORD OPENWEBUI_LITELLM_KEY; do
     value="$(env_get "$ENV_FILE" "$key")"
     if [[ -n "$value" ]]; then
       ok "$key is set (kept)"
@@ -78,8 +79,8 @@ prepare_env() {
       continue
     fi
     case "$key" in
-      LITELLM_MASTER_KEY) value="sk-$(random_secret 24)" ;;
-      *) value="$(random_secret 24)" ;;
+      LITELLM_MASTER_KEY|OPENWEBUI_LITELLM_KEY) value="sk-$(random_secret 24)" ;;
+      *) value="$(random_secret 24)" ;;  # hex: safe in DATABASE_URL too
     esac
     env_set "$ENV_FILE" "$key" "$value"
     ok "generated $key"
@@ -226,7 +227,9 @@ hint_for() {
     vllm) log "  hint: out of memory? lower VLLM_GPU_MEMORY_UTILIZATION or VLLM_MAX_MODEL_LEN in .env; 'Free memory on device ... less than desired' means another process holds the GPU (nvidia-smi)." ;;
     llama-cpp) log "  hint: check the GGUF file in docker/llama-cpp/models and LLAMA_MODEL_FILE; 'out of memory' on the GPU: raise LLAMA_N_CPU_MOE; killed: not enough system RAM for the experts." ;;
     router) log "  hint: a config error names the key; see docker/router/router_config.yaml and ROUTER_* in .env." ;;
-    litellm) log "  hint: check docker/litellm/config.yaml and LITELLM_MASTER_KEY in .env." ;;
+    litellm) log "  hint: check docker/litellm/config.yaml, LITELLM_MASTER_KEY in .env and the database: docker compose logs postgres." ;;
+    postgres) log "  hint: a password changed after the first start? POSTGRES_PASSWORD only applies to a new volume (docker volume ls | grep postgres)." ;;
+    litellm-keys) log "  hint: it registers OpenWebUI's key (OPENWEBUI_LITELLM_KEY) in LiteLLM's database; its log above says why it failed." ;;
     open-webui) log "  hint: the first start can take minutes; 'docker compose logs open-webui' shows progress." ;;
     *) ;;
   esac
@@ -242,7 +245,7 @@ wait_healthy() {
       state="$(container_state "$svc")"
       line+=" $svc=$state"
       case "$state" in
-        healthy) ;;
+        healthy|completed) ;;
         unhealthy|exited|dead|missing)
           printf '\n'
           fail "$svc is $state. Its last log lines:"
@@ -300,7 +303,7 @@ main() {
   start_stage "Starting monitoring and the router" prometheus grafana router
   start_stage "Starting tier_low (vLLM, Gemma 4 E4B) - loading takes minutes" vllm
   start_stage "Starting tier_high (llama-server, Gemma 4 26B-A4B)" llama-cpp
-  start_stage "Starting LiteLLM and OpenWebUI" litellm open-webui
+  start_stage "Starting LiteLLM (with its database) and OpenWebUI" postgres litellm litellm-keys open-webui
   if [[ "$DRY_RUN" == 1 ]]; then
     info "Dry run: nothing was changed or started."
     return 0

@@ -10,7 +10,9 @@ import jsonschema
 import pytest
 from stackutil import ROOT, env_example
 
-SERVICES = {"vllm", "llama-cpp", "router", "litellm", "open-webui", "prometheus", "grafana"}
+SERVICES = {"vllm", "llama-cpp", "router", "litellm", "open-webui", "prometheus", "grafana",
+            "postgres", "litellm-keys"}  # fmt: skip
+ONE_SHOT = {"litellm-keys"}  # runs once and exits: no healthcheck, no restart
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?([^}]*)\}")
 
 
@@ -25,6 +27,9 @@ def test_services_are_named_as_documented(compose: dict[str, Any]) -> None:
 
 def test_every_service_has_a_healthcheck_and_restart_policy(compose: dict[str, Any]) -> None:
     for name, svc in compose["services"].items():
+        if name in ONE_SHOT:
+            assert svc["restart"] == "no"
+            continue
         assert svc.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         assert svc.get("restart") in ("unless-stopped", "always"), f"{name} has no restart policy"
 
@@ -34,7 +39,7 @@ def _image_default(image: str) -> str:
     return m.group(3) if m else image
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES - {"router"}))
+@pytest.mark.parametrize("name", sorted(SERVICES - {"router"} - ONE_SHOT))
 def test_images_are_pinned_to_version_tags(compose: dict[str, Any], name: str) -> None:
     image = compose["services"][name]["image"]
     default = _image_default(image)
@@ -139,6 +144,8 @@ def test_env_example_has_no_secret_values() -> None:
         "LITELLM_MASTER_KEY",
         "WEBUI_SECRET_KEY",
         "GRAFANA_ADMIN_PASSWORD",
+        "POSTGRES_PASSWORD",
+        "OPENWEBUI_LITELLM_KEY",
         "ROUTER_API_KEY",
         "HF_TOKEN",
     ):
@@ -202,3 +209,30 @@ def test_env_example_models_are_the_real_ones() -> None:
     assert env["LLAMA_MODEL_FILE"] == "gemma-4-26B-A4B-it-Q4_K_M.gguf"
     assert env["VLLM_MODEL"].startswith("google/gemma-4-E4B")
     assert "27b" not in (ROOT / ".env.example").read_text().lower()
+
+
+def test_litellm_keeps_its_keys_in_postgres_and_openwebui_has_its_own_key(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    postgres = services["postgres"]
+    assert "ports" not in postgres  # only LiteLLM, on the compose network, reaches it
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
+    assert postgres["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert "@sha256:" in _image_default(postgres["image"])
+    litellm = services["litellm"]
+    assert litellm["depends_on"]["postgres"]["condition"] == "service_healthy"
+    url = litellm["environment"]["DATABASE_URL"]
+    assert url.startswith("postgresql://litellm:${POSTGRES_PASSWORD:?") and url.endswith(
+        "@postgres:5432/litellm"
+    )
+    keys = services["litellm-keys"]
+    assert keys["depends_on"]["litellm"]["condition"] == "service_healthy"
+    assert keys["entrypoint"][:2] == ["python3", "/stratum/team_keys.py"]
+    assert keys["command"][:3] == ["ensure", "--name", "open-webui"]
+    assert "./scripts/team_keys.py:/stratum/team_keys.py:ro" in keys["volumes"]
+    webui = services["open-webui"]
+    assert webui["depends_on"]["litellm-keys"]["condition"] == "service_completed_successfully"
+    assert webui["environment"]["OPENAI_API_KEYS"].startswith("${OPENWEBUI_LITELLM_KEY:?")
+    assert "LITELLM_MASTER_KEY" not in str(webui["environment"])

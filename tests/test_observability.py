@@ -37,6 +37,9 @@ LLAMACPP = {
     "llamacpp:predicted_tokens_seconds", "llamacpp:requests_processing", "llamacpp:requests_deferred",
     "llamacpp:n_tokens_max", "llamacpp:n_decode_total", "llamacpp:n_busy_slots_per_decode",
 }  # fmt: skip
+# LiteLLM 1.103.7 integrations/prometheus.py: counter "litellm_total_tokens_metric" (exported
+# with _total), labels include api_key_alias (types/integrations/prometheus.py).
+LITELLM = {"litellm_total_tokens_metric_total"}
 PROMETHEUS = {"up"}
 
 
@@ -108,7 +111,7 @@ def test_dashboards_are_valid_and_use_the_provisioned_datasource() -> None:
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_every_dashboard_metric_exists(path: Any, router_metric_names: set[str]) -> None:
-    known = router_metric_names | VLLM | LLAMACPP | PROMETHEUS
+    known = router_metric_names | VLLM | LLAMACPP | LITELLM | PROMETHEUS
     for title, description, expr in queries(json.loads(path.read_text())):
         for name in METRIC.findall(expr):
             assert name in known, f"{path.name} / {title}: unknown metric {name}"
@@ -154,7 +157,7 @@ def test_alert_rules_cover_the_documented_cases_and_use_real_metrics(
     assert names == {"StratumTierDown", "StratumTargetDown", "StratumTTFTOverSLA",
                      "StratumTierHighShareOutOfBand", "StratumQueueDepthHigh",
                      "StratumGPUMemoryLow", "StratumRouterErrors"}  # fmt: skip
-    known = router_metric_names | VLLM | LLAMACPP | PROMETHEUS
+    known = router_metric_names | VLLM | LLAMACPP | LITELLM | PROMETHEUS
     for rule in rules:
         for name in METRIC.findall(rule["expr"]):
             assert name in known, f"{rule['alert']}: unknown metric {name}"

@@ -48,7 +48,7 @@ if args[:1] == ["inspect"]:
     print(states.get(cid.removeprefix("cid-"), env("STUB_DEFAULT_STATE", "healthy")))
     sys.exit(0)
 if args[:1] == ["compose"]:
-    rest = [a for a in args[1:]]
+    rest = [a for a in args[1:] if a != "-a"]
     while rest and rest[0] in ("--project-directory", "-f"):
         rest = rest[2:]
     if rest[:2] == ["version", "--short"]:
@@ -236,7 +236,7 @@ def test_start_dry_run_with_a_16gb_gpu_passes_preflight(box: Sandbox) -> None:
         "up -d prometheus grafana router",
         "up -d vllm",
         "up -d llama-cpp",
-        "up -d litellm open-webui",
+        "up -d postgres litellm litellm-keys open-webui",
     ):
         assert f"would run: compose {stage}" in out.stdout
     assert out.stdout.index("up -d vllm") < out.stdout.index("up -d llama-cpp")
@@ -295,12 +295,16 @@ def test_start_generates_secrets_once_and_keeps_them(box: Sandbox) -> None:
     assert first.returncode == 0, first.stdout + first.stderr
     env1 = (box.root / ".env").read_text()
     secrets = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in env1.splitlines()
-               if line.split("=", 1)[0] in ("LITELLM_MASTER_KEY", "WEBUI_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD")}  # fmt: skip
-    assert len(secrets) == 3 and all(len(v) >= 32 for v in secrets.values())
+               if line.split("=", 1)[0] in ("LITELLM_MASTER_KEY", "WEBUI_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD",
+                                             "POSTGRES_PASSWORD", "OPENWEBUI_LITELLM_KEY")}  # fmt: skip
+    assert len(secrets) == 5 and all(len(v) >= 32 for v in secrets.values())
+    assert secrets["OPENWEBUI_LITELLM_KEY"].startswith("sk-")
+    assert all(c in "0123456789abcdef" for c in secrets["POSTGRES_PASSWORD"])  # safe in a URL
     assert secrets["LITELLM_MASTER_KEY"].startswith("sk-")
     assert oct((box.root / ".env").stat().st_mode)[-3:] == "600"
     ups = [c.split(" up -d ", 1)[1] for c in box.calls() if " up -d " in c]
-    assert ups == ["prometheus grafana router", "vllm", "llama-cpp", "litellm open-webui"]
+    assert ups == ["prometheus grafana router", "vllm", "llama-cpp",
+                   "postgres litellm litellm-keys open-webui"]  # fmt: skip
     assert "Stratum is up" in first.stdout and "curl -s http://127.0.0.1:" in first.stdout
     second = box.run("start.sh", "--timeout", "5", STUB_RUNNING="1")
     assert second.returncode == 0, second.stdout + second.stderr
@@ -359,6 +363,11 @@ def _healthy_http(box: Sandbox, **overrides: list[object]) -> str:
         f":{e['LLAMA_CPP_PORT']}/health": [200, '{"status": "ok"}', {}],
         f":{e['LLAMA_CPP_PORT']}/v1/models": [200, '{"data": [{"id": "gemma-4-26b-a4b"}]}', {}],
         f":{e['LITELLM_PORT']}/health/liveliness": [200, "I'm alive!", {}],
+        f":{e['LITELLM_PORT']}/health/readiness": [
+            200,
+            '{"status": "healthy", "db": "connected"}',
+            {},
+        ],
         f":{e['WEBUI_PORT']}/health": [200, '{"status": true}', {}],
         f":{e['PROMETHEUS_PORT']}/-/healthy": [200, "ok", {}],
         f":{e['GRAFANA_PORT']}/api/health": [200, "{}", {}],
@@ -407,6 +416,20 @@ def test_health_check_fails_when_a_tier_is_down(box: Sandbox) -> None:
     assert by_name["llama-cpp"]["ok"] is False and by_name["llama-cpp"]["http"] == "000"
     assert "degraded" in by_name["request:tier_high"]["detail"]
     assert by_name["vllm"]["ok"] is True
+
+
+def test_health_check_fails_when_litellm_has_no_database(box: Sandbox) -> None:
+    box.stub("curl", CURL_STUB)
+    routes = json.loads(_healthy_http(box))
+    routes[f":{box.env['LITELLM_PORT']}/health/readiness"] = [
+        200,
+        '{"status": "healthy", "db": "Not connected"}',
+        {},
+    ]
+    out = box.run("health-check.sh", "--no-requests", STUB_HTTP=json.dumps(routes))
+    assert out.returncode == 1
+    line = next(line for line in out.stdout.splitlines() if line.startswith("litellm-db"))
+    assert "team keys fail" in line
 
 
 def test_health_check_optional_services_only_warn(box: Sandbox) -> None:

@@ -96,15 +96,16 @@ compose() {
   docker compose --project-directory "$STRATUM_ROOT" -f "$STRATUM_ROOT/docker-compose.yml" "$@"
 }
 
-# container_state SERVICE: healthy | starting | unhealthy | running | exited | missing
+# container_state SERVICE: healthy | starting | unhealthy | running | completed (a one-shot
+# that exited 0) | exited | missing
 container_state() {
   local id
-  id="$(compose ps -q "$1" 2>/dev/null | head -n 1)"
+  id="$(compose ps -a -q "$1" 2>/dev/null | head -n 1)"
   if [[ -z "$id" ]]; then
     echo missing
     return 0
   fi
-  docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing
+  docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else if and (eq .State.Status "exited") (eq .State.ExitCode 0)}}completed{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing
 }
 
 # port_in_use PORT: true when something accepts connections on 127.0.0.1:PORT.

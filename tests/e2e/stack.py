@@ -171,8 +171,17 @@ def litellm(config_dir: Path, router_url: str, log_dir: Path) -> Endpoint:
     config.write_text(text.replace("http://router:9000/v1", router_url + "/v1"))
     port = free_port()
     env = compose_environment(
-        "litellm", {"LITELLM_MASTER_KEY": LITELLM_MASTER_KEY, "ROUTER_API_KEY": ROUTER_API_KEY}
+        "litellm",
+        {
+            "LITELLM_MASTER_KEY": LITELLM_MASTER_KEY,
+            "ROUTER_API_KEY": ROUTER_API_KEY,
+            "POSTGRES_PASSWORD": "unused",
+        },
     )
+    # No database here: LiteLLM reaches PostgreSQL through Prisma, whose engine binaries it
+    # downloads from binaries.prisma.sh at first start, out of reach on these machines. Without
+    # DATABASE_URL it runs as it does by default: master key only, no virtual keys.
+    env.pop("DATABASE_URL")
     # The model price map is bundled; without this LiteLLM tries GitHub at start-up.
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     argv = [
@@ -194,7 +203,9 @@ def open_webui(data_dir: Path, litellm_url: str, log_dir: Path) -> Endpoint:
     env = compose_environment(
         "open-webui",
         {
-            "LITELLM_MASTER_KEY": LITELLM_MASTER_KEY,
+            # OpenWebUI's own key lives in LiteLLM's database, which cannot run here (Prisma's
+            # engines download from binaries.prisma.sh); this LiteLLM has only its master key.
+            "OPENWEBUI_LITELLM_KEY": LITELLM_MASTER_KEY,
             "WEBUI_SECRET_KEY": WEBUI_SECRET_KEY,
             "WEBUI_AUTH": "False",
         },

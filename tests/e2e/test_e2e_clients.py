@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -14,10 +15,11 @@ from e2eutil import EASY_PROMPT, HARD_PROMPT, metric_sum, router_headers, scrape
 
 
 @pytest.fixture(scope="module")
-def sdk(litellm: stack.Endpoint) -> openai.OpenAI:
-    return openai.OpenAI(
+def sdk(litellm: stack.Endpoint) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
         base_url=litellm.url + "/v1", api_key=stack.LITELLM_MASTER_KEY, max_retries=0, timeout=60
-    )
+    ) as client:  # closed at the end: an open pool socket is a ResourceWarning at exit
+        yield client
 
 
 def test_router_classifies_the_test_prompts(router: stack.Endpoint) -> None:
@@ -125,3 +127,23 @@ def test_missing_key_is_refused_in_openai_format(router: stack.Endpoint) -> None
     r = httpx.post(router.url + "/v1/chat/completions", json={"messages": []})
     assert r.status_code == 401
     assert set(r.json()["error"]) >= {"message", "type", "code"}
+
+
+def test_team_keys_without_litellm_s_database_say_what_is_missing(
+    litellm: stack.Endpoint,
+) -> None:
+    """The real LiteLLM without DATABASE_URL refuses virtual keys (its default); the helper must
+    say so, not print a traceback. (Keys themselves need PostgreSQL through Prisma, whose engine
+    binaries cannot be downloaded on this machine: tests/test_team_keys.py covers the API.)"""
+    import os
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(stack.ROOT / "scripts/team_keys.py"), "--url", litellm.url,
+         "create", "--name", "alice", "--rpm", "2"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "LITELLM_MASTER_KEY": stack.LITELLM_MASTER_KEY},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "LiteLLM has no database" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
