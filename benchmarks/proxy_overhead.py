@@ -159,6 +159,9 @@ async def run_load(url: str, model: str, concurrency: int, requests: int) -> dic
     }
 
 
+SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
+
+
 def measure(proxy: Process | None, url: str, model: str, c: int, n: int) -> dict[str, float]:
     """One load run; with ``proxy`` its CPU milliseconds per request over the run."""
     before = cpu_seconds(proxy.pid) if proxy is not None else 0.0
@@ -201,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         ("direct", None, engine_url, SERVED),
         ("router", router, f"http://127.0.0.1:{router_port}", "gemma4-fast"),
     ]
-    nginx = None if args.no_nginx else shutil.which("nginx")
+    # Debian installs nginx in /usr/sbin, which is not on a normal user's PATH.
+    nginx = None if args.no_nginx else shutil.which("nginx") or shutil.which("nginx", path=SBIN)
     if nginx is not None:
         conf = work / "nginx.conf"
         conf.write_text(NGINX_CONF.format(dir=work, engine_port=engine_port, port=nginx_port))
@@ -220,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = {}
             for c in args.concurrency:
                 row = measure(proxy, url, model, c, args.requests)
+                row = {k: round(v, 3) for k, v in row.items()}
                 results[name][c] = row
-                rounded = {k: round(v, 3) for k, v in row.items()}
-                print(f"  {name:7s} c={c:<3d} {json.dumps(rounded)}")
+                print(f"  {name:7s} c={c:<3d} {json.dumps(row)}")
 
     print()
     print("| path | concurrency | TTFT p50 (ms) | TTFT p95 (ms) | added TTFT p50 (ms) "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -160,3 +161,27 @@ def test_task_routing_eval_on_openwebui_s_own_templates(tmp_path: Path) -> None:
     devset = results["devset"]
     assert devset["taken_for_tasks"] == 0
     assert devset["of_those_tier_high_after"] == devset["of_those_tier_high_before"] > 0
+
+
+def test_proxy_overhead_measures_direct_router_and_nginx_in_one_run(tmp_path: Path) -> None:
+    """A short run of the hot-path benchmark: every path streams without an error and each
+    proxy's CPU per request is reported (nginx is installed by .ci/run; skipped locally if not)."""
+    module = load("benchmarks/proxy_overhead.py")
+    nginx = shutil.which("nginx") or shutil.which("nginx", path=module.SBIN)
+    require(nginx, "nginx", "Debian: apt install nginx-light (.ci/run installs it)")
+    out = tmp_path / "overhead.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/proxy_overhead.py"), "--concurrency", "1,8",
+         "--requests", "40", "--tokens", "8", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"direct", "router", "nginx"}
+    for path, by_c in results.items():
+        assert set(by_c) == {"1", "8"}
+        for row in by_c.values():
+            assert row["errors"] == 0 and row["requests_per_s"] > 0
+            assert 0 < row["ttft_p50_ms"] <= row["ttft_p95_ms"]
+            assert ("cpu_ms_per_request" in row) == (path != "direct")
+    assert "| router | 8 |" in done.stdout and "| nginx | 1 |" in done.stdout
