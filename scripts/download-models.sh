@@ -44,9 +44,9 @@ fi
 exec "$PY" "$STRATUM_ROOT/scripts/download_models.py" \
   --gguf-repo "${LLAMA_MODEL_REPO:-ggml-org/gemma-4-26B-A4B-it-GGUF}" \
   --gguf-file "${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}" \
-  --mmproj-file "${LLAMA_MMPROJ_FILE:-}" \
+  --mmproj-file "${LLAMA_MMPROJ_FILE-mmproj-gemma-4-26B-A4B-it-Q8_0.gguf}" \
   --gguf-dir "$STRATUM_ROOT/docker/llama-cpp/models" \
-  --vllm-model "${VLLM_MODEL:-google/gemma-4-E4B-it}" \
+  --vllm-model "${VLLM_MODEL:-xbill9/gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4}" \
   --hf-cache "${HF_CACHE_DIR:-./.cache/huggingface}" \
   --root "$STRATUM_ROOT" \
   "$@"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -38,3 +41,17 @@ def env_example() -> dict[str, str]:
         if m:
             values[m.group(1)] = m.group(2)
     return values
+
+
+def load_module(path: str) -> ModuleType:
+    """A script of the repository (scripts/, benchmarks/: not packages) imported as a module."""
+    file = ROOT / path
+    name = file.stem
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(file):
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

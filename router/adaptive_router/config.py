@@ -34,8 +34,11 @@ class ConfigError(ValueError):
 
 
 def split_commas(value: Any) -> Any:
-    """``"a, b"`` (an environment variable, a flag) -> ``("a", "b")``; other values unchanged."""
+    """``"a, b"`` (an environment variable, a flag) -> ``("a", "b")``; ``"none"`` -> ``()``
+    (an empty variable means "not set" to the environment loader); other values unchanged."""
     if isinstance(value, str):
+        if value.strip().lower() == "none":
+            return ()
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
 
@@ -59,10 +62,13 @@ class RoutingConfig(BaseModel):
         "point on the dev set. Raise it to send less to tier_high.",
     )
     vram_headroom_gb: float = Field(
-        1.5,
+        0.5,
         ge=0.0,
         description="If the GPU has less free memory than this (GB, 1e9 bytes), new work goes to "
-        "tier_low. Ignored while the GPU state is unavailable.",
+        "tier_low. Both engines preallocate their memory, so a full card is the normal state: "
+        "set this below the free memory the plan leaves (scripts/plan_vram.py prints it), and "
+        "the rule fires only when something outside the plan takes the card's memory. Ignored "
+        "while the GPU state is unavailable.",
     )
     latency_sla_ms: float = Field(
         2000.0,
@@ -130,7 +136,8 @@ class RoutingConfig(BaseModel):
     )
     vision_tiers: CommaList[Tier] = Field(
         ("tier_low",),
-        description="Tiers that accept images. A request with images goes to one of them.",
+        description="Tiers that accept images. A request with images goes to one of them; "
+        "'none' (or an empty list): images are refused with a 400.",
     )
     context_turns: int = Field(
         2,

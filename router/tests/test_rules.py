@@ -82,7 +82,7 @@ def test_gpu_util_rule_needs_consecutive_hot_polls() -> None:
 
 
 def test_vram_rule_abstains_without_gpu() -> None:
-    low = GpuSnapshot(available=True, free_bytes=int(1.0e9))
+    low = GpuSnapshot(available=True, free_bytes=int(0.3e9))
     assert vram_rule("x", state(gpu=low)) == "tier_low"
     assert vram_rule("x", state(gpu=GPU_OK)) is None
     assert vram_rule("x", state(gpu=GpuSnapshot(available=False))) is None
@@ -212,8 +212,8 @@ def test_gpu_rules_fire_from_a_real_monitor_with_fake_nvml(fake_nvml: FakeNvml) 
     monitor = GpuMonitor(fake_nvml, util_max_pct=90.0)
     with AdaptiveRouter(RoutingConfig(gpu_util_polls=2), gpu_monitor=monitor) as router:
         fake_nvml.reading = fake_nvml.reading.__class__(
-            free_bytes=int(0.5e9),
-            used_bytes=int(15.5e9),
+            free_bytes=int(0.3e9),
+            used_bytes=int(15.7e9),
             total_bytes=int(16e9),
             utilization_pct=50.0,
             name="fake",

@@ -1,0 +1,1198 @@
+#!/usr/bin/env python3
+"""Plan the GPU memory of a Stratum .env before anything starts: does it fit, and how much is left?
+
+    python scripts/plan_vram.py --env .env --gpu-gb 15.93 [--gpu-used-gb 0.4] [--json]
+    python scripts/plan_vram.py --profile 16gb           # one of the shipped profiles
+    python scripts/plan_vram.py --write-env-example      # regenerate .env.example's profiles
+
+For each engine it works out, from the models' architecture (the ARCH table: every constant with
+its source) and the format of each part of the checkpoint (CHECKPOINTS, GGUF_FILES): the weights
+by part, the KV cache, and the overhead (stated allowances for the CUDA context, activations and
+compute buffers: ALLOWANCES), then what is left on the card. Both engines preallocate: vLLM takes
+``VLLM_GPU_MEMORY_UTILIZATION`` of the whole card (plus its CUDA context) and sizes its KV cache
+inside that share; llama-server allocates its weights, KV cache and compute buffers at start.
+What is left after both is the free memory the router's ``vram`` rule sees in the steady state.
+
+Exit status: 0 when the plan fits with at least ``--min-free-gib`` (1 GiB) to spare and its
+settings agree with each other; 1 when it does not fit (the message names the engine and by how
+much); 2 on bad input (unknown model, malformed value, settings that contradict each other).
+Standard library only: start.sh runs it on the host before any container exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GIB = 1024**3
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class PlanError(ValueError):
+    """Bad input: a message for the user (exit status 2)."""
+
+
+# --- Architecture (one table; every number with its source) -------------------------------------
+
+HF_CONFIG = (
+    "the model's config.json (copies of the Hugging Face config in public code; the same values "
+    "are in vLLM's and llama.cpp's Gemma 4 model code)"
+)
+MODEL_CARD = "Gemma 4 model card table (Hugging Face; vLLM recipe agrees)"
+
+
+@dataclass(frozen=True)
+class Arch:
+    """What the memory of a Gemma 4 model depends on."""
+
+    name: str
+    layers: int
+    hidden: int
+    intermediate: int
+    """Dense (or, in the MoE, shared-expert) MLP width."""
+    heads: int
+    kv_heads: int
+    head_dim: int
+    global_kv_heads: int
+    global_head_dim: int
+    full_attention_every: int
+    """Layer i is full (global) attention when i % this == this - 1; the others slide."""
+    sliding_window: int
+    vocab: int
+    kv_shared_layers: int = 0
+    """The last N layers reuse earlier layers' KV (E-models): no K/V weights, no KV cache."""
+    ple_dim: int = 0
+    """Per-layer-embedding width (E-models): a vocab x layers x ple_dim table."""
+    k_eq_v: bool = False
+    """Full-attention layers use K as V (26B): no V projection."""
+    experts: int = 0
+    moe_intermediate: int = 0
+    vision_params: float = 0.0
+    audio_params: float = 0.0
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def is_global(self, layer: int) -> bool:
+        return layer % self.full_attention_every == self.full_attention_every - 1
+
+    def has_own_kv(self, layer: int) -> bool:
+        return layer < self.layers - self.kv_shared_layers
+
+    def attention_params(self, layer: int) -> int:
+        glob = self.is_global(layer)
+        head_dim = self.global_head_dim if glob else self.head_dim
+        kv_heads = self.global_kv_heads if glob else self.kv_heads
+        q_and_o = 2 * self.hidden * self.heads * head_dim
+        if not self.has_own_kv(layer):
+            return q_and_o
+        k = self.hidden * kv_heads * head_dim
+        v = 0 if glob and self.k_eq_v else k
+        return q_and_o + k + v
+
+    def params(self) -> dict[str, float]:
+        """Parameters by part of the checkpoint."""
+        attention = sum(self.attention_params(i) for i in range(self.layers))
+        mlp = 3 * self.hidden * self.intermediate * self.layers
+        ple_gates = 2 * self.hidden * self.ple_dim * self.layers
+        ple_projection = self.hidden * self.ple_dim * self.layers
+        router = self.hidden * self.experts * self.layers
+        parts = {
+            "embed_tokens": float(self.vocab * self.hidden),
+            "per_layer_embeddings": float(self.vocab * self.layers * self.ple_dim),
+            "linears": float(attention + mlp + ple_gates + ple_projection + router),
+            "experts": float(3 * self.hidden * self.moe_intermediate * self.experts * self.layers),
+            "vision": self.vision_params,
+            "audio": self.audio_params,
+        }
+        return {k: v for k, v in parts.items() if v}
+
+    def kv_bytes_per_token(self, layer: int, dtype_bytes: float, store_v: bool = True) -> float:
+        """K and V of one token in one layer (0 for layers that reuse another layer's KV)."""
+        if not self.has_own_kv(layer):
+            return 0.0
+        glob = self.is_global(layer)
+        head_dim = self.global_head_dim if glob else self.head_dim
+        kv_heads = self.global_kv_heads if glob else self.kv_heads
+        tensors = 2 if store_v or not (glob and self.k_eq_v) else 1
+        return tensors * kv_heads * head_dim * dtype_bytes
+
+
+ARCH: dict[str, Arch] = {
+    "gemma-4-E4B": Arch(
+        name="gemma-4-E4B",
+        layers=42,
+        hidden=2560,
+        intermediate=10240,
+        heads=8,
+        kv_heads=2,
+        head_dim=256,
+        global_kv_heads=2,
+        global_head_dim=512,
+        full_attention_every=6,
+        sliding_window=512,
+        vocab=262144,
+        kv_shared_layers=18,
+        ple_dim=256,
+        vision_params=150e6,
+        audio_params=300e6,
+        sources={
+            "layers, hidden, intermediate, heads, kv heads, head dims, window, vocab, "
+            "kv_shared_layers, ple_dim": HF_CONFIG
+            + " (num_key_value_heads 2, global_head_dim 512, num_kv_shared_layers 18, "
+            "hidden_size_per_layer_input 256, attention_k_eq_v false)",
+            "vision ~150M, audio ~300M": MODEL_CARD,
+            "linears 3.945e9 (cross-check)": "GLQ quantization of E4B lists 3,945,267,200 "
+            "quantized weights (friendli.ai model page of xv0y5ncu/Gemma-4-E4B-it-GLQ-3.5bpw)",
+        },
+    ),
+    "gemma-4-26B-A4B": Arch(
+        name="gemma-4-26B-A4B",
+        layers=30,
+        hidden=2816,
+        intermediate=2112,
+        heads=16,
+        kv_heads=8,
+        head_dim=256,
+        global_kv_heads=2,
+        global_head_dim=512,
+        full_attention_every=6,
+        sliding_window=1024,
+        vocab=262144,
+        k_eq_v=True,
+        experts=128,
+        moe_intermediate=704,
+        vision_params=550e6,
+        sources={
+            "layers, hidden, shared-expert intermediate, heads, kv heads, head dims, window, "
+            "vocab, experts 128 (top 8), moe_intermediate 704, attention_k_eq_v": HF_CONFIG,
+            "30 layers = 26B-A4B": "llama.cpp src/models/gemma4.cpp (b11434): case 30",
+            "vision ~550M": MODEL_CARD,
+            "25.2B parameters in all (cross-check)": MODEL_CARD,
+        },
+    ),
+}
+
+# --- Formats: bits per weight ---------------------------------------------------------------------
+
+BITS = {
+    "bf16": 16.0,
+    "fp8": 8.0,  # per-tensor scale: negligible
+    "int4-g32": 4.5,  # 4-bit values + a 16-bit scale per group of 32 (Gemma 4's QAT grid)
+    "q4_0": 4.5,  # ggml: 32 x 4 bit + f16 scale
+    "q4_k": 4.5,  # ggml k-quant super-blocks (ggml-common.h block_q4_K: 144 bytes / 256)
+    "q6_k": 6.5625,  # block_q6_K: 210 bytes / 256
+    "q8_0": 8.5,  # block_q8_0: 34 bytes / 32
+    "f32": 32.0,
+}
+
+# --- Checkpoints vLLM can load: the format of each part -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    repo: str
+    arch: str
+    formats: Mapping[str, str]
+    """Part -> format; a part missing here is not in the checkpoint (text-only builds)."""
+    separate_lm_head: str | None
+    """Format of an output layer stored apart from embed_tokens (None: tied, not stored)."""
+    source: str
+    fp8_online: bool = False
+
+    @property
+    def multimodal(self) -> bool:
+        return "vision" in self.formats
+
+
+CHECKPOINTS: dict[str, Checkpoint] = {
+    "google/gemma-4-E4B-it": Checkpoint(
+        repo="google/gemma-4-E4B-it",
+        arch="gemma-4-E4B",
+        formats={
+            p: "bf16"
+            for p in ("embed_tokens", "per_layer_embeddings", "linears", "vision", "audio")
+        },
+        separate_lm_head=None,
+        source="Google's BF16 release; vLLM 0.29 loads it in 14.9 GiB on an RTX 5060 Ti "
+        "(huggingface.co/google/gemma-4-E4B-it/discussions/55)",
+    ),
+    "google/gemma-4-E4B-it-qat-w4a16-ct": Checkpoint(
+        repo="google/gemma-4-E4B-it-qat-w4a16-ct",
+        arch="gemma-4-E4B",
+        formats={
+            "embed_tokens": "bf16",
+            "per_layer_embeddings": "bf16",
+            "linears": "int4-g32",
+            "vision": "bf16",
+            "audio": "bf16",
+        },
+        separate_lm_head="bf16",
+        source="Google's QAT build for vLLM (compressed-tensors W4A16): linears 4-bit, embedding "
+        "tables 16-bit, and a separate 262144 x 2560 BF16 lm_head; vLLM 0.30 holds 11.04 GiB of "
+        "weights on an L4 (xbill9/sagemaker-gemma, 'Gemma 4 on Amazon SageMaker: 4-Bit "
+        "Embeddings', safetensors headers read from the Hub)",
+    ),
+    "xbill9/gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4": Checkpoint(
+        repo="xbill9/gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4",
+        arch="gemma-4-E4B",
+        formats={
+            "embed_tokens": "int4-g32",
+            "per_layer_embeddings": "int4-g32",
+            "linears": "int4-g32",
+        },
+        separate_lm_head="int4-g32",
+        source="Google's QAT weights (gemma-4-E4B-it-qat-q4_0-unquantized) repacked as "
+        "compressed-tensors W4A16 with 4-bit embeddings and a 4-bit lm_head, text only; "
+        "vLLM 0.30 holds 4.52 GiB of weights and a 376,156-token KV cache on an L4 at 0.9 "
+        "(xbill9/sagemaker-gemma, articles 'Gemma 4 on Amazon SageMaker: 4-Bit Embeddings' and "
+        "'... The NVIDIA T4 Decodes at 0.8x of the L4')",
+    ),
+}
+FP8_ONLINE = (
+    "vLLM's --quantization fp8 quantizes linear layers only: Fp8Config.get_quant_method returns "
+    "None for VocabParallelEmbedding (vllm 0.29.0 model_executor/layers/quantization/fp8.py), and "
+    "Gemma 4's encoders stay BF16 (gemma4_mm.py)"
+)
+
+# --- GGUF files llama-server can load ------------------------------------------------------------
+
+GGUF_Q4_K_M = (
+    "llama.cpp src/llama-quant.cpp (b11434), LLAMA_FTYPE_MOSTLY_Q4_K_M: Q4_K by default; "
+    "token_embd (tied output) Q6_K; attn_v and ffn_down(_exps) Q6_K on the layers "
+    "use_more_bits() picks (14 of 30), else Q4_K; 1-D tensors F32"
+)
+
+
+@dataclass(frozen=True)
+class GgufFile:
+    name: str
+    arch: str
+    recipe: str
+    file_bytes: int | None
+    source: str
+
+
+GGUF_FILES: dict[str, GgufFile] = {
+    "gemma-4-26B-A4B-it-Q4_K_M.gguf": GgufFile(
+        name="gemma-4-26B-A4B-it-Q4_K_M.gguf",
+        arch="gemma-4-26B-A4B",
+        recipe="q4_k_m",
+        file_bytes=16_800_000_000,
+        source="ggml-org/gemma-4-26B-A4B-it-GGUF; 16.80 GB per the Hub's file list (quoted by "
+        "smeltcore.com's Gemma 4 26B-A4B recipe)",
+    ),
+}
+
+MMPROJ_FILES: dict[str, tuple[int, str]] = {
+    "mmproj-gemma-4-26B-A4B-it-Q8_0.gguf": (
+        806_408_320,
+        "ggml-org/gemma-4-26B-A4B-it-GGUF at revision bb4531cd, 806,408,320 bytes (pinned with "
+        "its sha256 in several public projects)",
+    ),
+    "mmproj-gemma-4-26B-A4B-it-F16.gguf": (
+        1_190_000_000,
+        "same repository, about 1.19 GB (secondary: quoted sizes)",
+    ),
+}
+
+
+def use_more_bits(layer: int, layers: int) -> bool:
+    """llama-quant.cpp's choice of layers that get more bits in Q4_K_M."""
+    return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
+
+
+def gguf_layer_bytes(arch: Arch, layer: int) -> tuple[float, float]:
+    """(non-expert bytes, expert bytes) of one layer of a Q4_K_M file."""
+    more = use_more_bits(layer, arch.layers)
+    glob = arch.is_global(layer)
+    head_dim = arch.global_head_dim if glob else arch.head_dim
+    kv_heads = arch.global_kv_heads if glob else arch.kv_heads
+    q = o = arch.hidden * arch.heads * head_dim
+    k = arch.hidden * kv_heads * head_dim
+    v = 0 if glob and arch.k_eq_v else k
+    v_bits = BITS["q6_k"] if more else BITS["q4_k"]
+    down_bits = BITS["q6_k"] if more else BITS["q4_k"]
+    shared_mlp = arch.hidden * arch.intermediate
+    non_expert = (
+        (q + o + k + 2 * shared_mlp) * BITS["q4_k"]
+        + v * v_bits
+        + shared_mlp * down_bits
+        + arch.hidden * arch.experts * BITS["f32"]  # the router (ffn_gate_inp) stays F32
+    ) / 8
+    expert_width = arch.hidden * arch.moe_intermediate * arch.experts
+    experts = (2 * expert_width * BITS["q4_k"] + expert_width * down_bits) / 8
+    return non_expert, experts
+
+
+def gguf_embedding_bytes(arch: Arch) -> float:
+    return arch.vocab * arch.hidden * BITS["q6_k"] / 8
+
+
+def gguf_file_bytes(arch: Arch) -> float:
+    layers = [gguf_layer_bytes(arch, i) for i in range(arch.layers)]
+    return gguf_embedding_bytes(arch) + sum(a + b for a, b in layers)
+
+
+# --- Allowances (stated, not measured here) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allowance:
+    gib: float
+    why: str
+
+
+ALLOWANCES: dict[str, Allowance] = {
+    "cuda_context": Allowance(
+        0.5,
+        "per process: the CUDA context and libraries (cuBLAS, kernels) outside any engine's own "
+        "accounting; vLLM takes its memory snapshot after creating it, so it comes on top of "
+        "the --gpu-memory-utilization share (vllm 0.29.0 v1/worker/gpu_worker.py). An "
+        "allowance, not a measurement.",
+    ),
+    "vllm_activations": Allowance(
+        1.8,
+        "vLLM's profiling-run peak, which it subtracts inside its share: 1.79 GiB measured for "
+        "the emb4 builds under vLLM 0.30 with the default 2048 batched tokens, on a cold start "
+        "that includes torch.compile (xbill9/sagemaker-gemma, '4-Bit Embeddings'); "
+        "--enforce-eager skips the compile, so this is an upper bound there.",
+    ),
+    "vllm_encoder_profiling": Allowance(
+        0.5,
+        "extra profiling peak when images are on: vLLM runs the vision encoder on dummy images "
+        "at start. An allowance.",
+    ),
+    "vllm_cuda_graphs": Allowance(
+        1.0,
+        "CUDA graphs (without --enforce-eager): vLLM estimates their memory and subtracts it "
+        "inside its share (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1 by default in 0.29). An "
+        "allowance; the first start also compiles, which can add to the measured peak.",
+    ),
+    "llama_compute": Allowance(
+        1.0,
+        "llama-server's compute buffers on the GPU for a 512-token micro-batch (logits of a "
+        "262144-word vocabulary, attention, MoE routing). An allowance; the start log prints "
+        "the real figure ('CUDA0 compute buffer size').",
+    ),
+    "mmproj_compute": Allowance(
+        0.3,
+        "the vision projector's compute buffer for one image. An allowance.",
+    ),
+}
+
+# --- GPUs (nvidia-smi memory.total) ---------------------------------------------------------------
+
+GPUS_MIB = {
+    # nvidia-smi's memory.total as public logs show it; the smaller of a class where cards differ.
+    "16gb": (16311, "RTX 5060 Ti class, 16311 MiB"),
+    "24gb": (24564, "RTX 4090 / 3090 class, 24564 MiB"),
+    "32gb": (32607, "RTX 5090 class, 32607 MiB"),
+}
+
+# --- vLLM internals the KV cache size depends on --------------------------------------------------
+
+VLLM_BLOCK_SIZE = 16
+VLLM_BATCHED_TOKENS = 2048
+"""Default max_num_batched_tokens for the API server on GPUs under 70 GiB (vllm 0.29.0
+engine/arg_utils.py); with async scheduling two batches are in flight (config/vllm.py,
+max_in_flight_tokens)."""
+VLLM_IN_FLIGHT_TOKENS = 2 * VLLM_BATCHED_TOKENS
+LLAMA_UBATCH = 512
+"""llama-server's default micro-batch (common/common.h n_ubatch)."""
+
+KV_DTYPE_BYTES = {
+    "auto": 2.0,
+    "bfloat16": 2.0,
+    "float16": 2.0,
+    "fp8": 1.0,
+    "fp8_e4m3": 1.0,
+    "fp8_e5m2": 1.0,
+}
+LLAMA_CACHE_BYTES = {
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": BITS["q8_0"] / 8,
+    "q4_0": BITS["q4_0"] / 8,
+    "f32": 4.0,
+}
+
+# --- Settings ------------------------------------------------------------------------------------
+
+DEFAULTS: dict[str, str] = {
+    # The fallbacks docker-compose.yml uses: the 16 GB plan. tests/test_vram_plan.py checks that
+    # the two agree.
+    "VLLM_MODEL": "xbill9/gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4",
+    "VLLM_QUANTIZATION_ARGS": "",
+    "VLLM_GPU_MEMORY_UTILIZATION": "0.5",
+    "VLLM_MAX_MODEL_LEN": "8192",
+    "VLLM_MAX_NUM_SEQS": "16",
+    "VLLM_KV_CACHE_DTYPE": "fp8",
+    "VLLM_EAGER_ARGS": "--enforce-eager",
+    "VLLM_MAX_IMAGES": "0",
+    "LLAMA_MODEL_FILE": "gemma-4-26B-A4B-it-Q4_K_M.gguf",
+    "LLAMA_MMPROJ_FILE": "mmproj-gemma-4-26B-A4B-it-Q8_0.gguf",
+    "LLAMA_MMPROJ_ARGS": "--mmproj /models/mmproj-gemma-4-26B-A4B-it-Q8_0.gguf",
+    "LLAMA_N_CPU_MOE": "28",
+    "LLAMA_N_GPU_LAYERS": "99",
+    "LLAMA_CTX_SIZE": "16384",
+    "LLAMA_PARALLEL": "2",
+    "LLAMA_CACHE_TYPE": "f16",
+    "ROUTER_VRAM_HEADROOM_GB": "0.5",
+    "ROUTER_VISION_TIERS": "tier_high",
+    "ROUTER_TIER_LOW_CONTEXT_TOKENS": "8192",
+    "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "8192",
+}
+
+
+OPTIONAL_FLAGS = frozenset(
+    {"VLLM_QUANTIZATION_ARGS", "VLLM_EAGER_ARGS", "LLAMA_MMPROJ_FILE", "LLAMA_MMPROJ_ARGS"}
+)
+"""Set but empty means "off" for these (compose reads them as ${VAR-default}, without the
+colon); for every other key an empty value means the default, as with ${VAR:-default}."""
+
+
+def read_env(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as docker compose reads a .env file (comments, blank lines, quotes)."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PlanError(f"cannot read {path}: {exc.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise PlanError(f"{path}:{number}: not a KEY=VALUE line: {line!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings of a .env that memory depends on, checked."""
+
+    vllm_model: str
+    vllm_fp8_online: bool
+    vllm_utilization: float
+    vllm_max_model_len: int
+    vllm_max_num_seqs: int
+    vllm_kv_bytes: float
+    vllm_kv_dtype: str
+    vllm_eager: bool
+    vllm_max_images: int
+    llama_model_file: str
+    llama_mmproj_file: str | None
+    llama_n_cpu_moe: int
+    llama_n_gpu_layers: int
+    llama_ctx: int
+    llama_parallel: int
+    llama_cache_bytes: float
+    headroom_gb: float
+    vision_tiers: tuple[str, ...]
+    tier_low_context: int
+    tier_high_context: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        def get(key: str) -> str:
+            value = env.get(key)
+            if value is None or (value == "" and key not in OPTIONAL_FLAGS):
+                return DEFAULTS.get(key, "")
+            return value
+
+        def number(key: str, kind: type, low: float, high: float) -> Any:
+            raw = get(key)
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise PlanError(f"{key}={raw!r} is not a {kind.__name__}") from None
+            if not low <= value <= high:
+                raise PlanError(f"{key}={raw} is outside [{low}, {high}]")
+            return value
+
+        quant = shlex.split(get("VLLM_QUANTIZATION_ARGS"))
+        fp8 = False
+        if quant:
+            if quant not in (["--quantization", "fp8"], ["-q", "fp8"], ["--quantization=fp8"]):
+                raise PlanError(
+                    f"VLLM_QUANTIZATION_ARGS={get('VLLM_QUANTIZATION_ARGS')!r}: the planner "
+                    "knows '--quantization fp8' or none (pre-quantized checkpoints need no flag)"
+                )
+            fp8 = True
+        kv_dtype = get("VLLM_KV_CACHE_DTYPE")
+        if kv_dtype not in KV_DTYPE_BYTES:
+            raise PlanError(f"VLLM_KV_CACHE_DTYPE={kv_dtype!r}: one of {sorted(KV_DTYPE_BYTES)}")
+        cache_type = get("LLAMA_CACHE_TYPE")
+        if cache_type not in LLAMA_CACHE_BYTES:
+            raise PlanError(f"LLAMA_CACHE_TYPE={cache_type!r}: one of {sorted(LLAMA_CACHE_BYTES)}")
+        eager = shlex.split(get("VLLM_EAGER_ARGS"))
+        if eager not in ([], ["--enforce-eager"]):
+            raise PlanError("VLLM_EAGER_ARGS is '--enforce-eager' or empty")
+        mmproj_args = shlex.split(get("LLAMA_MMPROJ_ARGS"))
+        mmproj: str | None = None
+        if mmproj_args:
+            if len(mmproj_args) != 2 or mmproj_args[0] not in ("--mmproj", "-mm"):
+                raise PlanError("LLAMA_MMPROJ_ARGS is '--mmproj /models/<file>' or empty")
+            mmproj = Path(mmproj_args[1]).name
+            if get("LLAMA_MMPROJ_FILE") and get("LLAMA_MMPROJ_FILE") != mmproj:
+                raise PlanError(
+                    f"LLAMA_MMPROJ_ARGS loads {mmproj} but LLAMA_MMPROJ_FILE downloads "
+                    f"{get('LLAMA_MMPROJ_FILE')}: make them name the same file"
+                )
+        raw_tiers = get("ROUTER_VISION_TIERS").strip()
+        tiers = (
+            ()
+            if raw_tiers.lower() in ("none", "[]")
+            else tuple(t.strip() for t in raw_tiers.strip("[]").split(",") if t.strip())
+        )
+        unknown = set(tiers) - {"tier_low", "tier_high"}
+        if unknown:
+            raise PlanError(f"ROUTER_VISION_TIERS: unknown tier(s) {sorted(unknown)}")
+        parallel = number("LLAMA_PARALLEL", int, 1, 256)
+        return cls(
+            vllm_model=get("VLLM_MODEL"),
+            vllm_fp8_online=fp8,
+            vllm_utilization=number("VLLM_GPU_MEMORY_UTILIZATION", float, 0.05, 0.99),
+            vllm_max_model_len=number("VLLM_MAX_MODEL_LEN", int, 256, 131072),
+            vllm_max_num_seqs=number("VLLM_MAX_NUM_SEQS", int, 1, 1024),
+            vllm_kv_bytes=KV_DTYPE_BYTES[kv_dtype],
+            vllm_kv_dtype=kv_dtype,
+            vllm_eager=bool(eager),
+            vllm_max_images=number("VLLM_MAX_IMAGES", int, 0, 64),
+            llama_model_file=get("LLAMA_MODEL_FILE"),
+            llama_mmproj_file=mmproj,
+            llama_n_cpu_moe=number("LLAMA_N_CPU_MOE", int, 0, 999),
+            llama_n_gpu_layers=number("LLAMA_N_GPU_LAYERS", int, 0, 999),
+            llama_ctx=number("LLAMA_CTX_SIZE", int, 512, 262144),
+            llama_parallel=parallel,
+            llama_cache_bytes=LLAMA_CACHE_BYTES[cache_type],
+            headroom_gb=number("ROUTER_VRAM_HEADROOM_GB", float, 0.0, 1024.0),
+            vision_tiers=tiers,
+            tier_low_context=number("ROUTER_TIER_LOW_CONTEXT_TOKENS", int, 1, 10**7),
+            tier_high_context=number("ROUTER_TIER_HIGH_CONTEXT_TOKENS", int, 1, 10**7),
+        )
+
+
+# --- The plan -------------------------------------------------------------------------------------
+
+
+@dataclass
+class EnginePlan:
+    name: str
+    weights: dict[str, float]
+    """GiB by part."""
+    kv_gib: float
+    overhead: dict[str, float]
+    share_gib: float | None = None
+    """vLLM: the --gpu-memory-utilization share that weights, activations and KV live in."""
+    notes: list[str] = field(default_factory=list)
+    kv_tokens: int = 0
+    full_length_requests: float = 0.0
+
+    @property
+    def weights_gib(self) -> float:
+        return sum(self.weights.values())
+
+    @property
+    def total_gib(self) -> float:
+        if self.share_gib is not None:
+            return self.share_gib + self.overhead.get("cuda_context", 0.0)
+        return self.weights_gib + self.kv_gib + sum(self.overhead.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "weights_gib": {k: round(v, 3) for k, v in self.weights.items()},
+            "weights_total_gib": round(self.weights_gib, 3),
+            "kv_cache_gib": round(self.kv_gib, 3),
+            "kv_cache_tokens": self.kv_tokens,
+            "full_length_requests": round(self.full_length_requests, 1),
+            "overhead_gib": {k: round(v, 3) for k, v in self.overhead.items()},
+            "share_gib": None if self.share_gib is None else round(self.share_gib, 3),
+            "total_gib": round(self.total_gib, 3),
+            "notes": self.notes,
+        }
+
+
+def checkpoint_weights(checkpoint: Checkpoint, fp8_online: bool, images: bool) -> dict[str, float]:
+    """GiB of each part vLLM puts on the GPU."""
+    arch = ARCH[checkpoint.arch]
+    params = arch.params()
+    weights: dict[str, float] = {}
+    for part, fmt in checkpoint.formats.items():
+        if part == "audio":
+            continue  # --limit-mm-per-prompt.audio 0: the audio tower is not built
+        if part == "vision" and not images:
+            continue  # image 0 and video 0: the vision tower is not built either
+        if fp8_online and part == "linears" and fmt == "bf16":
+            fmt = "fp8"
+        weights[part] = params[part] * BITS[fmt] / 8 / GIB
+    if checkpoint.separate_lm_head:
+        weights["lm_head"] = params["embed_tokens"] * BITS[checkpoint.separate_lm_head] / 8 / GIB
+    return weights
+
+
+def vllm_request_kv_bytes(arch: Arch, max_model_len: int, dtype_bytes: float) -> float:
+    """KV bytes one request at max_model_len holds: full-attention layers keep every token,
+    sliding-window layers at most window - 1 + the in-flight tokens (vllm 0.29.0
+    SlidingWindowSpec.max_admission_blocks_per_request, get_max_concurrency_for_kv_cache_config)."""
+    total = 0.0
+    for layer in range(arch.layers):
+        per_token = arch.kv_bytes_per_token(layer, dtype_bytes)
+        if not per_token:
+            continue
+        if arch.is_global(layer):
+            blocks = math.ceil(max_model_len / VLLM_BLOCK_SIZE)
+        else:
+            tokens = min(arch.sliding_window - 1 + VLLM_IN_FLIGHT_TOKENS, max_model_len)
+            blocks = math.ceil(tokens / VLLM_BLOCK_SIZE) + 1
+        total += blocks * VLLM_BLOCK_SIZE * per_token
+    return total
+
+
+def plan_vllm(s: Settings, gpu_gib: float) -> EnginePlan:
+    checkpoint = CHECKPOINTS.get(s.vllm_model)
+    if checkpoint is None:
+        raise PlanError(
+            f"VLLM_MODEL={s.vllm_model!r} is not in the planner's table "
+            f"({', '.join(CHECKPOINTS)}); "
+            "add its parts and their formats to CHECKPOINTS in scripts/plan_vram.py"
+        )
+    images = s.vllm_max_images > 0 and checkpoint.multimodal
+    weights = checkpoint_weights(checkpoint, s.vllm_fp8_online, images)
+    inside = {"activations": ALLOWANCES["vllm_activations"].gib}
+    if images:
+        inside["encoder_profiling"] = ALLOWANCES["vllm_encoder_profiling"].gib
+    if not s.vllm_eager:
+        inside["cuda_graphs"] = ALLOWANCES["vllm_cuda_graphs"].gib
+    share = s.vllm_utilization * gpu_gib
+    kv = share - sum(weights.values()) - sum(inside.values())
+    plan = EnginePlan(
+        "vllm (tier_low)",
+        weights,
+        kv,
+        {**inside, "cuda_context": ALLOWANCES["cuda_context"].gib},
+        share_gib=share,
+    )
+    arch = ARCH[checkpoint.arch]
+    per_request = vllm_request_kv_bytes(arch, s.vllm_max_model_len, s.vllm_kv_bytes)
+    plan.full_length_requests = max(kv, 0.0) * GIB / per_request
+    plan.kv_tokens = int(plan.full_length_requests * s.vllm_max_model_len)
+    if s.vllm_fp8_online:
+        plan.notes.append("--quantization fp8: " + FP8_ONLINE)
+    return plan
+
+
+def plan_llama(s: Settings) -> EnginePlan:
+    gguf = GGUF_FILES.get(s.llama_model_file)
+    if gguf is None:
+        raise PlanError(
+            f"LLAMA_MODEL_FILE={s.llama_model_file!r} is not in the planner's table "
+            f"({', '.join(GGUF_FILES)}); add it to GGUF_FILES in scripts/plan_vram.py"
+        )
+    arch = ARCH[gguf.arch]
+    gpu_layers = min(s.llama_n_gpu_layers, arch.layers)
+    non_expert = experts = 0.0
+    for layer in range(arch.layers):
+        if layer < arch.layers - gpu_layers:
+            continue  # this layer stays in RAM
+        a, b = gguf_layer_bytes(arch, layer)
+        non_expert += a
+        if layer >= s.llama_n_cpu_moe:
+            experts += b  # --n-cpu-moe N keeps the experts of layers 0..N-1 in RAM
+    weights = {"attention_and_shared_mlp": non_expert / GIB, "experts": experts / GIB}
+    if s.llama_n_gpu_layers > arch.layers:
+        # The tied output layer runs on the GPU as a copy of token_embd (the input embedding
+        # itself stays in RAM: llama.cpp keeps the input layer on the CPU).
+        weights["output"] = gguf_embedding_bytes(arch) / GIB
+    overhead = {
+        "compute_buffers": ALLOWANCES["llama_compute"].gib,
+        "cuda_context": ALLOWANCES["cuda_context"].gib,
+    }
+    if s.llama_mmproj_file:
+        known = MMPROJ_FILES.get(s.llama_mmproj_file)
+        if known is None:
+            raise PlanError(
+                f"the projector {s.llama_mmproj_file!r} is not in the planner's table "
+                f"({', '.join(MMPROJ_FILES)}); add it to MMPROJ_FILES in scripts/plan_vram.py"
+            )
+        weights["vision_projector"] = known[0] / GIB
+        overhead["projector_compute"] = ALLOWANCES["mmproj_compute"].gib
+    # KV cache (llama.cpp src/llama-kv-cache-iswa.cpp, b11434): with --parallel N and the
+    # default non-unified cache, each slot gets ctx/N cells (padded to 256) in the full-attention
+    # layers and min(ctx/N, window + ubatch) cells (padded to 256) in the sliding layers.
+    per_slot = math.ceil(s.llama_ctx / s.llama_parallel / 256) * 256
+    swa_cells = math.ceil(min(per_slot, arch.sliding_window + LLAMA_UBATCH) / 256) * 256
+    kv = 0.0
+    for layer in range(arch.layers):
+        if layer < arch.layers - gpu_layers:
+            continue
+        cells = per_slot if arch.is_global(layer) else swa_cells
+        kv += s.llama_parallel * cells * arch.kv_bytes_per_token(layer, s.llama_cache_bytes)
+    plan = EnginePlan("llama-server (tier_high)", weights, kv / GIB, overhead)
+    plan.kv_tokens = per_slot * s.llama_parallel
+    plan.full_length_requests = float(s.llama_parallel)
+    return plan
+
+
+@dataclass
+class Plan:
+    gpu_gib: float
+    used_by_others_gib: float
+    min_free_gib: float
+    engines: list[EnginePlan]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def planned_gib(self) -> float:
+        return sum(e.total_gib for e in self.engines) + self.used_by_others_gib
+
+    @property
+    def free_gib(self) -> float:
+        return self.gpu_gib - self.planned_gib
+
+    @property
+    def margin_gib(self) -> float:
+        return self.free_gib - self.min_free_gib
+
+    @property
+    def fits(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "fits": self.fits,
+            "margin_gib": round(self.margin_gib, 3),
+            "expected_free_gib": round(self.free_gib, 3),
+            "gpu_gib": round(self.gpu_gib, 3),
+            "used_by_others_gib": round(self.used_by_others_gib, 3),
+            "min_free_gib": self.min_free_gib,
+            "engines": {
+                ("vllm" if e.name.startswith("vllm") else "llama_server"): e.as_dict()
+                for e in self.engines
+            },
+            "problems": self.problems,
+        }
+
+
+def consistency(s: Settings) -> None:
+    """Settings that contradict each other: the router would send requests a tier rejects."""
+    checkpoint = CHECKPOINTS[s.vllm_model]
+    low_images = s.vllm_max_images > 0 and checkpoint.multimodal
+    high_images = s.llama_mmproj_file is not None
+    for tier, accepts, how in (
+        (
+            "tier_low",
+            low_images,
+            "VLLM_MAX_IMAGES > 0 with a checkpoint that has its vision encoder",
+        ),
+        ("tier_high", high_images, "LLAMA_MMPROJ_ARGS set"),
+    ):
+        listed = tier in s.vision_tiers
+        if listed and not accepts:
+            raise PlanError(
+                f"ROUTER_VISION_TIERS lists {tier}, which takes no images here (it needs {how}); "
+                "the router would send it images it rejects. Remove it or turn images on."
+            )
+        if accepts and not listed:
+            raise PlanError(
+                f"{tier} accepts images ({how}) but ROUTER_VISION_TIERS does not list it: "
+                "add it, or turn its images off to save the memory"
+            )
+    if s.tier_low_context > s.vllm_max_model_len:
+        raise PlanError(
+            f"ROUTER_TIER_LOW_CONTEXT_TOKENS={s.tier_low_context} is more than "
+            f"VLLM_MAX_MODEL_LEN={s.vllm_max_model_len}: vLLM would reject what the router sends"
+        )
+    per_slot = s.llama_ctx // s.llama_parallel
+    if s.tier_high_context > per_slot:
+        raise PlanError(
+            f"ROUTER_TIER_HIGH_CONTEXT_TOKENS={s.tier_high_context} is more than "
+            f"LLAMA_CTX_SIZE / LLAMA_PARALLEL = {per_slot}: llama-server would reject what the "
+            "router sends"
+        )
+
+
+def make_plan(s: Settings, gpu_gib: float, used_gib: float = 0.0, min_free: float = 1.0) -> Plan:
+    vllm = plan_vllm(s, gpu_gib)
+    llama = plan_llama(s)
+    consistency(s)
+    plan = Plan(gpu_gib, used_gib, min_free, [vllm, llama])
+    need = ALLOWANCES["vllm_activations"].gib
+    if vllm.kv_gib <= 0:
+        plan.problems.append(
+            f"vLLM: its share ({vllm.share_gib:.2f} GiB = VLLM_GPU_MEMORY_UTILIZATION "
+            f"{s.vllm_utilization} of {gpu_gib:.2f} GiB) holds {vllm.weights_gib:.2f} GiB of "
+            f"weights and about {need:.1f} GiB of activations, leaving "
+            f"{vllm.kv_gib:.2f} GiB for its KV cache: it would stop with 'No available memory "
+            "for the cache blocks'. Raise VLLM_GPU_MEMORY_UTILIZATION (and give llama-server "
+            "less: a higher LLAMA_N_CPU_MOE), or use a smaller checkpoint."
+        )
+    elif vllm.full_length_requests < 1:
+        plan.problems.append(
+            f"vLLM: its KV cache ({vllm.kv_gib:.2f} GiB) does not hold one request of "
+            f"VLLM_MAX_MODEL_LEN={s.vllm_max_model_len} tokens; vLLM refuses to start. Raise "
+            "VLLM_GPU_MEMORY_UTILIZATION or lower VLLM_MAX_MODEL_LEN."
+        )
+    if plan.free_gib < min_free:
+        short = min_free - plan.free_gib
+        plan.problems.append(
+            f"the card ({gpu_gib:.2f} GiB"
+            + (f", {used_gib:.2f} GiB already used by other processes" if used_gib else "")
+            + f") cannot hold both engines with {min_free:.1f} GiB to spare: "
+            f"vLLM {vllm.total_gib:.2f} + llama-server {llama.total_gib:.2f} GiB leaves "
+            f"{plan.free_gib:.2f} GiB, {short:.2f} GiB short. Free it from llama-server first "
+            "(raise LLAMA_N_CPU_MOE: each layer of experts moved to RAM frees about "
+            f"{gguf_layer_bytes(ARCH['gemma-4-26B-A4B'], 29)[1] / GIB:.2f} GiB; lower "
+            "LLAMA_CTX_SIZE; drop LLAMA_MMPROJ_ARGS), or lower VLLM_GPU_MEMORY_UTILIZATION if "
+            "vLLM keeps a KV cache."
+        )
+    if s.headroom_gb * 1e9 / GIB >= plan.free_gib:
+        plan.problems.append(
+            f"ROUTER_VRAM_HEADROOM_GB={s.headroom_gb} is not below the {plan.free_gib:.2f} GiB "
+            "this plan leaves free: the router's vram rule would send every hard prompt to "
+            "tier_low. Set it below the expected free memory."
+        )
+    return plan
+
+
+# --- Output ---------------------------------------------------------------------------------------
+
+
+def render(plan: Plan) -> str:
+    lines = [
+        f"GPU: {plan.gpu_gib:.2f} GiB"
+        + (
+            f" ({plan.used_by_others_gib:.2f} GiB used by other processes)"
+            if plan.used_by_others_gib
+            else ""
+        ),
+    ]
+    for engine in plan.engines:
+        lines.append(f"\n{engine.name}")
+        for part, gib in engine.weights.items():
+            lines.append(f"  weights  {part:<26s} {gib:6.2f} GiB")
+        kv_note = f"{engine.kv_tokens:,} tokens"
+        if engine.name.startswith("vllm"):
+            kv_note += f", {engine.full_length_requests:.1f} requests at full length"
+        else:
+            kv_note += f" in {int(engine.full_length_requests)} slots"
+        lines.append(f"  KV cache {'':<26s} {engine.kv_gib:6.2f} GiB  ({kv_note})")
+        for part, gib in engine.overhead.items():
+            lines.append(f"  overhead {part:<26s} {gib:6.2f} GiB  (allowance)")
+        if engine.share_gib is not None:
+            lines.append(
+                f"  share    {'--gpu-memory-utilization':<26s} {engine.share_gib:6.2f} GiB"
+            )
+        lines.append(f"  total    {'':<26s} {engine.total_gib:6.2f} GiB")
+        lines.extend(f"  note: {n}" for n in engine.notes)
+    lines.append(
+        f"\nplanned {plan.planned_gib:.2f} GiB of {plan.gpu_gib:.2f} GiB: "
+        f"{plan.free_gib:.2f} GiB left (at least {plan.min_free_gib:.1f} GiB required)"
+    )
+    if plan.fits:
+        lines.append(f"FITS: {plan.margin_gib:.2f} GiB more than the required spare")
+    else:
+        lines.extend(f"DOES NOT FIT: {p}" for p in plan.problems)
+    return "\n".join(lines)
+
+
+# --- Calibration: the planner against every published figure it can be checked with ------------
+
+
+@dataclass(frozen=True)
+class Check:
+    case: str
+    published: float
+    planned: float
+    unit: str
+    source: str
+
+    @property
+    def error(self) -> float:
+        return (self.planned - self.published) / self.published
+
+
+def _stored_gb(
+    arch: str, fmt: str, parts: tuple[str, ...] | None = None, lm_head: bool = False
+) -> float:
+    params = ARCH[arch].params()
+    count = sum(v for k, v in params.items() if parts is None or k in parts)
+    if lm_head:
+        count += params["embed_tokens"]
+    return count * BITS[fmt] / 8 / 1e9
+
+
+def calibration() -> list[Check]:
+    """Published sizes next to the planner's. Google's table is matched with the output layer
+    counted apart from the embedding, as Google's own E4B files store it (xbill9's reading of
+    the safetensors headers, see CHECKPOINTS); without it the BF16 and 8-bit rows come out
+    10-12 % low."""
+    google = "ai.google.dev/gemma/docs/core, memory table (BF16 / SFP8 / Q4_0)"
+    text = ("embed_tokens", "per_layer_embeddings", "linears", "experts")
+    checks = []
+    for arch, figures in (
+        ("gemma-4-E4B", (17.9, 8.9, 4.5)),
+        ("gemma-4-26B-A4B", (57.7, 28.8, 14.4)),
+    ):
+        for fmt, published in zip(("bf16", "fp8", "q4_0"), figures, strict=True):
+            checks.append(
+                Check(
+                    f"{arch} {fmt.upper()}, Google's table",
+                    published,
+                    _stored_gb(arch, fmt, lm_head=True),
+                    "GB",
+                    google,
+                )
+            )
+    checks += [
+        Check(
+            "gemma-4-E4B BF16 GGUF (text)",
+            15.1,
+            _stored_gb("gemma-4-E4B", "bf16", text),
+            "GB",
+            "unsloth.ai/docs/models/gemma-4/qat, 'Original BF16' column",
+        ),
+        Check(
+            "gemma-4-26B-A4B BF16 GGUF (text)",
+            50.5,
+            _stored_gb("gemma-4-26B-A4B", "bf16", text),
+            "GB",
+            "unsloth.ai/docs/models/gemma-4/qat, 'Original BF16' column",
+        ),
+        Check(
+            "gemma-4-26B-A4B Q4_K_M GGUF",
+            16.80,
+            gguf_file_bytes(ARCH["gemma-4-26B-A4B"]) / 1e9,
+            "GB",
+            GGUF_FILES["gemma-4-26B-A4B-it-Q4_K_M.gguf"].source,
+        ),
+    ]
+    audio = ARCH["gemma-4-E4B"].params()["audio"] * BITS["bf16"] / 8 / GIB  # loaded by default
+    for repo, published, with_audio in (
+        ("google/gemma-4-E4B-it", 14.9, True),
+        ("google/gemma-4-E4B-it-qat-w4a16-ct", 11.04, True),
+        ("xbill9/gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4", 4.52, False),
+    ):
+        checkpoint = CHECKPOINTS[repo]
+        weights = sum(checkpoint_weights(checkpoint, False, True).values())
+        checks.append(
+            Check(
+                f"vLLM weights, {repo}",
+                published,
+                weights + (audio if with_audio else 0.0),
+                "GiB",
+                checkpoint.source,
+            )
+        )
+    per_request = vllm_request_kv_bytes(ARCH["gemma-4-E4B"], 8192, KV_DTYPE_BYTES["auto"])
+    emb4 = "xbill9/gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4"
+    for gpu, total_gib, published in (
+        ("L4 (23034 MiB)", 23034 / 1024, 376_156),
+        ("T4 (15636037632 bytes)", 15_636_037_632 / GIB, 194_336),
+    ):
+        # The KV formula alone: vLLM's measured weights (4.52 GiB) and activation peak (1.79 GiB).
+        kv = 0.9 * total_gib - 4.52 - 1.79
+        checks.append(
+            Check(
+                f"vLLM KV cache tokens, emb4 on an {gpu}, 0.9, 8192",
+                published,
+                kv * GIB / per_request * 8192,
+                "tokens",
+                CHECKPOINTS[emb4].source,
+            )
+        )
+    return checks
+
+
+def render_calibration(checks: list[Check]) -> str:
+    rows = ["| case | published | planner | error | source |", "|---|---:|---:|---:|---|"]
+    for c in checks:
+        fmt = "{:,.0f}" if c.unit == "tokens" else "{:.2f}"
+        rows.append(
+            f"| {c.case} | {fmt.format(c.published)} {c.unit} | "
+            f"{fmt.format(c.planned)} {c.unit} | {c.error:+.1%} | {c.source} |"
+        )
+    return "\n".join(rows)
+
+
+# --- Profiles (the source of .env.example's GPU sections) ---------------------------------------
+
+PROFILES: dict[str, dict[str, str]] = {
+    "16gb": dict(DEFAULTS),
+    "24gb": {
+        **DEFAULTS,
+        "VLLM_MODEL": "google/gemma-4-E4B-it-qat-w4a16-ct",
+        "VLLM_GPU_MEMORY_UTILIZATION": "0.62",
+        "VLLM_MAX_MODEL_LEN": "16384",
+        "VLLM_MAX_NUM_SEQS": "16",
+        "VLLM_EAGER_ARGS": "",
+        "VLLM_MAX_IMAGES": "1",
+        "LLAMA_MMPROJ_FILE": "",
+        "LLAMA_MMPROJ_ARGS": "",
+        "LLAMA_N_CPU_MOE": "24",
+        "LLAMA_CTX_SIZE": "32768",
+        "ROUTER_VISION_TIERS": "tier_low",
+        "ROUTER_TIER_LOW_CONTEXT_TOKENS": "16384",
+        "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "16384",
+    },
+    "32gb": {
+        **DEFAULTS,
+        "VLLM_MODEL": "google/gemma-4-E4B-it-qat-w4a16-ct",
+        "VLLM_GPU_MEMORY_UTILIZATION": "0.5",
+        "VLLM_MAX_MODEL_LEN": "32768",
+        "VLLM_MAX_NUM_SEQS": "32",
+        "VLLM_EAGER_ARGS": "",
+        "VLLM_MAX_IMAGES": "1",
+        "LLAMA_N_CPU_MOE": "12",
+        "LLAMA_CTX_SIZE": "65536",
+        "ROUTER_VISION_TIERS": "tier_low,tier_high",
+        "ROUTER_TIER_LOW_CONTEXT_TOKENS": "32768",
+        "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "32768",
+    },
+}
+PROFILE_KEYS = [k for k in DEFAULTS if not k.startswith("ROUTER_VRAM")] + [
+    "ROUTER_VRAM_HEADROOM_GB"
+]
+
+
+def profile_gpu_gib(profile: str) -> float:
+    return GPUS_MIB[profile][0] / 1024
+
+
+BEGIN = (
+    "# >>> GPU profiles: generated by `python scripts/plan_vram.py --write-env-example`; "
+    "do not edit"
+)
+END = "# <<< GPU profiles"
+
+
+def env_example_section() -> str:
+    """The generated part of .env.example: the 16 GB plan active, 24 and 32 GB commented."""
+    out = [BEGIN]
+    for name, values in PROFILES.items():
+        plan = make_plan(Settings.from_env(values), profile_gpu_gib(name))
+        vllm, llama = plan.engines
+        head = GPUS_MIB[name][1]
+        out += [
+            "#",
+            f"# --- {name[:-2]} GB profile ({head}) ---",
+            f"# Planned: vLLM {vllm.total_gib:.2f} GiB (weights {vllm.weights_gib:.2f}, KV cache "
+            f"{vllm.kv_gib:.2f} = ~{vllm.kv_tokens:,} tokens), llama-server {llama.total_gib:.2f} "
+            f"GiB (weights on GPU {llama.weights_gib:.2f}, KV {llama.kv_gib:.2f}); "
+            f"{plan.free_gib:.2f} GiB left of {plan.gpu_gib:.2f}.",
+        ]
+        if name == "16gb":
+            out.append("# Active below: the default plan.")
+            out += [f"{k}={values[k]}" for k in PROFILE_KEYS]
+        else:
+            out.append("# Copy these lines over the ones above (or into .env) to use it:")
+            out += [f"#   {k}={values[k]}" for k in PROFILE_KEYS]
+    out.append(END)
+    return "\n".join(out) + "\n"
+
+
+def write_env_example(path: Path) -> bool:
+    text = path.read_text()
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < 0:
+        raise PlanError(f"{path} has no generated section ({BEGIN!r} ... {END!r})")
+    end = text.index("\n", end) + 1
+    new = text[:start] + env_example_section() + text[end:]
+    changed = new != text
+    if changed:
+        path.write_text(new)
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--env", type=Path, help="the .env file to plan")
+    source.add_argument("--profile", choices=sorted(PROFILES), help="a shipped profile")
+    source.add_argument(
+        "--write-env-example",
+        action="store_true",
+        help="regenerate the GPU profiles in .env.example",
+    )
+    source.add_argument(
+        "--calibration",
+        action="store_true",
+        help="the planner next to every published size it is checked against",
+    )
+    parser.add_argument(
+        "--gpu-gb",
+        type=float,
+        help="the card's memory in GB as nvidia-smi counts it (GiB; e.g. 15.93); "
+        "16, 24 or 32 mean the shipped profiles' cards",
+    )
+    parser.add_argument(
+        "--gpu-used-gb",
+        type=float,
+        default=0.0,
+        help="GiB other processes already hold on the card (a desktop session)",
+    )
+    parser.add_argument(
+        "--min-free-gib",
+        type=float,
+        default=1.0,
+        help="what must stay free after both engines start (default 1)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        if args.calibration:
+            print(render_calibration(calibration()))
+            return 0
+        if args.write_env_example:
+            changed = write_env_example(ROOT / ".env.example")
+            print(".env.example " + ("updated" if changed else "already up to date"))
+            return 0
+        if args.profile:
+            values = PROFILES[args.profile]
+            gpu = args.gpu_gb if args.gpu_gb else profile_gpu_gib(args.profile)
+        else:
+            # As docker compose does: the shell's environment wins over the file.
+            values = {
+                **read_env(args.env),
+                **{k: os.environ[k] for k in DEFAULTS if k in os.environ},
+            }
+            if not args.gpu_gb:
+                raise PlanError("--gpu-gb is required with --env (start.sh passes nvidia-smi's)")
+            gpu = args.gpu_gb
+        if args.gpu_gb in (16, 24, 32):
+            gpu = profile_gpu_gib(f"{int(args.gpu_gb)}gb")
+        if gpu <= 0 or args.gpu_used_gb < 0:
+            raise PlanError("--gpu-gb must be positive and --gpu-used-gb not negative")
+        plan = make_plan(Settings.from_env(values), gpu, args.gpu_used_gb, args.min_free_gib)
+    except PlanError as exc:
+        if args.json:
+            print(json.dumps({"fits": False, "error": str(exc)}))
+        print(f"plan_vram: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(plan.as_dict(), indent=2) if args.json else render(plan))
+    return 0 if plan.fits else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,206 @@
+"""scripts/plan_vram.py: calibrated against every published size, the shipped profiles fit their
+cards, .env.example and docker-compose.yml do not drift from it, and the router's vram rule stays
+quiet in the planned steady state (a faked NVML reading the plan's numbers)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from stackutil import ROOT, load_module
+
+from adaptive_router import AdaptiveRouter, RoutingConfig
+from adaptive_router.gpu import GpuReading
+from adaptive_router.testing.fake_nvml import FakeNvml
+
+plan_vram = load_module("scripts/plan_vram.py")
+SCRIPT = ROOT / "scripts" / "plan_vram.py"
+COMPOSE_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-)([^}]*)\}")
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("check", plan_vram.calibration(), ids=lambda c: c.case)
+def test_lands_within_10_percent_of_every_published_figure(check: object) -> None:
+    assert abs(check.error) <= 0.10, (  # type: ignore[attr-defined]
+        f"{check.case}: published {check.published}, planned {check.planned:.3f}"  # type: ignore[attr-defined]
+    )
+
+
+def test_calibration_table_covers_google_gguf_and_vllm_figures() -> None:
+    out = run("--calibration")
+    assert out.returncode == 0
+    for case in ("Google's table", "GGUF", "vLLM weights, google/gemma-4-E4B-it ",
+                 "vLLM KV cache tokens"):  # fmt: skip
+        assert case in out.stdout
+    assert out.stdout.count("\n| ") >= 14
+
+
+def test_linear_layers_match_a_published_count() -> None:
+    """xbill9's FP8 build of E4B re-quantizes 3,972,792,320 values: every linear layer."""
+    assert plan_vram.ARCH["gemma-4-E4B"].params()["linears"] == 3_972_792_320
+
+
+@pytest.mark.parametrize("profile", sorted(plan_vram.PROFILES))
+def test_every_shipped_profile_fits_its_card_with_a_gib_to_spare(profile: str) -> None:
+    out = run("--profile", profile, "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["fits"] and plan["margin_gib"] >= 0 and plan["expected_free_gib"] >= 1.0
+    vllm = plan["engines"]["vllm"]
+    assert vllm["kv_cache_gib"] > 0 and vllm["full_length_requests"] >= 4  # a real KV cache
+    assert set(vllm) >= {"weights_gib", "kv_cache_gib", "overhead_gib", "total_gib", "share_gib"}
+    llama = plan["engines"]["llama_server"]
+    assert llama["weights_gib"]["attention_and_shared_mlp"] > 0 and llama["kv_cache_gib"] > 0
+    settings = plan_vram.PROFILES[profile]
+    # The vram rule must not fire in the planned steady state (GB in the router, GiB here).
+    assert float(settings["ROUTER_VRAM_HEADROOM_GB"]) * 1e9 / 2**30 < plan["expected_free_gib"]
+
+
+def test_16gb_plan_is_the_compose_default_and_leaves_vllm_a_real_kv_cache() -> None:
+    plan = plan_vram.make_plan(
+        plan_vram.Settings.from_env(plan_vram.DEFAULTS), plan_vram.profile_gpu_gib("16gb")
+    )
+    vllm, llama = plan.engines
+    assert plan.fits
+    assert vllm.kv_tokens > 50_000  # tokens at 8192 per request, window-aware
+    assert llama.weights["experts"] > 0  # two layers of experts on the GPU
+    assert 1.0 <= plan.free_gib < 2.5
+
+
+def test_the_first_16gb_plan_does_not_fit_and_the_reason_points_the_right_way(
+    tmp_path: Path,
+) -> None:
+    """What this project first shipped: BF16 E4B with online FP8 at 0.62 of the card."""
+    env = tmp_path / ".env"
+    env.write_text(
+        "VLLM_MODEL=google/gemma-4-E4B-it\nVLLM_QUANTIZATION_ARGS=--quantization fp8\n"
+        "VLLM_GPU_MEMORY_UTILIZATION=0.62\nVLLM_MAX_IMAGES=1\nLLAMA_MMPROJ_FILE=\n"
+        "LLAMA_MMPROJ_ARGS=\nLLAMA_N_CPU_MOE=30\nROUTER_VISION_TIERS=tier_low\n"
+    )
+    out = run("--env", str(env), "--gpu-gb", "16", "--json")
+    assert out.returncode == 1
+    plan = json.loads(out.stdout)
+    assert not plan["fits"]
+    weights = plan["engines"]["vllm"]["weights_gib"]
+    assert weights["embed_tokens"] + weights["per_layer_embeddings"] > 6.0  # left in BF16
+    assert plan["engines"]["vllm"]["kv_cache_gib"] < 0
+    assert "Raise VLLM_GPU_MEMORY_UTILIZATION" in plan["problems"][0]
+    text = run("--env", str(env), "--gpu-gb", "16")
+    assert "DOES NOT FIT: vLLM" in text.stdout and "quantizes linear layers only" in text.stdout
+
+
+def test_names_the_engine_and_the_shortfall_when_the_card_is_too_small(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("LLAMA_N_CPU_MOE=10\n")  # 18 layers of experts on a 16 GB card
+    out = run("--env", str(env), "--gpu-gb", "16")
+    assert out.returncode == 1
+    assert re.search(r"leaves -?\d+\.\d\d GiB, \d+\.\d\d GiB short", out.stdout)
+    assert "raise LLAMA_N_CPU_MOE" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("VLLM_MODEL=someone/unknown-model", "not in the planner's table"),
+        ("VLLM_GPU_MEMORY_UTILIZATION=lots", "is not a float"),
+        ("VLLM_GPU_MEMORY_UTILIZATION=1.5", "outside"),
+        ("LLAMA_MODEL_FILE=other.gguf", "not in the planner's table"),
+        ("ROUTER_VISION_TIERS=tier_low", "takes no images here"),
+        ("ROUTER_VISION_TIERS=none", "does not list it"),
+        ("ROUTER_TIER_HIGH_CONTEXT_TOKENS=16384", "LLAMA_CTX_SIZE / LLAMA_PARALLEL"),
+        ("this is not a setting", "not a KEY=VALUE line"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(tmp_path: Path, line: str, message: str) -> None:
+    env = tmp_path / ".env"
+    env.write_text(line + "\n")
+    out = run("--env", str(env), "--gpu-gb", "16")
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_missing_file_and_missing_gpu_size_exit_2(tmp_path: Path) -> None:
+    assert run("--env", str(tmp_path / "nope"), "--gpu-gb", "16").returncode == 2
+    assert run("--env", str(ROOT / ".env.example")).returncode == 2
+
+
+def test_the_shell_environment_wins_over_the_file_as_in_compose(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("VLLM_GPU_MEMORY_UTILIZATION=0.5\n")
+    shell = {"PATH": "/usr/bin:/bin", "VLLM_GPU_MEMORY_UTILIZATION": "0.9"}
+    out = run("--env", str(env), "--gpu-gb", "16", "--json", env=shell)
+    assert json.loads(out.stdout)["engines"]["vllm"]["share_gib"] == pytest.approx(
+        0.9 * 15.93, 0.01
+    )
+
+
+def test_env_example_profiles_are_generated_from_the_planner() -> None:
+    text = (ROOT / ".env.example").read_text()
+    start = text.index(plan_vram.BEGIN)
+    end = text.index("\n", text.index(plan_vram.END)) + 1
+    assert text[start:end] == plan_vram.env_example_section(), (
+        "run: python scripts/plan_vram.py --write-env-example"
+    )
+
+
+def test_compose_defaults_are_the_16gb_plan() -> None:
+    """Every setting the planner reads has the same fallback in docker-compose.yml, and the
+    optional flags use ${VAR-default} there (set but empty = off), as the planner reads them."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    found: dict[str, tuple[str, str]] = {}
+    for m in COMPOSE_VAR.finditer(text):
+        found.setdefault(m.group(1), (m.group(2), m.group(3)))
+    for key, default in plan_vram.DEFAULTS.items():
+        if key == "LLAMA_MMPROJ_FILE":  # read by download-models.sh, not by compose
+            continue
+        assert key in found, f"{key} is not in docker-compose.yml"
+        op, value = found[key]
+        assert value == default, f"{key}: compose {value!r}, planner {default!r}"
+        assert op == ("-" if key in plan_vram.OPTIONAL_FLAGS else ":-"), key
+
+
+def test_router_config_file_agrees_with_the_16gb_plan() -> None:
+    config = yaml.safe_load((ROOT / "docker/router/router_config.yaml").read_text())
+    assert config["vision_tiers"] == plan_vram.DEFAULTS["ROUTER_VISION_TIERS"].split(",")
+    assert config["vram_headroom_gb"] == float(plan_vram.DEFAULTS["ROUTER_VRAM_HEADROOM_GB"])
+
+
+def _reading(gpu_gib: float, used_gib: float) -> GpuReading:
+    total = int(gpu_gib * 2**30)
+    used = int(used_gib * 2**30)
+    return GpuReading(free_bytes=total - used, used_bytes=used, total_bytes=total,
+                      utilization_pct=40.0, name="NVIDIA GeForce RTX 5060 Ti")  # fmt: skip
+
+
+def test_vram_rule_is_quiet_in_the_planned_steady_state_and_fires_when_memory_is_taken() -> None:
+    """NVML as it reads once both engines hold their memory: a hard prompt still goes to the
+    26B. When another process takes a GiB, the rule sends it to tier_low, and says so."""
+    settings = plan_vram.Settings.from_env(plan_vram.DEFAULTS)
+    gpu_gib = plan_vram.profile_gpu_gib("16gb")
+    plan = plan_vram.make_plan(settings, gpu_gib)
+    nvml = FakeNvml(_reading(gpu_gib, plan.planned_gib))
+    router = AdaptiveRouter(
+        RoutingConfig(vram_headroom_gb=settings.headroom_gb, vision_tiers=("tier_high",)),
+        gpu_source=nvml,
+    )
+    assert router.gpu_monitor is not None
+    hard = [{"role": "user", "content": "Prove that the square root of 2 is irrational, then "
+             "derive a bound on the error of Newton's method for it, step by step."}]  # fmt: skip
+    router.gpu_monitor.poll_once()
+    steady = router.decide(hard)
+    assert steady.tier == "tier_high" and steady.reason != "vram"
+    nvml.reading = _reading(gpu_gib, plan.planned_gib + 1.2)  # a desktop session, a second job
+    router.gpu_monitor.poll_once()
+    squeezed = router.decide(hard)
+    assert (squeezed.tier, squeezed.reason) == ("tier_low", "vram")
