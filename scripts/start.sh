@@ -9,13 +9,15 @@ usage() {
   cat <<'TXT'
 Usage: bash scripts/start.sh [--dry-run] [--no-download] [--yes] [--timeout SECONDS]
 
-Checks this machine (Docker, Compose >= 2.20, NVIDIA driver and container toolkit, GPU memory and
-compute capability, driver vs image CUDA, RAM for the MoE offload, disk, free ports), creates .env
+Checks this machine (Docker, Compose >= 2.20, NVIDIA driver and container toolkit, that every
+image can be pulled, the GPU memory plan of .env against the card (scripts/plan_vram.py), compute
+capability, driver vs image CUDA, RAM for the MoE offload, disk, free ports), creates .env
 from .env.example when missing (generating LITELLM_MASTER_KEY, WEBUI_SECRET_KEY,
 GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD and OPENWEBUI_LITELLM_KEY, never overwriting a value),
 makes sure the models are downloaded, then starts vLLM, llama-server, the router, LiteLLM with
 its PostgreSQL, OpenWebUI (with its own LiteLLM key), Prometheus and Grafana in order and waits
-until every one is healthy.
+until every one is healthy. vLLM always starts before llama-server: when vLLM is down and
+llama-server is up (after a crash or a restart of vLLM), llama-server is stopped first.
 
   --dry-run        check and print what would be done; change nothing, start nothing
   --no-download    fail instead of downloading missing models
@@ -124,20 +126,25 @@ check_gpu() {
     return
   fi
   local line
-  line="$(nvidia-smi --query-gpu=name,memory.total,compute_cap,driver_version --format=csv,noheader,nounits -i "${GPU_DEVICE_ID:-0}" 2>/dev/null | head -n 1 || true)"
+  line="$(nvidia-smi --query-gpu=name,memory.total,memory.used,compute_cap,driver_version --format=csv,noheader,nounits -i "${GPU_DEVICE_ID:-0}" 2>/dev/null | head -n 1 || true)"
   if [[ -z "$line" ]]; then
     problem "nvidia-smi finds no GPU (or the driver is not loaded). Check 'nvidia-smi' and reboot after a driver install."
     return
   fi
-  local name mem cap driver
-  IFS=',' read -r name mem cap driver <<<"$line"
-  name="$(echo "$name" | xargs)"; mem="$(echo "$mem" | xargs)"; cap="$(echo "$cap" | xargs)"; driver="$(echo "$driver" | xargs)"
+  local name mem used cap driver
+  IFS=',' read -r name mem used cap driver <<<"$line"
+  name="$(echo "$name" | xargs)"; mem="$(echo "$mem" | xargs)"; used="$(echo "$used" | xargs)"
+  cap="$(echo "$cap" | xargs)"; driver="$(echo "$driver" | xargs)"
   ok "$name, ${mem} MiB, compute capability $cap, driver $driver"
-  if [[ "$mem" =~ ^[0-9]+$ ]] && (( mem < 15000 )); then
-    problem "$name has ${mem} MiB; the 16 GB plan needs a 16 GB card (see docs/HARDWARE-RECOMMENDATIONS.md)."
-  fi
-  if [[ -n "$cap" ]] && ! version_ge "$cap" 8.9 && [[ "${VLLM_KV_CACHE_DTYPE:-fp8}" == fp8 ]]; then
-    warn "compute capability $cap < 8.9: FP8 (KV cache, weights) is not native; set VLLM_KV_CACHE_DTYPE=auto and VLLM_QUANTIZATION_ARGS= in .env"
+  GPU_TOTAL_MIB="$mem"
+  GPU_USED_MIB="$used"
+  if [[ -n "$cap" ]] && ! version_ge "$cap" 8.9; then
+    if [[ "${VLLM_KV_CACHE_DTYPE:-fp8}" == fp8* ]]; then
+      problem "compute capability $cap < 8.9: vLLM refuses an FP8 KV cache on this GPU (its Triton attention backend needs SM 8.9). Set VLLM_KV_CACHE_DTYPE=auto in .env (the plan then counts 2 bytes per value)."
+    fi
+    if [[ "${VLLM_QUANTIZATION_ARGS:-}" == *fp8* ]]; then
+      warn "compute capability $cap < 8.9: --quantization fp8 runs as weight-only FP8 (slower); a pre-quantized checkpoint is better here"
+    fi
   fi
   local image="${VLLM_IMAGE:-vllm/vllm-openai:v0.29.0}" need
   if [[ "$image" == *-cu129* ]]; then need=575.57; else need=580.65.06; fi
@@ -149,19 +156,88 @@ check_gpu() {
   fi
 }
 
+# The memory plan of .env against this card (scripts/plan_vram.py): refuse one that cannot fit.
+check_plan() {
+  info "GPU memory plan"
+  if [[ -z "${GPU_TOTAL_MIB:-}" || ! "$GPU_TOTAL_MIB" =~ ^[0-9]+$ ]]; then
+    warn "no GPU reading: the memory plan was not checked"
+    return
+  fi
+  if ! have python3 || ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    problem "python3 3.10 or newer is needed on this machine (for scripts/plan_vram.py and the model download). Install it: sudo apt install python3"
+    return
+  fi
+  local env_file="$ENV_FILE" used_gib=0 gpu_gib
+  [[ -f "$env_file" ]] || env_file="$STRATUM_ROOT/.env.example"
+  gpu_gib="$(awk -v m="$GPU_TOTAL_MIB" 'BEGIN { printf "%.3f", m / 1024 }')"
+  if [[ "$(container_state vllm)" == missing && "$(container_state llama-cpp)" == missing ]]; then
+    # Memory other processes hold now (a desktop session, another model server) counts too.
+    [[ "${GPU_USED_MIB:-}" =~ ^[0-9]+$ ]] && used_gib="$(awk -v m="$GPU_USED_MIB" 'BEGIN { printf "%.3f", m / 1024 }')"
+  fi
+  local out rc=0
+  out="$(python3 "$STRATUM_ROOT/scripts/plan_vram.py" --env "$env_file" --gpu-gb "$gpu_gib" --gpu-used-gb "$used_gib" 2>&1)" || rc=$?
+  printf '%s\n' "$out" | sed 's/^/    /'
+  case "$rc" in
+    0) ok "the plan fits this card" ;;
+    1) problem "the GPU memory plan in $(basename "$env_file") does not fit this card (see above). The profiles for 16, 24 and 32 GB are at the end of .env.example; docs/VRAM-REALITY-CHECK.md explains each number." ;;
+    *) problem "the GPU memory plan could not be checked: fix the setting named above in $(basename "$env_file")." ;;
+  esac
+}
+
+# The .env variable that sets each image, and where to find its valid tags.
+IMAGE_VARS=(
+  "VLLM_IMAGE|https://hub.docker.com/r/vllm/vllm-openai/tags (vX.Y.Z, or vX.Y.Z-cu129 for CUDA 12.9)"
+  "LLAMA_CPP_IMAGE|https://github.com/ggml-org/llama.cpp/pkgs/container/llama.cpp (server-cuda-bNNNN: only the builds the daily image job published)"
+  "LITELLM_IMAGE|https://github.com/BerriAI/litellm/pkgs/container/litellm (vX.Y.Z, as each release note says)"
+  "OPEN_WEBUI_IMAGE|https://github.com/open-webui/open-webui/pkgs/container/open-webui (vX.Y.Z)"
+  "POSTGRES_IMAGE|https://hub.docker.com/_/postgres/tags"
+  "PROMETHEUS_IMAGE|https://hub.docker.com/r/prom/prometheus/tags"
+  "GRAFANA_IMAGE|https://hub.docker.com/r/grafana/grafana/tags"
+)
+
+# image_for VAR: the image .env sets, or docker-compose.yml's default for it.
+image_for() {
+  local var=$1
+  if [[ -n "${!var:-}" ]]; then
+    printf '%s' "${!var}"
+    return
+  fi
+  sed -n "s/.*\${${var}:-\([^}]*\)}.*/\1/p" "$STRATUM_ROOT/docker-compose.yml" | head -n 1
+}
+
+# Every image must be present here or pullable, before anything starts.
+check_images() {
+  info "Images"
+  local entry var where image missing=0
+  local t=()
+  have timeout && t=(timeout 60)
+  for entry in "${IMAGE_VARS[@]}"; do
+    var="${entry%%|*}"; where="${entry#*|}"
+    image="$(image_for "$var")"
+    if docker image inspect "$image" >/dev/null 2>&1; then
+      continue
+    fi
+    if ! "${t[@]}" docker manifest inspect "$image" >/dev/null 2>&1; then
+      problem "the image $image cannot be pulled (no such tag, or the registry cannot be reached). Set $var in .env to a tag that exists: $where; check one with: docker manifest inspect <image>"
+      missing=1
+    fi
+  done
+  (( missing )) || ok "every image is present or can be pulled"
+}
+
 check_memory_and_disk() {
   info "RAM and disk"
   local mem_kb
   mem_kb="$(awk '/^MemTotal:/ {print $2}' "${STRATUM_MEMINFO:-/proc/meminfo}" 2>/dev/null || echo 0)"
   local mem_gb=$(( mem_kb / 1024 / 1024 ))
-  if [[ "${LLAMA_N_CPU_MOE:-30}" != 0 ]] && (( mem_gb < 30 )); then
-    warn "${mem_gb} GB of RAM: the 26B's experts live in system RAM (LLAMA_N_CPU_MOE=${LLAMA_N_CPU_MOE:-30}); 32 GB or more is needed or llama-server will swap or be killed."
+  if [[ "${LLAMA_N_CPU_MOE:-28}" != 0 ]] && (( mem_gb < 30 )); then
+    warn "${mem_gb} GB of RAM: the 26B's experts live in system RAM (LLAMA_N_CPU_MOE=${LLAMA_N_CPU_MOE:-28}); 32 GB or more is needed or llama-server will swap or be killed."
   else
     ok "${mem_gb} GB of RAM"
   fi
   local models_dir="$STRATUM_ROOT/docker/llama-cpp/models" free_gb need_gb=0
   [[ -f "$models_dir/${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}" ]] || need_gb=$((need_gb + 18))
-  hf_model_present || need_gb=$((need_gb + 17))
+  hf_model_present || need_gb=$((need_gb + 17))  # the largest vLLM checkpoint (BF16); 4-bit: ~5
   free_gb="$(df -Pk "$STRATUM_ROOT" | awk 'NR == 2 {print int($4 / 1024 / 1024)}')"
   if (( need_gb > 0 && free_gb < need_gb + 5 )); then
     problem "${free_gb} GB free on $(df -P "$STRATUM_ROOT" | awk 'NR == 2 {print $6}'); the missing models need about ${need_gb} GB plus room for images."
@@ -190,7 +266,7 @@ check_ports() {
 }
 
 hf_model_present() {
-  local repo="${VLLM_MODEL:-google/gemma-4-E4B-it}" cache="${HF_CACHE_DIR:-./.cache/huggingface}"
+  local repo="${VLLM_MODEL:-xbill9/gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4}" cache="${HF_CACHE_DIR:-./.cache/huggingface}"
   [[ "$cache" == /* ]] || cache="$STRATUM_ROOT/${cache#./}"
   compgen -G "$cache/hub/models--${repo//\//--}/snapshots/*/config.json" >/dev/null
 }
@@ -200,7 +276,14 @@ check_models() {
   local gguf="$STRATUM_ROOT/docker/llama-cpp/models/${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}"
   local missing=()
   if [[ -f "$gguf" ]]; then ok "tier_high: $(basename "$gguf")"; else missing+=("tier_high GGUF $(basename "$gguf")"); fi
-  if hf_model_present; then ok "tier_low: ${VLLM_MODEL:-google/gemma-4-E4B-it}"; else missing+=("tier_low ${VLLM_MODEL:-google/gemma-4-E4B-it}"); fi
+  # The projector llama-server loads (LLAMA_MMPROJ_ARGS; set but empty = none, as in compose).
+  local mmproj_args="${LLAMA_MMPROJ_ARGS---mmproj /models/mmproj-gemma-4-26B-A4B-it-Q8_0.gguf}" mmproj
+  if [[ -n "$mmproj_args" ]]; then
+    mmproj="$STRATUM_ROOT/docker/llama-cpp/models/$(basename "${mmproj_args##* }")"
+    if [[ -f "$mmproj" ]]; then ok "tier_high projector: $(basename "$mmproj")"; else missing+=("tier_high projector $(basename "$mmproj") (LLAMA_MMPROJ_FILE)"); fi
+  fi
+  local repo="${VLLM_MODEL:-xbill9/gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4}"
+  if hf_model_present; then ok "tier_low: $repo"; else missing+=("tier_low $repo"); fi
   (( ${#missing[@]} == 0 )) && return 0
   warn "missing: ${missing[*]}"
   if [[ "$DRY_RUN" == 1 ]]; then
@@ -212,7 +295,7 @@ check_models() {
     ask)
       if [[ -t 0 ]]; then
         local answer
-        read -r -p "  Download them now (about 27 GB)? [Y/n] " answer
+        read -r -p "  Download them now (16 GB plan: about 23 GB; up to 35 GB for a BF16 E4B)? [Y/n] " answer
         [[ -z "$answer" || "$answer" =~ ^[Yy] ]] || die "not downloading. Run bash scripts/download-models.sh when ready."
       else
         die "models are missing. Run: bash scripts/download-models.sh (or start.sh --yes to download now)"
@@ -224,8 +307,11 @@ check_models() {
 # --- start and wait ---------------------------------------------------------------------------
 hint_for() {
   case "$1" in
-    vllm) log "  hint: out of memory? lower VLLM_GPU_MEMORY_UTILIZATION or VLLM_MAX_MODEL_LEN in .env; 'Free memory on device ... less than desired' means another process holds the GPU (nvidia-smi)." ;;
-    llama-cpp) log "  hint: check the GGUF file in docker/llama-cpp/models and LLAMA_MODEL_FILE; 'out of memory' on the GPU: raise LLAMA_N_CPU_MOE; killed: not enough system RAM for the experts." ;;
+    vllm) log "  hint: 'No available memory for the cache blocks': its share is too small for its weights: RAISE VLLM_GPU_MEMORY_UTILIZATION (giving llama-server less: raise LLAMA_N_CPU_MOE) or lower VLLM_MAX_MODEL_LEN."
+          log "        'Free memory on device ... is less than desired': something else holds the GPU (llama-server started first, another program: nvidia-smi). bash scripts/stop.sh --engines, then start.sh again."
+          log "        Check a change before starting: python3 scripts/plan_vram.py --env .env --gpu-gb <GiB>" ;;
+    llama-cpp) log "  hint: check the GGUF file in docker/llama-cpp/models and LLAMA_MODEL_FILE. 'CUDA out of memory' / 'failed to allocate': raise LLAMA_N_CPU_MOE (each layer moves ~0.46 GiB of experts to RAM), lower LLAMA_CTX_SIZE, or drop LLAMA_MMPROJ_ARGS."
+               log "        Killed (exit 137): not enough system RAM for the experts in RAM: add RAM, or lower LLAMA_N_CPU_MOE if the plan has VRAM to spare." ;;
     router) log "  hint: a config error names the key; see docker/router/router_config.yaml and ROUTER_* in .env." ;;
     litellm) log "  hint: check docker/litellm/config.yaml, LITELLM_MASTER_KEY in .env and the database: docker compose logs postgres." ;;
     postgres) log "  hint: a password changed after the first start? POSTGRES_PASSWORD only applies to a new volume (docker volume ls | grep postgres)." ;;
@@ -281,12 +367,26 @@ start_stage() {
   fi
 }
 
+# vLLM refuses to start unless its whole share is free, so it must (re)start before llama-server
+# takes its memory: if vLLM is not up but llama-server is, stop llama-server first.
+free_the_card_for_vllm() {
+  local vllm llama
+  vllm="$(container_state vllm)"
+  llama="$(container_state llama-cpp)"
+  if [[ "$vllm" != healthy && "$llama" =~ ^(healthy|starting|unhealthy|running|restarting)$ ]]; then
+    info "vLLM is $vllm while llama-server ($llama) holds GPU memory: stopping llama-server first"
+    run compose stop llama-cpp
+  fi
+}
+
 main() {
   log "${C_BOLD}Stratum${C_OFF}: Gemma 4 on one GPU, in two tiers behind an adaptive router"
   prepare_env
   WAIT="${TIMEOUT:-${START_TIMEOUT:-1800}}"
   check_docker
+  (( PROBLEMS == 0 )) && check_images
   check_gpu
+  check_plan
   check_memory_and_disk
   check_ports
   if (( PROBLEMS > 0 )); then
@@ -301,6 +401,7 @@ main() {
   fi
   # vLLM first: its memory share is a fraction of the whole card, taken while the card is free.
   start_stage "Starting monitoring and the router" prometheus grafana router
+  free_the_card_for_vllm
   start_stage "Starting tier_low (vLLM, Gemma 4 E4B) - loading takes minutes" vllm
   start_stage "Starting tier_high (llama-server, Gemma 4 26B-A4B)" llama-cpp
   start_stage "Starting LiteLLM (with its database) and OpenWebUI" postgres litellm litellm-keys open-webui

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from stackutil import ROOT, require_tool
+from stackutil import ROOT, load_module, require_tool
 
 from adaptive_router.testing.processes import free_ports
 
@@ -25,6 +25,7 @@ SCRIPTS = [
     ROOT / ".ci/run",
 ]
 GPU_16GB = "NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 580.95.05"
+GPU_24GB = "NVIDIA GeForce RTX 4090, 24564, 8.9, 580.95.05"
 
 DOCKER_STUB = r"""#!PYTHON
 import json, os, sys
@@ -42,6 +43,10 @@ if args[:1] == ["info"]:
     if "--format" in args:
         print(env("STUB_RUNTIMES", '{"nvidia":{},"runc":{}}'))
     sys.exit(0)
+if args[:2] == ["image", "inspect"]:
+    sys.exit(0 if args[-1] in env("STUB_LOCAL_IMAGES").split() else 1)
+if args[:2] == ["manifest", "inspect"]:
+    sys.exit(1 if any(m and m in args[-1] for m in env("STUB_MISSING_IMAGES").split()) else 0)
 if args[:1] == ["inspect"]:
     cid = args[-1]
     states = json.loads(env("STUB_STATES", "{}"))
@@ -56,8 +61,9 @@ if args[:1] == ["compose"]:
         sys.exit(0)
     if rest[:2] == ["ps", "-q"]:
         if len(rest) > 2:
-            started = open(os.environ["STUB_LOG"]).read()
-            if ("up -d" in started and rest[2] in started) or env("STUB_RUNNING"):
+            started = [l.split() for l in open(os.environ["STUB_LOG"]) if " up -d " in l]
+            present = env("STUB_PRESENT").split()
+            if any(rest[2] in l for l in started) or env("STUB_RUNNING") or rest[2] in present:
                 print("cid-" + rest[2])
         elif env("STUB_RUNNING"):
             print("cid-router")
@@ -73,6 +79,7 @@ NVIDIA_SMI_STUB = r"""#!PYTHON
 import os, sys
 fields = ["name", "memory.total", "compute_cap", "driver_version"]
 values = dict(zip(fields, [v.strip() for v in os.environ["STUB_GPU"].split(",")]))
+values["memory.used"] = os.environ.get("STUB_GPU_USED", "1")
 query = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--query-gpu=")), ",".join(fields))
 print(", ".join(values[q] for q in query.split(",")))
 """
@@ -193,8 +200,11 @@ class Sandbox:
         self.env["STUB_GPU"] = line
 
     def models(self) -> None:
-        (self.root / "docker/llama-cpp/models/gemma-4-26B-A4B-it-Q4_K_M.gguf").write_bytes(b"GGUF")
-        snap = self.root / ".cache/huggingface/hub/models--google--gemma-4-E4B-it/snapshots/abc"
+        models = self.root / "docker/llama-cpp/models"
+        (models / "gemma-4-26B-A4B-it-Q4_K_M.gguf").write_bytes(b"GGUF")
+        (models / "mmproj-gemma-4-26B-A4B-it-Q8_0.gguf").write_bytes(b"GGUF")
+        repo = "models--xbill9--gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4"
+        snap = self.root / ".cache/huggingface/hub" / repo / "snapshots/abc"
         snap.mkdir(parents=True)
         (snap / "config.json").write_text("{}")
 
@@ -247,7 +257,8 @@ def test_start_dry_run_with_a_16gb_gpu_passes_preflight(box: Sandbox) -> None:
 @pytest.mark.parametrize(
     ("gpu", "env", "message"),
     [
-        ("NVIDIA GeForce RTX 4060, 8188, 8.9, 580.95.05", {}, "needs a 16 GB card"),
+        ("NVIDIA GeForce RTX 4060, 8188, 8.9, 580.95.05", {}, "plan in .env.example does not fit this card"),
+        ("NVIDIA GeForce RTX 3090, 24576, 8.6, 580.95.05", {}, "vLLM refuses an FP8 KV cache"),
         ("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 575.64.05", {}, "v0.29.0-cu129"),
         ("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 560.35.03", {"VLLM_IMAGE": "vllm/vllm-openai:v0.29.0-cu129"}, "needs >= 575.57"),
     ],
@@ -260,6 +271,75 @@ def test_start_refuses_what_cannot_work(
     out = box.run("start.sh", "--dry-run", **env)
     assert out.returncode == 1
     assert message in out.stderr
+
+
+OLD_16GB_PLAN = {  # the plan this project shipped first: FP8 online leaves 7 GB of embeddings BF16
+    "VLLM_MODEL": "google/gemma-4-E4B-it", "VLLM_QUANTIZATION_ARGS": "--quantization fp8",
+    "VLLM_GPU_MEMORY_UTILIZATION": "0.62", "VLLM_MAX_IMAGES": "1", "LLAMA_MMPROJ_ARGS": "",
+    "LLAMA_MMPROJ_FILE": "", "LLAMA_N_CPU_MOE": "30", "ROUTER_VISION_TIERS": "tier_low",
+}  # fmt: skip
+
+
+def test_start_refuses_a_plan_that_does_not_fit_and_shows_the_numbers(box: Sandbox) -> None:
+    box.gpu()
+    box.models()
+    out = box.run("start.sh", "--dry-run", **OLD_16GB_PLAN)
+    assert out.returncode == 1
+    assert "GPU memory plan in .env.example does not fit this card" in out.stderr
+    # The planner's own table, engine by engine, and why vLLM cannot start.
+    assert "weights  per_layer_embeddings" in out.stdout and "5.25 GiB" in out.stdout
+    assert "No available memory for the cache blocks" in out.stdout
+    assert "Raise VLLM_GPU_MEMORY_UTILIZATION" in out.stdout
+    assert "nothing was started" in out.stderr
+
+
+def test_start_counts_what_other_processes_hold_on_the_card(box: Sandbox) -> None:
+    box.gpu()
+    box.models()
+    assert box.run("start.sh", "--dry-run", STUB_GPU_USED="300").returncode == 0
+    out = box.run("start.sh", "--dry-run", STUB_GPU_USED="1536")  # a desktop session, say
+    assert out.returncode == 1
+    assert "1.50 GiB already used by other processes" in out.stdout
+
+
+def test_start_accepts_the_24gb_profile_on_a_24gb_card(box: Sandbox) -> None:
+    plan_vram = load_module("scripts/plan_vram.py")
+    box.gpu(GPU_24GB)
+    box.models()
+    env = {**plan_vram.PROFILES["24gb"], "VLLM_KV_CACHE_DTYPE": "fp8"}
+    out = box.run("start.sh", "--dry-run", **env)
+    assert "the plan fits this card" in out.stdout, out.stdout + out.stderr
+
+
+def test_start_names_an_image_that_cannot_be_pulled_and_how_to_fix_it(box: Sandbox) -> None:
+    box.gpu()
+    box.models()
+    out = box.run("start.sh", "--dry-run", STUB_MISSING_IMAGES="server-cuda-b11459")
+    assert out.returncode == 1
+    assert "ghcr.io/ggml-org/llama.cpp:server-cuda-b11459@sha256:" in out.stderr
+    assert "Set LLAMA_CPP_IMAGE in .env" in out.stderr
+    assert "github.com/ggml-org/llama.cpp/pkgs/container/llama.cpp" in out.stderr
+    assert "docker manifest inspect" in out.stderr
+    assert not any(" up -d" in c for c in box.calls())
+    # An image already on this machine needs no registry (an offline restart).
+    local = "ghcr.io/ggml-org/llama.cpp:server-cuda-b11459@sha256:fff6185edd2fbc4093aa5970bf6db53ed11c283e3a1c52a3e244cf27047264f4"
+    out = box.run("start.sh", "--dry-run", STUB_MISSING_IMAGES="server-cuda-b11459",
+                  STUB_LOCAL_IMAGES=local)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    manifests = [c for c in box.calls() if c.startswith("docker manifest inspect")]
+    assert len({c.split()[-1] for c in manifests}) == 7  # every image of the stack is checked
+
+
+def test_start_stops_llama_server_before_it_starts_vllm(box: Sandbox) -> None:
+    box.gpu()
+    box.models()
+    out = box.run("start.sh", "--timeout", "5", STUB_PRESENT="llama-cpp",
+                  STUB_STATES=json.dumps({"llama-cpp": "healthy"}))  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "holds GPU memory: stopping llama-server first" in out.stdout
+    calls = box.calls()
+    stop = next(i for i, c in enumerate(calls) if c.endswith(" stop llama-cpp"))
+    assert stop < next(i for i, c in enumerate(calls) if c.endswith(" up -d vllm"))
 
 
 def test_start_checks_docker_compose_and_toolkit(box: Sandbox) -> None:
@@ -332,7 +412,8 @@ def test_start_shows_logs_and_a_hint_when_a_service_fails(box: Sandbox) -> None:
     assert out.returncode == 1
     assert "vllm is unhealthy" in out.stderr
     assert "CUDA out of memory" in out.stderr
-    assert "VLLM_GPU_MEMORY_UTILIZATION" in out.stdout
+    assert "RAISE VLLM_GPU_MEMORY_UTILIZATION" in out.stdout  # the direction that helps
+    assert "plan_vram.py --env .env" in out.stdout
     assert not any(" up -d llama-cpp" in c for c in box.calls())
 
 
@@ -451,6 +532,15 @@ def test_stop_keeps_data_unless_asked(box: Sandbox) -> None:
     out = box.run("stop.sh", "--volumes", "--yes")
     assert out.returncode == 0
     assert any("down --volumes" in c for c in box.calls())
+
+
+def test_stop_engines_stops_llama_server_before_vllm_and_nothing_else(box: Sandbox) -> None:
+    out = box.run("stop.sh", "--engines")
+    assert out.returncode == 0, out.stderr
+    stops = [c.rsplit(" ", 2)[-2:] for c in box.calls() if " stop " in c]
+    assert stops == [["stop", "llama-cpp"], ["stop", "vllm"]]
+    assert not any(" down" in c for c in box.calls())
+    assert "start.sh starts vLLM, then llama-server" in out.stdout
 
 
 def test_install_cuda_dry_run_prints_the_plan(box: Sandbox, tmp_path: Path) -> None:
