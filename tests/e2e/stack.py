@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from stackutil import require, require_tool
+from stackutil import require, require_tool, substitute
 
 from adaptive_router.testing.processes import Process, free_port
 
@@ -70,23 +70,6 @@ def router_bin() -> Path:
 
 
 # -- compose ---------------------------------------------------------------------------------------
-
-_VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?([-?])([^}]*))?\}")
-
-
-def substitute(text: str, values: Mapping[str, str]) -> str:
-    """Compose-style ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}`` interpolation."""
-
-    def one(m: re.Match[str]) -> str:
-        name, op, arg = m.group(1), m.group(2), m.group(3) or ""
-        value = values.get(name, "")
-        if value:
-            return value
-        if op == "?":
-            raise KeyError(f"{name} must be set: {arg}")
-        return arg if op == "-" else ""
-
-    return _VAR.sub(one, text)
 
 
 def compose_environment(service: str, values: Mapping[str, str]) -> dict[str, str]:

@@ -81,7 +81,10 @@ def faults(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterato
     logs = artifacts / "logs"
     low = stack.llama_server("fault-tier-low", model, stack.TIER_LOW_ALIAS, logs)
     high = stack.llama_server("fault-tier-high", model, stack.TIER_HIGH_ALIAS, logs)
-    router = stack.router(work, low.url, high.url, logs, name="fault-router")
+    # Both engines are llama-servers without a projector, yet the router is told they take
+    # images: the misconfiguration the image test below is about.
+    router = stack.router(work, low.url, high.url, logs, name="fault-router",
+                          env={"ROUTER_VISION_TIERS": "tier_low,tier_high"})  # fmt: skip
     with (
         running(low.process, high.process, router.process),
         httpx.Client(base_url=router.url, headers=router_headers(), timeout=60) as client,

@@ -121,6 +121,46 @@ def test_every_target_is_up(prometheus: stack.Endpoint) -> None:
     assert up == {j: "1" for j in ("router", "vllm", "llama-cpp", "litellm", "prometheus")}
 
 
+# What Prometheus 3 sends (docs: "Scrape protocol content negotiation"), and the content types it
+# can parse: 3.x fails a scrape whose Content-Type is blank or not one of these, where 2.x (the
+# Debian version these tests run) falls back to the text format. The compose file ships 3.13.
+PROMETHEUS_3_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;q=0.6,application/openmetrics-text;version=0.0.1;"
+    "q=0.5,text/plain;version=1.0.0;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
+PARSEABLE = {
+    ("text/plain", None),
+    ("text/plain", "0.0.4"),
+    ("text/plain", "1.0.0"),
+    ("application/openmetrics-text", "0.0.1"),
+    ("application/openmetrics-text", "1.0.0"),
+}
+
+
+def media_type(header: str) -> tuple[str, str | None]:
+    """RFC 2045 parsing, as Go's mime.ParseMediaType does it: one type, then ';' parameters."""
+    from email.message import Message
+
+    message = Message()
+    message["content-type"] = header
+    assert not message.defects, f"{header!r}: {message.defects}"
+    assert "," not in header, f"{header!r} is a list, not one media type"
+    return message.get_content_type(), message.get_param("version")  # type: ignore[return-value]
+
+
+def test_every_target_answers_with_a_content_type_prometheus_3_parses(
+    router: stack.Endpoint, engines: tuple[stack.Endpoint, stack.Endpoint], litellm: stack.Endpoint
+) -> None:
+    paths = {"router": router.url + "/metrics", "llama-server": engines[1].url + "/metrics",
+             "litellm": litellm.url + "/metrics/"}  # fmt: skip
+    for name, url in paths.items():
+        r = httpx.get(url, headers={"Accept": PROMETHEUS_3_ACCEPT}, timeout=10)
+        assert r.status_code == 200, (name, r.status_code)
+        assert media_type(r.headers.get("content-type", "")) in PARSEABLE, (
+            name, r.headers.get("content-type"),
+        )  # fmt: skip
+
+
 def test_every_dashboard_query_returns_data(
     prometheus: stack.Endpoint, traffic: None, artifacts: Path
 ) -> None:

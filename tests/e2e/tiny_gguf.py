@@ -13,6 +13,14 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+# Gemma 4's control tokens (its chat template's turn, tool and channel markers). A model that has
+# them as single tokens can be served with Gemma 4's own template: llama-server then builds its
+# tool-call grammar and parses tool calls exactly as for the real model.
+GEMMA4_TOKENS = (
+    "<|turn>", "<turn|>", "<|tool>", "<tool|>", "<|tool_call>", "<tool_call|>",
+    "<|tool_response>", "<tool_response|>", "<|channel>", "<channel|>", '<|"|>', "<|think|>",
+)  # fmt: skip
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "<|{{ message['role'] }}|>{{ message['content'] }}\n"
@@ -30,14 +38,17 @@ def write_tiny_llama(
     n_ff: int = 128,
     n_ctx: int = 4096,
     seed: int = 0,
+    control_tokens: tuple[str, ...] = (),
 ) -> Path:
-    """Write the model to `path` and return it. Same seed, same bytes."""
+    """Write the model to `path` and return it. Same seed, same bytes. `control_tokens` are
+    added to the byte vocabulary as single control tokens (e.g. GEMMA4_TOKENS)."""
     tokens = [b"<unk>", b"<s>", b"</s>"] + [f"<0x{i:02X}>".encode() for i in range(256)]
-    token_types = [
-        gguf.TokenType.UNKNOWN,
-        gguf.TokenType.CONTROL,
-        gguf.TokenType.CONTROL,
-    ] + [gguf.TokenType.BYTE] * 256
+    tokens += [t.encode() for t in control_tokens]
+    token_types = (
+        [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
+        + [gguf.TokenType.BYTE] * 256
+        + [gguf.TokenType.CONTROL] * len(control_tokens)
+    )
     n_vocab = len(tokens)
     rng = np.random.default_rng(seed)
 
@@ -64,6 +75,10 @@ def write_tiny_llama(
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
     writer.add_add_bos_token(True)
+    if control_tokens:
+        # No SentencePiece space before the first word: a template's "<|turn>model\n" must
+        # tokenize to the text llama-server's grammar expects after the control token.
+        writer.add_add_space_prefix(False)
     writer.add_chat_template(CHAT_TEMPLATE)
 
     writer.add_tensor("token_embd.weight", weight(n_vocab, n_embd))
