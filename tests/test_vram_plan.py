@@ -145,13 +145,14 @@ def test_the_shell_environment_wins_over_the_file_as_in_compose(tmp_path: Path) 
     )
 
 
-def test_env_example_profiles_are_generated_from_the_planner() -> None:
-    text = (ROOT / ".env.example").read_text()
-    start = text.index(plan_vram.BEGIN)
-    end = text.index("\n", text.index(plan_vram.END)) + 1
-    assert text[start:end] == plan_vram.env_example_section(), (
-        "run: python scripts/plan_vram.py --write-env-example"
-    )
+def test_env_example_and_the_docs_tables_are_generated_from_the_planner() -> None:
+    """.env.example's profiles and the tables of docs/VRAM-REALITY-CHECK.md (profiles, memory
+    after start, calibration, allowances, architecture) are what the planner prints now."""
+    for path, expected in plan_vram.generated_files().items():
+        assert path.read_text() == expected, (
+            f"{path.name} drifted from the planner: run python scripts/plan_vram.py "
+            "--write-generated"
+        )
 
 
 def test_compose_defaults_are_the_16gb_plan() -> None:

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .config import ConfigError, dump_default_config, load_config
+from .config import ConfigError, RoutingConfig, dump_default_config, fields_markdown, load_config
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -25,13 +25,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     route = sub.add_parser("route", help="print the decision for a prompt (no GPU rules)")
     route.add_argument("prompt")
     route.add_argument("--config")
-    sub.add_parser(
+    config_cmd = sub.add_parser(
         "config", help="print every setting (decision and service) with its default and meaning"
+    )
+    config_cmd.add_argument(
+        "--markdown", action="store_true", help="as Markdown tables instead of a YAML file"
     )
     args = parser.parse_args(argv)
     if args.command == "config":
-        from .service.config import dump_service_config
+        from .service.config import ServiceConfig, dump_service_config
 
+        if args.markdown:
+            print("### Decision (top level of router_config.yaml)\n")
+            print(fields_markdown(RoutingConfig))
+            print("\n### Service (the `service:` section)\n")
+            print(fields_markdown(ServiceConfig, prefix="service."))
+            return
         print(dump_default_config())
         print(dump_service_config())
         return

@@ -280,6 +280,19 @@ def dump_fields(model: type[BaseModel], indent: str = "") -> list[str]:
     return lines
 
 
+def fields_markdown(model: type[BaseModel], prefix: str = "") -> str:
+    """Every field of ``model`` as a Markdown table: key, variable, default, meaning."""
+    rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        value = field.get_default(call_default_factory=True)
+        if isinstance(value, tuple):
+            value = list(value)
+        meaning = (field.description or "").replace("|", "\\|")
+        env = ENV_PREFIX + name.upper()
+        rows.append(f"| `{prefix}{name}` | `{env}` | `{json.dumps(value)}` | {meaning} |")
+    return "\n".join(rows)
+
+
 def dump_default_config() -> str:
     """The decision settings: every field at its default, each after its description."""
     lines = ["# Adaptive router: decision settings. Every key is optional.", ""]
