@@ -196,8 +196,8 @@ def test_router_config_file_loads_with_the_router_itself() -> None:
     from adaptive_router.service import load_service_config
 
     service, routing = load_service_config(ROOT / "docker/router/router_config.yaml", environ={})
-    assert service.tier_low_url == "http://vllm:8000/v1"
-    assert service.tier_high_url == "http://llama-cpp:8080/v1"
+    assert service.tier_low_url == ("http://vllm:8000/v1",)
+    assert service.tier_high_url == ("http://llama-cpp:8080/v1",)
     assert service.routed_models == ("gemma4-fast",)
     assert "gemma4-smart" in service.tier_high_models
     assert routing.tier_low_context_tokens == 8192

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 from .. import __version__
 from ..config import TIERS, RoutingConfig, Tier
 from ..router import AdaptiveRouter
+from .balance import affinity_key
 from .circuit import CircuitBreaker
 from .collector import StateCollector
 from .config import ServiceConfig
@@ -50,12 +51,11 @@ PROXY_ROUTES: dict[str, Endpoint] = {
 """The OpenAI endpoints the router proxies, and the body each one takes."""
 
 
-def build_tiers(service: ServiceConfig) -> dict[Tier, TierRuntime]:
-    tiers: dict[Tier, TierRuntime] = {}
-    for name in TIERS:
-        low = name == "tier_low"
-        url = service.tier_low_url if low else service.tier_high_url
-        replica = Replica(
+def replica_factory(service: ServiceConfig) -> Callable[[str], Replica]:
+    """Makes a replica (its connection pool and circuit) for an engine URL."""
+
+    def make(url: str) -> Replica:
+        return Replica(
             url=url,
             pool=UpstreamPool(
                 url,
@@ -64,15 +64,32 @@ def build_tiers(service: ServiceConfig) -> dict[Tier, TierRuntime]:
             ),
             circuit=CircuitBreaker(service.circuit_failure_threshold, service.circuit_cooldown_s),
         )
+
+    return make
+
+
+def tier_urls(service: ServiceConfig, name: Tier) -> tuple[str, ...]:
+    return service.tier_low_url if name == "tier_low" else service.tier_high_url
+
+
+def build_tiers(service: ServiceConfig) -> dict[Tier, TierRuntime]:
+    """One replica per configured URL; host names with several addresses are expanded by
+    discovery once the service runs."""
+    make = replica_factory(service)
+    tiers: dict[Tier, TierRuntime] = {}
+    for name in TIERS:
+        low = name == "tier_low"
         tiers[name] = TierRuntime(
             name=name,
             served_model=service.tier_low_model if low else service.tier_high_model,
-            replicas=[replica],
+            replicas=[make(url) for url in tier_urls(service, name)],
             api_key=service.tier_low_api_key if low else service.tier_high_api_key,
             max_waiting=service.tier_low_max_waiting if low else service.tier_high_max_deferred,
             max_in_flight=service.tier_low_max_in_flight
             if low
             else service.tier_high_max_in_flight,
+            affinity=service.affinity,
+            load_factor=service.affinity_load_factor,
         )
     return tiers
 
@@ -100,6 +117,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         background = Probes()
         if probes:
+            make = replica_factory(service)
+            for name, tier in tiers.items():
+                background.discover(tier, tier_urls(service, name), make,
+                                    service.resolve_interval_s)  # fmt: skip
             background.watch(
                 tiers.values(),
                 health_every_s=service.health_interval_s,
@@ -112,9 +133,9 @@ def create_app(
         log.info(
             "router %s listening; tier_low=%s (%s), tier_high=%s (%s); GPU: %s",
             __version__,
-            service.tier_low_url,
+            ", ".join(service.tier_low_url),
             service.tier_low_model,
-            service.tier_high_url,
+            ", ".join(service.tier_high_url),
             service.tier_high_model,
             "available" if router.gpu.available else f"unavailable ({router.gpu.error})",
         )
@@ -203,10 +224,12 @@ def create_app(
                 400, "The request body is not valid JSON (UTF-8).", code="invalid_json"
             ).response()
         tier = tiers[decision.tier]
+        replicas = tier.order(affinity_key(info.messages, info.prompt_text))
         return JSONResponse(
             {
                 "model": client_model,
                 "tier": decision.tier,
+                "replica": replicas[0].url if replicas else None,
                 "served_model": tier.served_model,
                 "reason": decision.reason,
                 "decision": decision.as_dict(),
@@ -225,9 +248,7 @@ def create_app(
 
     @api.get("/health")
     async def health() -> Response:
-        serving = [
-            name for name, tier in tiers.items() if tier.up and tier.replica.health != "down"
-        ]
+        serving = [name for name, tier in tiers.items() if tier.serving]
         body = {
             "status": "ok" if len(serving) == len(tiers) else ("degraded" if serving else "down"),
             "version": __version__,

@@ -33,7 +33,24 @@ class StateCollector(Collector):
             "router_tier_up", "1 when the tier can take new work (circuit not open).", ["tier"]
         )
         circuit = gauge(
-            "router_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.", ["tier"]
+            "router_circuit_state",
+            "Circuit breaker of each replica: 0 closed, 1 half-open, 2 open.",
+            ["tier", "replica"],
+        )
+        replica_up = gauge(
+            "router_replica_up",
+            "1 when the replica takes new work (circuit not open, health probe not down).",
+            ["tier", "replica"],
+        )
+        replica_in_flight = gauge(
+            "router_replica_in_flight",
+            "Requests the router has in flight to the replica.",
+            ["tier", "replica"],
+        )
+        replica_queue = gauge(
+            "router_replica_queue_depth",
+            "Requests waiting in the replica's engine (vLLM waiting, llama.cpp deferred).",
+            ["tier", "replica"],
         )
         saturated = gauge(
             "router_tier_saturated",
@@ -52,11 +69,26 @@ class StateCollector(Collector):
         )
         for name, tier in self.tiers.items():
             up.add_metric([name], 1.0 if tier.up else 0.0)
-            circuit.add_metric([name], float(tier.replica.circuit.state.gauge))
             saturated.add_metric([name], 1.0 if tier.saturated else 0.0)
             queue.add_metric([name], tier.queue_depth)
             ema.add_metric([name], router.ema.value(name) / 1000.0)
-        yield from (up, circuit, saturated, queue, ema)
+            for replica in tier.replicas:
+                labels = [name, replica.label]
+                circuit.add_metric(labels, float(replica.circuit.state.gauge))
+                serving = replica.up and replica.health != "down"
+                replica_up.add_metric(labels, 1.0 if serving else 0.0)
+                replica_in_flight.add_metric(labels, float(replica.in_flight))
+                replica_queue.add_metric(labels, replica.queue_depth)
+        yield from (
+            up,
+            circuit,
+            saturated,
+            queue,
+            ema,
+            replica_up,
+            replica_in_flight,
+            replica_queue,
+        )
         sla = gauge("router_latency_sla_seconds", "The configured latency SLA for tier_high.")
         sla.add_metric([], router.config.latency_sla_ms / 1000.0)
         threshold = gauge("router_complexity_threshold", "The configured complexity threshold.")

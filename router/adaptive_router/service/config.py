@@ -35,13 +35,15 @@ class ServiceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tier_low_url: str = Field(
-        "http://127.0.0.1:8000/v1",
-        description="OpenAI-compatible base URL of tier_low (vLLM), ending in /v1.",
+    tier_low_url: CommaList[str] = Field(
+        ("http://127.0.0.1:8000/v1",),
+        description="OpenAI-compatible base URL of tier_low (vLLM), ending in /v1; several "
+        "(a list, or comma-separated) for several replicas. A host name that resolves to "
+        "several addresses (a Kubernetes headless Service) is one replica per address.",
     )
-    tier_high_url: str = Field(
-        "http://127.0.0.1:8080/v1",
-        description="OpenAI-compatible base URL of tier_high (llama-server), ending in /v1.",
+    tier_high_url: CommaList[str] = Field(
+        ("http://127.0.0.1:8080/v1",),
+        description="The same for tier_high (llama-server).",
     )
     tier_low_model: str = Field(
         "gemma-4-e4b", description="Model name tier_low serves (vLLM --served-model-name)."
@@ -138,6 +140,24 @@ class ServiceConfig(BaseModel):
     tier_high_max_in_flight: int = Field(
         32, ge=0, description="Same for tier_high (its llama-server has few parallel slots)."
     )
+    affinity: bool = Field(
+        True,
+        description="Send the turns of one conversation to the same replica of a tier (its "
+        "prefix cache), unless that replica is down or carries more than affinity_load_factor "
+        "times the average load; off: the least-loaded replica.",
+    )
+    affinity_load_factor: float = Field(
+        1.25,
+        ge=1.0,
+        description="Bounded-load factor of cache affinity: a replica above this multiple of "
+        "the tier's average outstanding requests passes the conversation to the next one.",
+    )
+    resolve_interval_s: float = Field(
+        30.0,
+        ge=0,
+        description="How often tier URLs with a host name are resolved again, to follow "
+        "replicas that come and go (one per address). 0: resolved once, at start.",
+    )
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On shutdown, how long streams in flight may finish."
     )
@@ -145,10 +165,16 @@ class ServiceConfig(BaseModel):
 
     @field_validator("tier_low_url", "tier_high_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+    def _http_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one URL")
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        urls = tuple(url.rstrip("/") for url in value)
+        if len(set(urls)) != len(urls):
+            raise ValueError("lists the same URL twice")
+        return urls
 
     def models(self) -> list[str]:
         """Every client-facing model name, routed first."""

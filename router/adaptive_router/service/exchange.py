@@ -63,8 +63,11 @@ class RequestContext:
     def reason(self, served: Tier) -> str:
         return "failover" if served != self.decision.tier else self.decision.reason
 
-    def headers(self, served: Tier, reason: str | None = None) -> list[tuple[bytes, bytes]]:
-        """The router's response headers: which tier answered, why, with what score."""
+    def headers(
+        self, served: Tier, reason: str | None = None, replica: str | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """The router's response headers: which tier (and, with several, which replica)
+        answered, why, with what score."""
         d = self.decision
         out = [
             (b"x-request-id", self.request.request_id.encode("latin-1")),
@@ -72,6 +75,8 @@ class RequestContext:
             (b"x-router-reason", (reason or self.reason(served)).encode()),
             (b"x-router-score", b"%.4f" % d.score),
         ]
+        if replica is not None:
+            out.append((b"x-router-replica", replica.encode()))
         policy = d.policy_tier or d.tier
         if served != policy:
             out.append((b"x-router-degraded", b"true"))
@@ -206,7 +211,9 @@ class Exchange:
             replica.circuit.record_success()
             self.first = self._rewriter.rewrite(self.first)
         self.headers = [(k, v) for k, v in response.headers if k.lower() not in _DROP_HEADERS]
-        self.headers += self.ctx.headers(tier.name)
+        self.headers += self.ctx.headers(
+            tier.name, replica=replica.label if len(tier.replicas) > 1 else None
+        )
         if self.streaming:
             self.headers.append((b"cache-control", b"no-cache"))
             self.headers.append((b"x-accel-buffering", b"no"))  # nginx & co: do not buffer
@@ -255,3 +262,5 @@ class Exchange:
             self.metrics.request(
                 request.client_model, tier.name, self.ctx.reason(tier.name), outcome
             ).inc()
+            if len(tier.replicas) > 1:
+                self.metrics.replica_request(tier.name, replica.label).inc()

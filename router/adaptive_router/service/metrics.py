@@ -66,15 +66,30 @@ class RouterMetrics:
         )
         self.upstream_errors = Counter(
             "router_upstream_errors",
-            "Failures talking to a tier, by kind (connect, timeout, status_5xx, loading, "
-            "midstream, protocol).",
-            ["tier", "kind"],
+            "Failures talking to a tier's replica, by kind (connect, timeout, status_5xx, "
+            "loading, midstream, protocol).",
+            ["tier", "kind", "replica"],
             registry=r,
         )
         self.failovers = Counter(
             "router_failovers",
-            "Requests retried on the other tier after a failure before the first byte.",
+            "Requests retried after a failure before the first byte: on another replica of the "
+            "same tier (from_tier = to_tier) or on the other tier.",
             ["from_tier", "to_tier"],
+            registry=r,
+        )
+        self.replica_requests = Counter(
+            "router_replica_requests",
+            "Requests answered by each replica of a tier.",
+            ["tier", "replica"],
+            registry=r,
+        )
+        self.affinity = Counter(
+            "router_affinity",
+            "How the replica was chosen on a tier with several: 'home' (the conversation's own "
+            "replica), 'moved' (its own was down or overloaded), 'least_load' (no conversation "
+            "to follow, or affinity off).",
+            ["tier", "outcome"],
             registry=r,
         )
         self.client_disconnects = Counter(
@@ -106,6 +121,7 @@ class RouterMetrics:
 
         self._tiers: dict[str, TierMetrics] = {}
         self._requests: dict[tuple[str, str, str, str], Any] = {}
+        self._replica_requests: dict[tuple[str, str], Any] = {}
 
     def tier(self, name: str) -> TierMetrics:
         """The per-tier series of ``name`` (looked up once)."""
@@ -116,6 +132,14 @@ class RouterMetrics:
                 duration=self.request_duration_seconds.labels(name),
                 in_flight=self.in_flight.labels(name),
             )
+        return found
+
+    def replica_request(self, tier: str, replica: str) -> Any:
+        """The router_replica_requests_total series of a replica (looked up once)."""
+        key = (tier, replica)
+        found = self._replica_requests.get(key)
+        if found is None:
+            found = self._replica_requests[key] = self.replica_requests.labels(*key)
         return found
 
     def request(self, model: str, tier: str, reason: str, status: str) -> Any:

@@ -8,12 +8,13 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..router import SLA_SAMPLE_CAP, AdaptiveRouter
 from .circuit import CircuitState
+from .discovery import refresh
 from .metrics import RouterMetrics
 from .tiers import (
     LLAMACPP_DEFERRED,
@@ -200,18 +201,36 @@ class Probes:
         self, tiers: Iterable[TierRuntime], health_every_s: float, load_every_s: float,
         timeout_s: float,
     ) -> None:  # fmt: skip
-        """A health probe and a load poll for every replica of every tier."""
+        """A health probe and a load poll for every replica of every tier: one loop per tier
+        and kind, over the replicas the tier has at that moment (discovery may change them)."""
         for tier in tiers:
-            for replica in tier.replicas:
 
-                async def health(t: TierRuntime = tier, r: Replica = replica) -> None:
+            async def health(t: TierRuntime = tier) -> None:
+                async def one(r: Replica) -> None:
                     r.health = await probe_health(t, r, timeout_s)
 
-                async def load(t: TierRuntime = tier, r: Replica = replica) -> None:
-                    await poll_load(t, r, timeout_s)
+                await asyncio.gather(*(one(r) for r in list(t.replicas)))
 
-                self.every(health_every_s, health, f"{tier.name} health probe ({replica.url})")
-                self.every(load_every_s, load, f"{tier.name} load poll ({replica.url})")
+            async def load(t: TierRuntime = tier) -> None:
+                await asyncio.gather(*(poll_load(t, r, timeout_s) for r in list(t.replicas)))
+
+            self.every(health_every_s, health, f"{tier.name} health probe")
+            self.every(load_every_s, load, f"{tier.name} load poll")
+
+    def discover(
+        self, tier: TierRuntime, urls: Sequence[str], make: Callable[[str], Replica],
+        every_s: float,
+    ) -> None:  # fmt: skip
+        """Resolve the tier's URLs now and, with ``every_s`` > 0, again every ``every_s``
+        (:mod:`.discovery`)."""
+
+        async def step() -> None:
+            await refresh(tier, urls, make)
+
+        if every_s > 0:
+            self.every(every_s, step, f"{tier.name} replica discovery")
+        else:
+            self._tasks.append(asyncio.create_task(step(), name=f"{tier.name} discovery"))
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []

@@ -21,17 +21,29 @@ from starlette.types import Message, Receive, Scope, Send
 from ..config import Tier
 from ..router import AdaptiveRouter, Decision
 from ..rules import RoutingError, TierStatus
+from .balance import affinity_key
 from .errors import APIError, sse_error_event
 from .exchange import Exchange, RequestContext, Timeouts, UpstreamFailure
 from .intake import Endpoint, Intake, request_id_of
 from .metrics import RouterMetrics
-from .tiers import TierRuntime
+from .tiers import Replica, TierRuntime
 from .upstream import UpstreamError
 from .validation import RequestInfo
 
 log = logging.getLogger("adaptive_router.proxy")
 
 _JSON = (b"content-type", b"application/json")
+
+REPLICAS_PER_TIER = 2
+"""Replicas of one tier a request is tried on before the next tier (or the 503)."""
+
+
+def _affinity_outcome(tier: TierRuntime, key: int | None, ordered: list[Replica]) -> str:
+    """``home``, ``moved`` or ``least_load``: see router_affinity_total."""
+    if key is None or not tier.affinity:
+        return "least_load"
+    home = next((r for r in tier.ring.walk(key) if r.up), None)
+    return "home" if ordered and ordered[0] is home else "moved"
 
 
 class Proxy:
@@ -109,20 +121,37 @@ class Proxy:
             finally:
                 await exchange.aclose(str(exchange.status))
 
-    async def _open(self, ctx: RequestContext) -> Exchange:
-        """Try the decided tier, then the decision's fallback; the first that answers wins."""
+    def attempts(self, ctx: RequestContext) -> list[tuple[TierRuntime, Replica]]:
+        """Where to try the request, in order: the decided tier's best replicas (its own for a
+        conversation, see :mod:`.balance`), then the decision's fallback tier's. At most
+        :data:`REPLICAS_PER_TIER` replicas of each tier are tried: a request that fails on two
+        replicas of a tier is unlikely to fare better on a third."""
         decision = ctx.decision
-        plan: list[Tier] = [decision.tier]
-        if decision.fallback is not None:
-            plan.append(decision.fallback)
-        errors: list[str] = []
-        for index, name in enumerate(plan):
+        names = [decision.tier] if decision.fallback is None else [decision.tier, decision.fallback]
+        key: int | None = None
+        if any(len(self.tiers[n].replicas) > 1 for n in names):
+            info = ctx.request.info
+            key = affinity_key(info.messages, info.prompt_text)
+        plan: list[tuple[TierRuntime, Replica]] = []
+        for name in names:
             tier = self.tiers[name]
-            replica = tier.replica
+            ordered = tier.order(key)
+            plan += [(tier, replica) for replica in ordered[:REPLICAS_PER_TIER]]
+            if len(tier.replicas) > 1 and name == decision.tier:
+                self.metrics.affinity.labels(name, _affinity_outcome(tier, key, ordered)).inc()
+        return plan
+
+    async def _open(self, ctx: RequestContext) -> Exchange:
+        """Try each planned replica in turn; the first that answers wins."""
+        plan = self.attempts(ctx)
+        errors: list[str] = []
+        for index, (tier, replica) in enumerate(plan):
+            name = tier.name
             last = index == len(plan) - 1
+            where = name if len(tier.replicas) == 1 else f"{name} ({replica.label})"
             if not last and not replica.circuit.allow():
-                errors.append(f"{name}: circuit open ({replica.last_error or 'recent failures'})")
-                self.metrics.failovers.labels(name, plan[index + 1]).inc()
+                errors.append(f"{where}: circuit open ({replica.last_error or 'recent failures'})")
+                self.metrics.failovers.labels(name, plan[index + 1][0].name).inc()
                 continue
             exchange = Exchange(ctx, tier, replica, self.router, self.metrics, self.timeouts)
             try:
@@ -131,14 +160,15 @@ class Proxy:
             except UpstreamFailure as exc:
                 replica.note_error(str(exc))
                 replica.circuit.record_failure()
-                self.metrics.upstream_errors.labels(name, exc.kind).inc()
-                errors.append(f"{name}: {exc}")
+                self.metrics.upstream_errors.labels(name, exc.kind, replica.label).inc()
+                errors.append(f"{where}: {exc}")
                 log.warning(
                     "request %s: %s failed before the first byte: %s",
-                    ctx.request.request_id, name, exc,
+                    ctx.request.request_id, where, exc,
                 )  # fmt: skip
                 if not last:
-                    self.metrics.failovers.labels(name, plan[index + 1]).inc()
+                    self.metrics.failovers.labels(name, plan[index + 1][0].name).inc()
+        decision = ctx.decision
         hint = f" ({decision.no_fallback})" if decision.no_fallback else ""
         raise _NoTier(
             APIError(
@@ -180,7 +210,9 @@ class Proxy:
                 tier = exchange.tier
                 message = f"{tier.name} failed mid-stream: {exc}"
                 exchange.replica.note_error(message)
-                self.metrics.upstream_errors.labels(tier.name, "midstream").inc()
+                self.metrics.upstream_errors.labels(
+                    tier.name, "midstream", exchange.replica.label
+                ).inc()
                 log.warning("request %s: %s", exchange.ctx.request.request_id, message)
                 rest = exchange.flush()
                 if rest:

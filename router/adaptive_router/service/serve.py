@@ -30,8 +30,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         description="OpenAI-compatible adaptive router between tier_low and tier_high.",
         epilog="Every setting can also come from --config YAML or a ROUTER_<SETTING> variable.",
     )
-    parser.add_argument("--tier-low-url", help="tier_low base URL, e.g. http://vllm:8000/v1")
-    parser.add_argument("--tier-high-url", help="tier_high base URL, e.g. http://llama-cpp:8080/v1")
+    parser.add_argument(
+        "--tier-low-url",
+        help="tier_low base URL, e.g. http://vllm:8000/v1; comma-separated for several replicas",
+    )
+    parser.add_argument(
+        "--tier-high-url", help="tier_high base URL(s), e.g. http://llama-cpp:8080/v1"
+    )
     parser.add_argument("--host", help="listen address (default 0.0.0.0)")
     parser.add_argument("--port", type=int, help="listen port (default 9000)")
     parser.add_argument(

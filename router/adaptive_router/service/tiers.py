@@ -1,8 +1,11 @@
-"""Each tier's runtime: its engine (replica), pooled HTTP clients, circuit, health and load.
+"""Each tier's runtime: its engines (replicas), each with its connections, circuit, health and
+load.
 
-This is the one place tier state lives. The health and load probes (:mod:`.probes`) write it,
-the proxy reads it and counts its own requests in it, and the decision engine gets a snapshot
-of it (:meth:`TierRuntime.status`) with every decision.
+This is the one place tier state lives. The health and load probes (:mod:`.probes`) and replica
+discovery (:mod:`.discovery`) write it, the proxy reads it and counts its own requests in it, the
+balancer (:mod:`.balance`) orders a tier's replicas for each request, and the decision engine
+gets a snapshot of it (:meth:`TierRuntime.status`) with every decision. A tier is up while any
+of its replicas is.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from urllib.parse import urlsplit
 
 from ..config import Tier
 from ..rules import TierStatus
+from .balance import HashRing, by_affinity, least_outstanding
 from .circuit import CircuitBreaker, CircuitState
 from .upstream import UpstreamPool
 
@@ -51,10 +55,13 @@ class Replica:
     load_error: str | None = None
 
     def __post_init__(self) -> None:
-        self.api_path = urlsplit(self.url).path.rstrip("/")
+        parts = urlsplit(self.url)
+        self.api_path = parts.path.rstrip("/")
         """Path prefix of the OpenAI endpoints (``/v1``)."""
         self.root_path = root_path(self.url)
         """Path prefix of /health and /metrics."""
+        self.label = parts.netloc
+        """``host:port``: the ``replica`` label of the metrics."""
 
     @property
     def up(self) -> bool:
@@ -64,6 +71,26 @@ class Replica:
     @property
     def queue_depth(self) -> float:
         return self.load.get(VLLM_WAITING, 0.0) + self.load.get(LLAMACPP_DEFERRED, 0.0)
+
+    @property
+    def outstanding(self) -> float:
+        """Work on this engine: this router's requests in flight plus the engine's queue."""
+        return self.in_flight + self.queue_depth
+
+    def describe(self) -> dict[str, Any]:
+        """This replica's part of /health."""
+        return {
+            "url": self.url,
+            "state": "up" if self.up and self.health != "down" else "down",
+            "health": self.health,
+            "circuit": self.circuit.state.value,
+            "consecutive_failures": self.circuit.failures,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+            "in_flight": self.in_flight,
+            "load": self.load,
+            "load_error": self.load_error,
+        }
 
     def note_error(self, message: str) -> None:
         self.last_error = message
@@ -77,26 +104,46 @@ _STATUS = {
 
 @dataclass(eq=False)
 class TierRuntime:
-    """A tier as the service runs it: its model name, its limits and its engine."""
+    """A tier as the service runs it: its model name, its limits and its engines."""
 
     name: Tier
     served_model: str
     replicas: list[Replica]
     api_key: str | None = None
     max_waiting: int = 0
-    """Queue depth (vLLM waiting / llama-server deferred) at which the tier is saturated."""
+    """Queue depth (vLLM waiting / llama-server deferred) at which a replica is saturated."""
     max_in_flight: int = 0
-    """Requests in flight from the router at which the tier is saturated."""
+    """Requests in flight from the router at which a replica is saturated."""
+    affinity: bool = True
+    """Keep a conversation on one replica (see :mod:`.balance`)."""
+    load_factor: float = 1.25
+    """Bounded-load factor of the affinity ring."""
 
     def __post_init__(self) -> None:
         self.headers: tuple[tuple[bytes, bytes], ...] = (
             ((b"authorization", f"Bearer {self.api_key}".encode()),) if self.api_key else ()
         )
         """Headers every request to this tier's engines carries (its API key)."""
+        self.ring = HashRing(self.replicas)
+
+    def set_replicas(self, replicas: list[Replica]) -> None:
+        """Replace the replica set (discovery); requests in flight keep their replica."""
+        self.replicas = replicas
+        self.ring = HashRing(replicas)
 
     @property
     def replica(self) -> Replica:
+        """The first replica (the only one, for a tier with one URL)."""
         return self.replicas[0]
+
+    def order(self, key: int | None) -> list[Replica]:
+        """The replicas to try for a request, best first (see :mod:`.balance`)."""
+        replicas = self.replicas
+        if len(replicas) == 1:
+            return replicas
+        if key is not None and self.affinity:
+            return by_affinity(self.ring, key, self.load_factor)  # type: ignore[return-value]
+        return least_outstanding(replicas)  # type: ignore[return-value]
 
     def saturated_replica(self, replica: Replica) -> bool:
         if self.max_in_flight and replica.in_flight >= self.max_in_flight:
@@ -107,6 +154,11 @@ class TierRuntime:
     def up(self) -> bool:
         """At least one replica can take work."""
         return any(replica.up for replica in self.replicas)
+
+    @property
+    def serving(self) -> bool:
+        """At least one replica can take work and its health probe does not say down."""
+        return any(r.up and r.health != "down" for r in self.replicas)
 
     @property
     def saturated(self) -> bool:
@@ -121,24 +173,35 @@ class TierRuntime:
     def queue_depth(self) -> float:
         return sum(r.queue_depth for r in self.replicas)
 
+    @property
+    def health(self) -> Health:
+        """The best health among the replicas (up, then loading, then unknown, then down)."""
+        states = {r.health for r in self.replicas}
+        order: tuple[Health, ...] = ("up", "loading", "unknown", "down")
+        return next(h for h in order if h in states)
+
     def status(self) -> TierStatus:
         """What the decision engine needs to know about this tier now."""
         return _STATUS[self.up, self.saturated]
 
     def describe(self) -> dict[str, Any]:
-        """This tier's part of /health."""
-        r = self.replica
+        """This tier's part of /health: the tier as a whole (its best replica's circuit, its
+        latest error), then each replica. With one replica the tier-level keys are that
+        replica's, as before replicas existed."""
+        best = min(self.replicas, key=lambda r: r.circuit.state.gauge)
+        latest = max(self.replicas, key=lambda r: r.last_error_at or 0.0)
         return {
-            "url": r.url,
+            "url": best.url if len(self.replicas) == 1 else [r.url for r in self.replicas],
             "model": self.served_model,
-            "state": "up" if r.up and r.health != "down" else "down",
-            "health": r.health,
-            "circuit": r.circuit.state.value,
-            "consecutive_failures": r.circuit.failures,
-            "last_error": r.last_error,
-            "last_error_at": r.last_error_at,
-            "in_flight": r.in_flight,
+            "state": "up" if self.serving else "down",
+            "health": self.health,
+            "circuit": best.circuit.state.value,
+            "consecutive_failures": best.circuit.failures,
+            "last_error": latest.last_error,
+            "last_error_at": latest.last_error_at,
+            "in_flight": self.in_flight,
             "saturated": self.saturated,
-            "load": r.load,
-            "load_error": r.load_error,
+            "load": best.load if len(self.replicas) == 1 else {},
+            "load_error": latest.load_error,
+            "replicas": [r.describe() for r in self.replicas],
         }
