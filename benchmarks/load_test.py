@@ -48,6 +48,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     timeout = httpx.Timeout(args.timeout, connect=10)
     results: list[RequestResult] = []
     tiers: dict[str, int] = {}
+    replicas: dict[str, int] = {}
 
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
 
@@ -64,6 +65,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 results.append(result)
                 tier = result.headers.get("x-router-tier", "direct")
                 tiers[tier] = tiers.get(tier, 0) + 1
+                if "x-router-replica" in result.headers:  # tiers with several replicas
+                    where = f"{tier} {result.headers['x-router-replica']}"
+                    replicas[where] = replicas.get(where, 0) + 1
 
         # Warm-up: every client opens its connection and the engines see each prompt once.
         await asyncio.gather(*(one(i, record=False) for i in range(args.clients)))
@@ -87,6 +91,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         base_url=args.base_url,
         hard_base_url=args.hard_base_url,
         served_by=tiers,
+        served_by_replica=replicas,
     )
     if args.watch_pid:
         rss_end = rss_mb(args.watch_pid)

@@ -90,6 +90,7 @@ def build_tiers(service: ServiceConfig) -> dict[Tier, TierRuntime]:
             else service.tier_high_max_in_flight,
             affinity=service.affinity,
             load_factor=service.affinity_load_factor,
+            affinity_spare=service.affinity_spare,
         )
     return tiers
 

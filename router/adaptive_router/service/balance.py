@@ -1,19 +1,21 @@
 """Which replica of a tier answers: least outstanding work, or the conversation's own replica.
 
-- **Least outstanding** (no affinity key, or affinity off): the replica with the fewest requests
-  in flight from this router plus requests queued in the engine (vLLM waiting, llama-server
-  deferred, from the last load poll); ties broken at random. With a handful of replicas a full
-  scan costs nothing, and the in-flight count is exact and immediate (it changes the moment a
-  request starts or ends), so power-of-two-choices, whose point is to avoid herding on stale
-  load figures over many servers, buys nothing here; the polled queue depth adds what other
-  routers (several router pods) put on the engine.
+- **Least outstanding** (no affinity key, or affinity off): the replica with the least work on
+  it: the engine's own count of requests running and queued (vLLM running + waiting,
+  llama-server processing + deferred, from the last load poll: it includes other routers'
+  requests), or this router's requests in flight to it when that is higher (exact and
+  immediate); ties broken at random. With a handful of replicas a full scan costs nothing, and
+  the local count moves the moment a request starts or ends, so power-of-two-choices, whose
+  point is to avoid herding on stale load figures over many servers, buys nothing here.
 - **Cache affinity**: turns of one conversation share a prefix (system prompt, first user
   message, earlier turns), which vLLM's prefix cache and llama-server's slot cache reuse only on
   the replica that saw it. The affinity key hashes that stable start, and a consistent-hash ring
   maps it to a replica; with bounded loads (Mirrokni, Thorup and Zadimoghaddam, "Consistent
-  Hashing with Bounded Loads", 2018) a replica already carrying more than ``load_factor`` times
-  the average is skipped for the next one on the ring, so one busy conversation cannot pile up
-  on one engine, and a conversation moves only when its replica is overloaded or down.
+  Hashing with Bounded Loads", 2018) a replica already carrying ``load_factor`` times the
+  average or more is skipped for the next one on the ring, so conversations cannot pile up on
+  one engine, and a conversation moves only when its replica is overloaded or down. The paper
+  analyses factors from 1.25; with few replicas the split of conversations is uneven by chance
+  and a move costs a whole prefill, so the default is 1.5.
 """
 
 from __future__ import annotations
@@ -111,14 +113,16 @@ def least_outstanding(replicas: Sequence[Balanced]) -> list[Balanced]:
     return live + [r for r in replicas if not r.up]
 
 
-def by_affinity(ring: HashRing, key: int, load_factor: float) -> list[Balanced]:
+def by_affinity(ring: HashRing, key: int, load_factor: float, spare: float = 0.0) -> list[Balanced]:
     """The conversation's replica first (bounded load), then the rest as they come on the ring;
-    replicas that are not up last."""
+    replicas that are not up last. A replica under ``spare`` outstanding requests keeps its
+    conversations whatever the average: at low load the bound is a handful of requests, and
+    moving a conversation for that costs its cache and buys nothing."""
     live = [r for r in ring.replicas if r.up]
     if not live:
         return list(ring.replicas)
     total = sum(r.outstanding for r in live)
-    capacity = math.ceil(load_factor * (total + 1) / len(live))
+    capacity = max(math.ceil(load_factor * (total + 1) / len(live)), spare)
     fits: list[Balanced] = []
     over: list[Balanced] = []
     for replica in ring.walk(key):

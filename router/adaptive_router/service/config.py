@@ -147,10 +147,18 @@ class ServiceConfig(BaseModel):
         "times the average load; off: the least-loaded replica.",
     )
     affinity_load_factor: float = Field(
-        1.25,
+        1.5,
         ge=1.0,
         description="Bounded-load factor of cache affinity: a replica above this multiple of "
-        "the tier's average outstanding requests passes the conversation to the next one.",
+        "the tier's average outstanding requests passes the conversation to the next one. "
+        "Lower spreads load more evenly, higher keeps more conversations on their cache.",
+    )
+    affinity_spare: int = Field(
+        4,
+        ge=0,
+        description="A replica with fewer outstanding requests than this keeps its "
+        "conversations whatever the tier's average (an engine serves several requests at "
+        "once, and moving a conversation costs its prefix cache).",
     )
     resolve_interval_s: float = Field(
         30.0,

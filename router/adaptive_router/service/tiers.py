@@ -74,8 +74,17 @@ class Replica:
 
     @property
     def outstanding(self) -> float:
-        """Work on this engine: this router's requests in flight plus the engine's queue."""
-        return self.in_flight + self.queue_depth
+        """Work on this engine: the engine's own count of requests running and queued (which
+        includes other routers'), or this router's requests in flight when that is higher (it
+        is exact and immediate; the engine's count is as old as the last load poll)."""
+        load = self.load
+        engine = (
+            load.get(VLLM_RUNNING, 0.0)
+            + load.get(VLLM_WAITING, 0.0)
+            + load.get(LLAMACPP_PROCESSING, 0.0)
+            + load.get(LLAMACPP_DEFERRED, 0.0)
+        )
+        return max(float(self.in_flight), engine)
 
     def describe(self) -> dict[str, Any]:
         """This replica's part of /health."""
@@ -116,8 +125,10 @@ class TierRuntime:
     """Requests in flight from the router at which a replica is saturated."""
     affinity: bool = True
     """Keep a conversation on one replica (see :mod:`.balance`)."""
-    load_factor: float = 1.25
+    load_factor: float = 1.5
     """Bounded-load factor of the affinity ring."""
+    affinity_spare: int = 4
+    """Outstanding requests under which a replica keeps its conversations regardless."""
 
     def __post_init__(self) -> None:
         self.headers: tuple[tuple[bytes, bytes], ...] = (
@@ -142,7 +153,9 @@ class TierRuntime:
         if len(replicas) == 1:
             return replicas
         if key is not None and self.affinity:
-            return by_affinity(self.ring, key, self.load_factor)  # type: ignore[return-value]
+            return by_affinity(  # type: ignore[return-value]
+                self.ring, key, self.load_factor, self.affinity_spare
+            )
         return least_outstanding(replicas)  # type: ignore[return-value]
 
     def saturated_replica(self, replica: Replica) -> bool:

@@ -183,15 +183,16 @@ def test_a_conversation_stays_on_its_replica_and_conversations_spread(
 ) -> None:
     router = two_by_two()
     homes: dict[str, set[str]] = {}
-    for topic in ("tides", "moons", "comets", "rivers", "glaciers", "dunes", "reefs", "caves"):
+    topics = [f"topic {i}" for i in range(20)]  # all 20 on one of two replicas: p = 2e-6
+    for topic in topics:
         for turns in (1, 2, 3):
-            r = router.client.post("/v1/chat/completions",
-                                   json={"model": "tier_low", "messages": conversation(topic, turns)})  # fmt: skip
+            body = {"model": "tier_low", "messages": conversation(topic, turns)}
+            r = router.client.post("/v1/chat/completions", json=body)
             assert r.status_code == 200
             homes.setdefault(topic, set()).add(r.headers["x-router-replica"])
     assert all(len(h) == 1 for h in homes.values()), homes  # every turn on one replica
-    assert len({next(iter(h)) for h in homes.values()}) == 2  # 8 conversations use both
-    assert router.metric("router_affinity_total", tier="tier_low", outcome="home") == 24
+    assert len({next(iter(h)) for h in homes.values()}) == 2  # the conversations use both
+    assert router.metric("router_affinity_total", tier="tier_low", outcome="home") == 60
 
 
 def test_a_dead_replica_fails_over_to_the_other_replica_of_the_same_tier(
@@ -202,15 +203,19 @@ def test_a_dead_replica_fails_over_to_the_other_replica_of_the_same_tier(
         dead.bind(("127.0.0.1", 0))
         dead_url = f"http://127.0.0.1:{dead.getsockname()[1]}/v1"
     router = two_by_two(tier_high_url=[dead_url, u["high_b"]], affinity=False)
-    for _ in range(4):
+    dead_label = dead_url.split("//")[1].removesuffix("/v1")
+    # Both replicas are idle, so each request picks one at random: ask until the dead one has
+    # been picked often enough to open its circuit (3 failures).
+    for _ in range(60):
         r = router.client.post("/v1/chat/completions", json=chat(HARD))
         assert r.status_code == 200, r.text
         assert r.headers["x-router-tier"] == "tier_high"  # not degraded to tier_low
         assert "x-router-degraded" not in r.headers
         assert r.headers["x-router-replica"] == u["high_b"].split("//")[1].removesuffix("/v1")
-    assert router.metric("router_failovers_total", from_tier="tier_high", to_tier="tier_high") >= 1
-    dead_label = dead_url.split("//")[1].removesuffix("/v1")
-    assert router.metric("router_upstream_errors_total", tier="tier_high", replica=dead_label) >= 1
+        if router.tier("tier_high").replicas[0].circuit.state.value == "open":
+            break
+    assert router.metric("router_failovers_total", from_tier="tier_high", to_tier="tier_high") >= 3
+    assert router.metric("router_upstream_errors_total", tier="tier_high", replica=dead_label) >= 3
     health = router.client.get("/health").json()
     tier = health["tiers"]["tier_high"]
     assert tier["state"] == "up" and health["status"] == "ok"
