@@ -179,14 +179,28 @@ def router_board() -> Board:
     b.panel("stat", "Tier up", [("router_tier_up", "{{tier}}")],
             description="1 when the tier can take new work (its circuit is not open).",
             w=6, h=5, mappings=UP_MAP, instant=True)  # fmt: skip
-    b.panel("stat", "Circuit", [("router_circuit_state", "{{tier}}")],
-            description="Circuit breaker per tier: closed (normal), half-open (one probe request), open (no traffic for the cooldown).",
+    b.panel("stat", "Circuit", [("min by (tier) (router_circuit_state)", "{{tier}}")],
+            description="Circuit breaker per tier, its best replica's: closed (normal), half-open (one probe request), open (no traffic for the cooldown).",
             w=6, h=5, mappings=CIRCUIT_MAP, instant=True)  # fmt: skip
     b.panel("timeseries", "In flight and queued",
             [("router_in_flight_requests", "{{tier}} in flight (router)"),
              ("router_tier_queue_depth", "{{tier}} queued (engine)")],
             description="Requests the router has open to each tier, and requests waiting inside each engine (vLLM waiting, llama.cpp deferred).",
             w=12, h=5)  # fmt: skip
+    b.row("Replicas (each engine of a tier)")
+    b.panel("stat", "Replica up", [("router_replica_up", "{{tier}} {{replica}}")],
+            description="1 when the replica takes new work (circuit not open, health probe not down). A tier is down only when all its replicas are.",
+            w=6, h=6, mappings=UP_MAP, instant=True)  # fmt: skip
+    b.panel("timeseries", "Replica load",
+            [("router_replica_in_flight", "{{tier}} {{replica}} in flight"),
+             ("router_replica_queue_depth", "{{tier}} {{replica}} queued")],
+            description="Requests the router has open to each replica and requests waiting in its engine: what least-load and the bounded-load affinity read.",
+            w=10, h=6)  # fmt: skip
+    b.panel("timeseries", "Replica choice",
+            [(f"sum by (tier, outcome) (rate(router_affinity_total[{RATE}])) or vector(0)", "{{tier}} {{outcome}}"),
+             (f"sum by (tier, replica) (rate(router_replica_requests_total[{RATE}])) or vector(0)", "{{tier}} {{replica}} answered")],
+            description="How replicas were chosen (home: the conversation's own, for its prefix cache; moved: its own was down or overloaded; least_load) and what each answered. 0 with one replica per tier.",
+            unit="reqps", w=8, h=6)  # fmt: skip
     b.row("GPU (NVML, read by the router)")
     b.panel("timeseries", "GPU memory",
             [("router_gpu_memory_used_bytes", "used"), ("router_gpu_memory_total_bytes", "total"),
