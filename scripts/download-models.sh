@@ -12,6 +12,8 @@ Usage: bash scripts/download-models.sh [--dry-run] [--only gguf|vllm] [--no-veri
 Reads .env (or .env.example) and downloads, with progress bars and resume:
   - LLAMA_MODEL_FILE (and LLAMA_MMPROJ_FILE, if set) from LLAMA_MODEL_REPO into docker/llama-cpp/models/
   - VLLM_MODEL into the Hugging Face cache HF_CACHE_DIR (mounted into the vLLM container)
+With STRATUM_PROFILE=cpu: CPU_TIER_LOW_MODEL_FILE and CPU_TIER_HIGH_MODEL_FILE from
+CPU_TIER_LOW_MODEL_REPO and CPU_TIER_HIGH_MODEL_REPO instead (small GGUFs; no vLLM model).
 Free disk space is checked first; files already present with the right size are skipped; GGUF
 files are checked against the SHA-256 the Hub publishes. HF_TOKEN is optional (Gemma 4 is not
 gated). Uses a private virtual environment in .cache/stratum-tools for huggingface_hub.
@@ -39,6 +41,33 @@ if ! "$PY" -c 'import huggingface_hub' >/dev/null 2>&1; then
   python3 -m venv "$TOOLS" || die "could not create a virtual environment (sudo apt-get install python3-venv)"
   "$PY" -m pip install --quiet --disable-pip-version-check "huggingface-hub==${HF_HUB_VERSION:-2.4.0}" \
     || die "could not install huggingface_hub: is this machine offline? Copy the models by hand (see docker/llama-cpp/models/README.md)."
+fi
+
+if [[ "${STRATUM_PROFILE:-gpu}" == cpu ]]; then
+  # No vLLM model here: --only vllm has nothing to do, --only gguf is what runs anyway.
+  passed=()
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --only)
+        [[ "${2:-}" == vllm ]] && { ok "cpu profile: there is no vLLM model to download"; exit 0; }
+        shift ;;
+      *) passed+=("$1") ;;
+    esac
+    shift
+  done
+  for tier in LOW HIGH; do
+    repo_var="CPU_TIER_${tier}_MODEL_REPO"; file_var="CPU_TIER_${tier}_MODEL_FILE"
+    if [[ "$tier" == LOW ]]; then
+      repo="${!repo_var:-unsloth/gemma-4-E2B-it-GGUF}"; file="${!file_var:-gemma-4-E2B-it-Q4_K_M.gguf}"
+    else
+      repo="${!repo_var:-unsloth/gemma-4-E4B-it-GGUF}"; file="${!file_var:-gemma-4-E4B-it-Q4_K_M.gguf}"
+    fi
+    "$PY" "$STRATUM_ROOT/scripts/download_models.py" --only gguf \
+      --gguf-repo "$repo" --gguf-file "$file" --gguf-dir "$STRATUM_ROOT/docker/llama-cpp/models" \
+      --vllm-model none --hf-cache "${HF_CACHE_DIR:-./.cache/huggingface}" --root "$STRATUM_ROOT" \
+      ${passed[@]+"${passed[@]}"}
+  done
+  exit 0
 fi
 
 exec "$PY" "$STRATUM_ROOT/scripts/download_models.py" \

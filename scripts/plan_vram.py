@@ -28,7 +28,7 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,10 +87,20 @@ DEFAULTS: dict[str, str] = {
     "LLAMA_CACHE_TYPE": "f16",
     "ROUTER_VRAM_HEADROOM_GB": "0.5",
     "ROUTER_VISION_TIERS": "tier_high",
+    "STRATUM_PROFILE": "gpu",
+    "VLLM_GPU_DEVICE_ID": "0",
+    "LLAMA_GPU_DEVICE_ID": "0",
+    "CPU_TIER_LOW_MODEL_FILE": "gemma-4-E2B-it-Q4_K_M.gguf",
+    "CPU_TIER_HIGH_MODEL_FILE": "gemma-4-E4B-it-Q4_K_M.gguf",
+    "CPU_CTX_SIZE": "16384",
+    "CPU_PARALLEL": "2",
     "ROUTER_TIER_LOW_CONTEXT_TOKENS": "8192",
     "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "8192",
 }
 
+
+PROFILE_NAMES = ("gpu", "dual-gpu", "cpu")
+"""What STRATUM_PROFILE may say: one card, one card per engine, or no GPU at all."""
 
 OPTIONAL_FLAGS = frozenset(
     {"VLLM_QUANTIZATION_ARGS", "VLLM_EAGER_ARGS", "LLAMA_MMPROJ_FILE", "LLAMA_MMPROJ_ARGS"}
@@ -147,6 +157,13 @@ class Settings:
     vision_tiers: tuple[str, ...]
     tier_low_context: int
     tier_high_context: int
+    profile: str = "gpu"
+    vllm_device: int = 0
+    llama_device: int = 0
+    cpu_low_file: str = ""
+    cpu_high_file: str = ""
+    cpu_ctx: int = 16384
+    cpu_parallel: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -205,7 +222,17 @@ class Settings:
         if unknown:
             raise PlanError(f"ROUTER_VISION_TIERS: unknown tier(s) {sorted(unknown)}")
         parallel = number("LLAMA_PARALLEL", int, 1, 256)
+        profile = get("STRATUM_PROFILE")
+        if profile not in PROFILE_NAMES:
+            raise PlanError(f"STRATUM_PROFILE={profile!r}: one of {', '.join(PROFILE_NAMES)}")
         return cls(
+            profile=profile,
+            vllm_device=number("VLLM_GPU_DEVICE_ID", int, 0, 63),
+            llama_device=number("LLAMA_GPU_DEVICE_ID", int, 0, 63),
+            cpu_low_file=get("CPU_TIER_LOW_MODEL_FILE"),
+            cpu_high_file=get("CPU_TIER_HIGH_MODEL_FILE"),
+            cpu_ctx=number("CPU_CTX_SIZE", int, 512, 262144),
+            cpu_parallel=number("CPU_PARALLEL", int, 1, 256),
             vllm_model=get("VLLM_MODEL"),
             vllm_fp8_online=fp8,
             vllm_utilization=number("VLLM_GPU_MEMORY_UTILIZATION", float, 0.05, 0.99),
@@ -244,6 +271,26 @@ class EnginePlan:
     notes: list[str] = field(default_factory=list)
     kv_tokens: int = 0
     full_length_requests: float = 0.0
+    key: str = ""
+    """Its key in the JSON output (``vllm``, ``llama_server``, ``tier_low``...)."""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = "vllm" if self.name.startswith("vllm") else "llama_server"
+
+    @property
+    def short(self) -> str:
+        return {"vllm": "vLLM", "llama_server": "llama-server", "stack": "rest of the stack"}.get(
+            self.key, f"llama-server {self.key}"
+        )
+
+    def breakdown(self) -> str:
+        """``vLLM: weights 4.26 + KV 1.90 (~103,473 tokens) + activations 1.80 + ... = 8.46``."""
+        parts = [f"weights {self.weights_gib:.2f}"] if self.weights else []
+        if self.kv_gib:
+            parts.append(f"KV {self.kv_gib:.2f} (~{self.kv_tokens:,} tokens)")
+        parts += [f"{k.replace('_', ' ')} {v:.2f}" for k, v in self.overhead.items()]
+        return f"{self.short}: " + " + ".join(parts) + f" = **{self.total_gib:.2f}**"
 
     @property
     def weights_gib(self) -> float:
@@ -338,6 +385,22 @@ def plan_vllm(s: Settings, gpu_gib: float) -> EnginePlan:
     return plan
 
 
+def llama_kv_bytes(
+    arch: Arch, layers_here: int, ctx: int, parallel: int, dtype_bytes: float
+) -> float:
+    """llama-server's KV cache (src/llama-kv-cache-iswa.cpp, b11434) for the last
+    ``layers_here`` layers: with --parallel N and the default non-unified cache each slot gets
+    ctx/N cells (padded to 256) in the full-attention layers and min(ctx/N, window + ubatch)
+    cells (padded to 256) in the sliding ones; layers that reuse another's KV have none."""
+    per_slot = math.ceil(ctx / parallel / 256) * 256
+    swa_cells = math.ceil(min(per_slot, arch.sliding_window + LLAMA_UBATCH) / 256) * 256
+    kv = 0.0
+    for layer in range(arch.layers - layers_here, arch.layers):
+        cells = per_slot if arch.is_global(layer) else swa_cells
+        kv += parallel * cells * arch.kv_bytes_per_token(layer, dtype_bytes)
+    return kv
+
+
 def plan_llama(s: Settings) -> EnginePlan:
     gguf = GGUF_FILES.get(s.llama_model_file)
     if gguf is None:
@@ -373,30 +436,21 @@ def plan_llama(s: Settings) -> EnginePlan:
             )
         weights["vision_projector"] = known[0] / GIB
         overhead["projector_compute"] = ALLOWANCES["mmproj_compute"].gib
-    # KV cache (llama.cpp src/llama-kv-cache-iswa.cpp, b11434): with --parallel N and the
-    # default non-unified cache, each slot gets ctx/N cells (padded to 256) in the full-attention
-    # layers and min(ctx/N, window + ubatch) cells (padded to 256) in the sliding layers.
-    per_slot = math.ceil(s.llama_ctx / s.llama_parallel / 256) * 256
-    swa_cells = math.ceil(min(per_slot, arch.sliding_window + LLAMA_UBATCH) / 256) * 256
-    kv = 0.0
-    for layer in range(arch.layers):
-        if layer < arch.layers - gpu_layers:
-            continue
-        cells = per_slot if arch.is_global(layer) else swa_cells
-        kv += s.llama_parallel * cells * arch.kv_bytes_per_token(layer, s.llama_cache_bytes)
+    kv = llama_kv_bytes(arch, gpu_layers, s.llama_ctx, s.llama_parallel, s.llama_cache_bytes)
     plan = EnginePlan("llama-server (tier_high)", weights, kv / GIB, overhead)
-    plan.kv_tokens = per_slot * s.llama_parallel
+    plan.kv_tokens = math.ceil(s.llama_ctx / s.llama_parallel / 256) * 256 * s.llama_parallel
     plan.full_length_requests = float(s.llama_parallel)
     return plan
 
 
 @dataclass
-class Plan:
-    gpu_gib: float
-    used_by_others_gib: float
-    min_free_gib: float
-    engines: list[EnginePlan]
-    problems: list[str] = field(default_factory=list)
+class Device:
+    """One memory the engines live in: a GPU, or (the cpu profile) the machine's RAM."""
+
+    name: str
+    total_gib: float
+    used_by_others_gib: float = 0.0
+    engines: list[EnginePlan] = field(default_factory=list)
 
     @property
     def planned_gib(self) -> float:
@@ -404,11 +458,49 @@ class Plan:
 
     @property
     def free_gib(self) -> float:
-        return self.gpu_gib - self.planned_gib
+        return self.total_gib - self.planned_gib
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total_gib": round(self.total_gib, 3),
+            "used_by_others_gib": round(self.used_by_others_gib, 3),
+            "planned_gib": round(self.planned_gib, 3),
+            "free_gib": round(self.free_gib, 3),
+            "engines": [e.name for e in self.engines],
+        }
+
+
+@dataclass
+class Plan:
+    devices: list[Device]
+    watched: Device
+    """The memory the router's vram rule reads (tier_high's card), or RAM for the cpu profile."""
+    min_free_gib: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def engines(self) -> list[EnginePlan]:
+        return [e for d in self.devices for e in d.engines]
+
+    @property
+    def gpu_gib(self) -> float:
+        return self.watched.total_gib
+
+    @property
+    def used_by_others_gib(self) -> float:
+        return self.watched.used_by_others_gib
+
+    @property
+    def planned_gib(self) -> float:
+        return self.watched.planned_gib
+
+    @property
+    def free_gib(self) -> float:
+        return self.watched.free_gib
 
     @property
     def margin_gib(self) -> float:
-        return self.free_gib - self.min_free_gib
+        return min(d.free_gib for d in self.devices) - self.min_free_gib
 
     @property
     def fits(self) -> bool:
@@ -422,16 +514,27 @@ class Plan:
             "gpu_gib": round(self.gpu_gib, 3),
             "used_by_others_gib": round(self.used_by_others_gib, 3),
             "min_free_gib": self.min_free_gib,
-            "engines": {
-                ("vllm" if e.name.startswith("vllm") else "llama_server"): e.as_dict()
-                for e in self.engines
-            },
+            "devices": {d.name: d.as_dict() for d in self.devices},
+            "engines": {e.key: e.as_dict() for e in self.engines},
             "problems": self.problems,
         }
 
 
 def consistency(s: Settings) -> None:
     """Settings that contradict each other: the router would send requests a tier rejects."""
+    if s.profile == "cpu":
+        if s.vision_tiers:
+            raise PlanError(
+                "the cpu profile's engines take no images: set ROUTER_VISION_TIERS=none"
+            )
+        per_slot = s.cpu_ctx // s.cpu_parallel
+        for tier, context in (("LOW", s.tier_low_context), ("HIGH", s.tier_high_context)):
+            if context > per_slot:
+                raise PlanError(
+                    f"ROUTER_TIER_{tier}_CONTEXT_TOKENS={context} is more than CPU_CTX_SIZE / "
+                    f"CPU_PARALLEL = {per_slot}: llama-server would reject what the router sends"
+                )
+        return
     checkpoint = CHECKPOINTS[s.vllm_model]
     low_images = s.vllm_max_images > 0 and checkpoint.multimodal
     high_images = s.llama_mmproj_file is not None
@@ -468,20 +571,96 @@ def consistency(s: Settings) -> None:
         )
 
 
-def make_plan(s: Settings, gpu_gib: float, used_gib: float = 0.0, min_free: float = 1.0) -> Plan:
-    vllm = plan_vllm(s, gpu_gib)
+def plan_cpu_engine(s: Settings, tier: str, file: str) -> EnginePlan:
+    """A CPU llama-server (the cpu profile): the whole GGUF in RAM, its KV cache, buffers."""
+    gguf = GGUF_FILES.get(file)
+    if gguf is None or gguf.file_bytes is None:
+        raise PlanError(
+            f"CPU_TIER_{tier.upper()}_MODEL_FILE={file!r} is not in the planner's table "
+            f"({', '.join(GGUF_FILES)}); add it to GGUF_FILES in scripts/vram_facts.py"
+        )
+    arch = ARCH[gguf.arch]
+    kv = llama_kv_bytes(arch, arch.layers, s.cpu_ctx, s.cpu_parallel, LLAMA_CACHE_BYTES["f16"])
+    plan = EnginePlan(
+        f"llama-server on the CPU (tier_{tier}: {arch.name})",
+        {"gguf_file": gguf.file_bytes / GIB},
+        kv / GIB,
+        {"compute_buffers": ALLOWANCES["llama_cpu_compute"].gib},
+        key=f"tier_{tier}",
+    )
+    plan.kv_tokens = math.ceil(s.cpu_ctx / s.cpu_parallel / 256) * 256 * s.cpu_parallel
+    plan.full_length_requests = float(s.cpu_parallel)
+    return plan
+
+
+def make_cpu_plan(s: Settings, ram_gib: float, used_gib: float, min_free: float) -> Plan:
+    """The cpu profile: both tiers on llama.cpp's CPU server, everything in system RAM."""
+    consistency(s)
+    stack = EnginePlan(
+        "the rest of the stack (router, LiteLLM, PostgreSQL, OpenWebUI, monitoring)",
+        {},
+        0.0,
+        {"allowance": ALLOWANCES["stack_ram"].gib},
+        key="stack",
+    )
+    ram = Device("RAM", ram_gib, used_gib, [
+        plan_cpu_engine(s, "low", s.cpu_low_file),
+        plan_cpu_engine(s, "high", s.cpu_high_file),
+        stack,
+    ])  # fmt: skip
+    plan = Plan([ram], ram, min_free)
+    if ram.free_gib < min_free:
+        plan.problems.append(
+            f"the machine's RAM ({ram_gib:.2f} GiB"
+            + (f", {used_gib:.2f} GiB already used by other processes" if used_gib else "")
+            + f") cannot hold the cpu profile with {min_free:.1f} GiB to spare: it leaves "
+            f"{ram.free_gib:.2f} GiB, {min_free - ram.free_gib:.2f} GiB short. Use smaller "
+            "models (CPU_TIER_*_MODEL_FILE) or a smaller CPU_CTX_SIZE."
+        )
+    return plan
+
+
+def make_plan(
+    s: Settings,
+    gpu_gib: float | Sequence[float],
+    used_gib: float | Sequence[float] = 0.0,
+    min_free: float = 1.0,
+) -> Plan:
+    """The plan of ``s`` on GPUs of ``gpu_gib`` (one figure per card, by nvidia-smi index;
+    one figure: every card that size), ``used_gib`` held on each by other processes. For the cpu
+    profile ``gpu_gib`` is the machine's RAM."""
+    sizes = [gpu_gib] if isinstance(gpu_gib, int | float) else list(gpu_gib)
+    used = [used_gib] * len(sizes) if isinstance(used_gib, int | float) else list(used_gib)
+    if s.profile == "cpu":
+        return make_cpu_plan(s, sizes[0], used[0], min_free)
+    if s.profile == "dual-gpu" and s.vllm_device == s.llama_device:
+        raise PlanError(
+            f"the dual-gpu profile puts both engines on GPU {s.vllm_device}: set "
+            "VLLM_GPU_DEVICE_ID and LLAMA_GPU_DEVICE_ID to two different cards"
+        )
+    for engine, index in (("VLLM", s.vllm_device), ("LLAMA", s.llama_device)):
+        if index >= len(sizes):
+            raise PlanError(
+                f"{engine}_GPU_DEVICE_ID={index}, but {len(sizes)} GPU size(s) were given "
+                "(--gpu-gb, one per card): the machine has no such card"
+            )
+    devices = {i: Device(f"GPU {i}", sizes[i], used[i] if i < len(used) else 0.0)
+               for i in sorted({s.vllm_device, s.llama_device})}  # fmt: skip
+    vllm = plan_vllm(s, sizes[s.vllm_device])
     llama = plan_llama(s)
     consistency(s)
-    plan = Plan(gpu_gib, used_gib, min_free, [vllm, llama])
+    devices[s.vllm_device].engines.append(vllm)
+    devices[s.llama_device].engines.append(llama)
+    plan = Plan(list(devices.values()), devices[s.llama_device], min_free)
     need = ALLOWANCES["vllm_activations"].gib
     if vllm.kv_gib <= 0:
         plan.problems.append(
             f"vLLM: its share ({vllm.share_gib:.2f} GiB = VLLM_GPU_MEMORY_UTILIZATION "
-            f"{s.vllm_utilization} of {gpu_gib:.2f} GiB) holds {vllm.weights_gib:.2f} GiB of "
-            f"weights and about {need:.1f} GiB of activations, leaving "
-            f"{vllm.kv_gib:.2f} GiB for its KV cache: it would stop with 'No available memory "
-            "for the cache blocks'. Raise VLLM_GPU_MEMORY_UTILIZATION (and give llama-server "
-            "less: a higher LLAMA_N_CPU_MOE), or use a smaller checkpoint."
+            f"{s.vllm_utilization} of {sizes[s.vllm_device]:.2f} GiB) holds "
+            f"{vllm.weights_gib:.2f} GiB of weights and about {need:.1f} GiB of activations, "
+            f"leaving {vllm.kv_gib:.2f} GiB for its KV cache: it would stop with 'No available "
+            "memory for the cache blocks'. Raise VLLM_GPU_MEMORY_UTILIZATION (and give "
+            "llama-server less: a higher LLAMA_N_CPU_MOE), or use a smaller checkpoint."
         )
     elif vllm.full_length_requests < 1:
         plan.problems.append(
@@ -489,24 +668,30 @@ def make_plan(s: Settings, gpu_gib: float, used_gib: float = 0.0, min_free: floa
             f"VLLM_MAX_MODEL_LEN={s.vllm_max_model_len} tokens; vLLM refuses to start. Raise "
             "VLLM_GPU_MEMORY_UTILIZATION or lower VLLM_MAX_MODEL_LEN."
         )
-    if plan.free_gib < min_free:
-        short = min_free - plan.free_gib
+    for device in devices.values():
+        if device.free_gib >= min_free:
+            continue
+        held = " + ".join(
+            f"{'vLLM' if e.key == 'vllm' else 'llama-server'} {e.total_gib:.2f}"
+            for e in device.engines
+        )
+        what = "both engines" if len(device.engines) == 2 else device.engines[0].name
+        used_now = device.used_by_others_gib
         plan.problems.append(
-            f"the card ({gpu_gib:.2f} GiB"
-            + (f", {used_gib:.2f} GiB already used by other processes" if used_gib else "")
-            + f") cannot hold both engines with {min_free:.1f} GiB to spare: "
-            f"vLLM {vllm.total_gib:.2f} + llama-server {llama.total_gib:.2f} GiB leaves "
-            f"{plan.free_gib:.2f} GiB, {short:.2f} GiB short. Free it from llama-server first "
-            "(raise LLAMA_N_CPU_MOE: each layer of experts moved to RAM frees about "
-            f"{gguf_layer_bytes(ARCH['gemma-4-26B-A4B'], 29)[1] / GIB:.2f} GiB; lower "
-            "LLAMA_CTX_SIZE; drop LLAMA_MMPROJ_ARGS), or lower VLLM_GPU_MEMORY_UTILIZATION if "
-            "vLLM keeps a KV cache."
+            f"the card ({device.name}, {device.total_gib:.2f} GiB"
+            + (f", {used_now:.2f} GiB already used by other processes" if used_now else "")
+            + f") cannot hold {what} with {min_free:.1f} GiB to spare: {held} GiB leaves "
+            f"{device.free_gib:.2f} GiB, {min_free - device.free_gib:.2f} GiB short. Free it "
+            "from llama-server first (raise LLAMA_N_CPU_MOE: each layer of experts moved to RAM "
+            f"frees about {gguf_layer_bytes(ARCH['gemma-4-26B-A4B'], 29)[1] / GIB:.2f} GiB; "
+            "lower LLAMA_CTX_SIZE; drop LLAMA_MMPROJ_ARGS), or lower "
+            "VLLM_GPU_MEMORY_UTILIZATION if vLLM keeps a KV cache."
         )
     if s.headroom_gb * 1e9 / GIB >= plan.free_gib:
         plan.problems.append(
             f"ROUTER_VRAM_HEADROOM_GB={s.headroom_gb} is not below the {plan.free_gib:.2f} GiB "
-            "this plan leaves free: the router's vram rule would send every hard prompt to "
-            "tier_low. Set it below the expected free memory."
+            "this plan leaves free on tier_high's card: the router's vram rule would send every "
+            "hard prompt to tier_low. Set it below the expected free memory."
         )
     return plan
 
@@ -515,36 +700,36 @@ def make_plan(s: Settings, gpu_gib: float, used_gib: float = 0.0, min_free: floa
 
 
 def render(plan: Plan) -> str:
-    lines = [
-        f"GPU: {plan.gpu_gib:.2f} GiB"
-        + (
-            f" ({plan.used_by_others_gib:.2f} GiB used by other processes)"
-            if plan.used_by_others_gib
-            else ""
-        ),
-    ]
-    for engine in plan.engines:
-        lines.append(f"\n{engine.name}")
-        for part, gib in engine.weights.items():
-            lines.append(f"  weights  {part:<26s} {gib:6.2f} GiB")
-        kv_note = f"{engine.kv_tokens:,} tokens"
-        if engine.name.startswith("vllm"):
-            kv_note += f", {engine.full_length_requests:.1f} requests at full length"
-        else:
-            kv_note += f" in {int(engine.full_length_requests)} slots"
-        lines.append(f"  KV cache {'':<26s} {engine.kv_gib:6.2f} GiB  ({kv_note})")
-        for part, gib in engine.overhead.items():
-            lines.append(f"  overhead {part:<26s} {gib:6.2f} GiB  (allowance)")
-        if engine.share_gib is not None:
-            lines.append(
-                f"  share    {'--gpu-memory-utilization':<26s} {engine.share_gib:6.2f} GiB"
-            )
-        lines.append(f"  total    {'':<26s} {engine.total_gib:6.2f} GiB")
-        lines.extend(f"  note: {n}" for n in engine.notes)
-    lines.append(
-        f"\nplanned {plan.planned_gib:.2f} GiB of {plan.gpu_gib:.2f} GiB: "
-        f"{plan.free_gib:.2f} GiB left (at least {plan.min_free_gib:.1f} GiB required)"
-    )
+    lines: list[str] = []
+    for device in plan.devices:
+        others = device.used_by_others_gib
+        lines.append(
+            f"{device.name}: {device.total_gib:.2f} GiB"
+            + (f" ({others:.2f} GiB used by other processes)" if others else "")
+        )
+        for engine in device.engines:
+            lines.append(f"\n{engine.name}")
+            for part, gib in engine.weights.items():
+                lines.append(f"  weights  {part:<26s} {gib:6.2f} GiB")
+            if engine.kv_gib or engine.kv_tokens:
+                kv_note = f"{engine.kv_tokens:,} tokens"
+                if engine.key == "vllm":
+                    kv_note += f", {engine.full_length_requests:.1f} requests at full length"
+                else:
+                    kv_note += f" in {int(engine.full_length_requests)} slots"
+                lines.append(f"  KV cache {'':<26s} {engine.kv_gib:6.2f} GiB  ({kv_note})")
+            for part, gib in engine.overhead.items():
+                lines.append(f"  overhead {part:<26s} {gib:6.2f} GiB  (allowance)")
+            if engine.share_gib is not None:
+                lines.append(
+                    f"  share    {'--gpu-memory-utilization':<26s} {engine.share_gib:6.2f} GiB"
+                )
+            lines.append(f"  total    {'':<26s} {engine.total_gib:6.2f} GiB")
+            lines.extend(f"  note: {n}" for n in engine.notes)
+        lines.append(
+            f"\nplanned {device.planned_gib:.2f} GiB of {device.total_gib:.2f} GiB: "
+            f"{device.free_gib:.2f} GiB left (at least {plan.min_free_gib:.1f} GiB required)\n"
+        )
     if plan.fits:
         lines.append(f"FITS: {plan.margin_gib:.2f} GiB more than the required spare")
     else:
@@ -673,46 +858,90 @@ def render_calibration(checks: list[Check]) -> str:
 
 # --- Profiles (the source of .env.example's GPU sections) ---------------------------------------
 
-PROFILES: dict[str, dict[str, str]] = {
-    "16gb": dict(DEFAULTS),
-    "24gb": {
-        **DEFAULTS,
-        "VLLM_MODEL": "google/gemma-4-E4B-it-qat-w4a16-ct",
-        "VLLM_GPU_MEMORY_UTILIZATION": "0.62",
-        "VLLM_MAX_MODEL_LEN": "16384",
-        "VLLM_MAX_NUM_SEQS": "16",
-        "VLLM_EAGER_ARGS": "",
-        "VLLM_MAX_IMAGES": "1",
-        "LLAMA_MMPROJ_FILE": "",
-        "LLAMA_MMPROJ_ARGS": "",
-        "LLAMA_N_CPU_MOE": "24",
-        "LLAMA_CTX_SIZE": "32768",
-        "ROUTER_VISION_TIERS": "tier_low",
-        "ROUTER_TIER_LOW_CONTEXT_TOKENS": "16384",
-        "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "16384",
-    },
-    "32gb": {
-        **DEFAULTS,
-        "VLLM_MODEL": "google/gemma-4-E4B-it-qat-w4a16-ct",
-        "VLLM_GPU_MEMORY_UTILIZATION": "0.5",
-        "VLLM_MAX_MODEL_LEN": "32768",
-        "VLLM_MAX_NUM_SEQS": "32",
-        "VLLM_EAGER_ARGS": "",
-        "VLLM_MAX_IMAGES": "1",
-        "LLAMA_N_CPU_MOE": "12",
-        "LLAMA_CTX_SIZE": "65536",
-        "ROUTER_VISION_TIERS": "tier_low,tier_high",
-        "ROUTER_TIER_LOW_CONTEXT_TOKENS": "32768",
-        "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "32768",
-    },
-}
-PROFILE_KEYS = [k for k in DEFAULTS if not k.startswith("ROUTER_VRAM")] + [
-    "ROUTER_VRAM_HEADROOM_GB"
-]
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    title: str
+    memory_gib: tuple[float, ...]
+    """GiB of each card (nvidia-smi index order), or of RAM for the cpu profile."""
+    values: Mapping[str, str]
+
+    @property
+    def keys(self) -> list[str]:
+        """The settings this profile's block in .env.example lists."""
+        return CPU_KEYS if self.values["STRATUM_PROFILE"] == "cpu" else GPU_KEYS
+
+
+GPU_KEYS = [
+    "STRATUM_PROFILE", "VLLM_GPU_DEVICE_ID", "LLAMA_GPU_DEVICE_ID",
+    *(k for k in DEFAULTS if k.startswith(("VLLM_", "LLAMA_")) and "DEVICE" not in k),
+    "ROUTER_VISION_TIERS", "ROUTER_TIER_LOW_CONTEXT_TOKENS", "ROUTER_TIER_HIGH_CONTEXT_TOKENS",
+    "ROUTER_VRAM_HEADROOM_GB",
+]  # fmt: skip
+CPU_KEYS = [
+    "STRATUM_PROFILE", *(k for k in DEFAULTS if k.startswith("CPU_")),
+    "ROUTER_VISION_TIERS", "ROUTER_TIER_LOW_CONTEXT_TOKENS", "ROUTER_TIER_HIGH_CONTEXT_TOKENS",
+]  # fmt: skip
+QAT_CT = "google/gemma-4-E4B-it-qat-w4a16-ct"
+MMPROJ_Q8 = "mmproj-gemma-4-26B-A4B-it-Q8_0.gguf"
+
+
+def _mib(name: str) -> float:
+    return GPUS_MIB[name][0] / 1024
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("16gb", f"16 GB ({GPUS_MIB['16gb'][1]})", (_mib("16gb"),), dict(DEFAULTS)),
+        Profile("24gb", f"24 GB ({GPUS_MIB['24gb'][1]})", (_mib("24gb"),), {
+            **DEFAULTS, "VLLM_MODEL": QAT_CT, "VLLM_GPU_MEMORY_UTILIZATION": "0.62",
+            "VLLM_MAX_MODEL_LEN": "16384", "VLLM_MAX_NUM_SEQS": "16", "VLLM_EAGER_ARGS": "",
+            "VLLM_MAX_IMAGES": "1", "LLAMA_MMPROJ_FILE": "", "LLAMA_MMPROJ_ARGS": "",
+            "LLAMA_N_CPU_MOE": "24", "LLAMA_CTX_SIZE": "32768", "ROUTER_VISION_TIERS": "tier_low",
+            "ROUTER_TIER_LOW_CONTEXT_TOKENS": "16384", "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "16384",
+        }),
+        Profile("32gb", f"32 GB ({GPUS_MIB['32gb'][1]})", (_mib("32gb"),), {
+            **DEFAULTS, "VLLM_MODEL": QAT_CT, "VLLM_GPU_MEMORY_UTILIZATION": "0.5",
+            "VLLM_MAX_MODEL_LEN": "32768", "VLLM_MAX_NUM_SEQS": "32", "VLLM_EAGER_ARGS": "",
+            "VLLM_MAX_IMAGES": "1", "LLAMA_N_CPU_MOE": "12", "LLAMA_CTX_SIZE": "65536",
+            "ROUTER_VISION_TIERS": "tier_low,tier_high",
+            "ROUTER_TIER_LOW_CONTEXT_TOKENS": "32768", "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "32768",
+        }),
+        Profile("dual-16gb", f"two cards, one per engine ({GPUS_MIB['dual-16gb'][1]})",
+                (_mib("dual-16gb"), _mib("dual-16gb")), {
+            **DEFAULTS, "STRATUM_PROFILE": "dual-gpu", "LLAMA_GPU_DEVICE_ID": "1",
+            "VLLM_GPU_MEMORY_UTILIZATION": "0.8", "VLLM_MAX_MODEL_LEN": "16384",
+            "VLLM_MAX_NUM_SEQS": "32", "VLLM_EAGER_ARGS": "", "LLAMA_N_CPU_MOE": "9",
+            "LLAMA_CTX_SIZE": "32768", "ROUTER_TIER_LOW_CONTEXT_TOKENS": "16384",
+            "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "16384",
+        }),
+        Profile("cpu", "no GPU: a machine with 16 GB of RAM (15 GiB planned)", (15.0,), {
+            **DEFAULTS, "STRATUM_PROFILE": "cpu", "ROUTER_VISION_TIERS": "none",
+        }),
+    )
+}  # fmt: skip
 
 
 def profile_gpu_gib(profile: str) -> float:
-    return GPUS_MIB[profile][0] / 1024
+    """The (first) card's GiB of a profile: its RAM for the cpu profile."""
+    return PROFILES[profile].memory_gib[0]
+
+
+def plan_profile(profile: Profile) -> Plan:
+    return make_plan(Settings.from_env(profile.values), list(profile.memory_gib))
+
+
+def summary(plan: Plan) -> str:
+    """One line per memory: what holds how much, what is left."""
+    parts = []
+    for device in plan.devices:
+        held = ", ".join(f"{e.short} {e.total_gib:.2f}" for e in device.engines)
+        parts.append(
+            f"{device.name}: {held} GiB; {device.free_gib:.2f} GiB left of {device.total_gib:.2f}"
+        )
+    return ". ".join(parts) + "."
 
 
 BEGIN = (
@@ -722,54 +951,47 @@ END = "# <<< GPU profiles"
 
 
 def env_example_section() -> str:
-    """The generated part of .env.example: the 16 GB plan active, 24 and 32 GB commented."""
+    """The generated part of .env.example: the 16 GB plan active, the others commented."""
     out = [BEGIN]
-    for name, values in PROFILES.items():
-        plan = make_plan(Settings.from_env(values), profile_gpu_gib(name))
-        vllm, llama = plan.engines
-        head = GPUS_MIB[name][1]
-        out += [
-            "#",
-            f"# --- {name[:-2]} GB profile ({head}) ---",
-            f"# Planned: vLLM {vllm.total_gib:.2f} GiB (weights {vllm.weights_gib:.2f}, KV cache "
-            f"{vllm.kv_gib:.2f} = ~{vllm.kv_tokens:,} tokens), llama-server {llama.total_gib:.2f} "
-            f"GiB (weights on GPU {llama.weights_gib:.2f}, KV {llama.kv_gib:.2f}); "
-            f"{plan.free_gib:.2f} GiB left of {plan.gpu_gib:.2f}.",
-        ]
-        if name == "16gb":
+    for profile in PROFILES.values():
+        out += ["#", f"# --- {profile.name} profile: {profile.title} ---"]
+        wrapped = _wrap(summary(plan_profile(profile)), 88)
+        out += [f"# Planned: {wrapped[0]}", *(f"#   {line}" for line in wrapped[1:])]
+        if profile.name == "16gb":
             out.append("# Active below: the default plan.")
-            out += [f"{k}={values[k]}" for k in PROFILE_KEYS]
+            out += [f"{k}={profile.values[k]}" for k in profile.keys]
         else:
             out.append("# Copy these lines over the ones above (or into .env) to use it:")
-            out += [f"#   {k}={values[k]}" for k in PROFILE_KEYS]
+            out += [f"#   {k}={profile.values[k]}" for k in profile.keys]
     out.append(END)
     return "\n".join(out) + "\n"
 
 
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return [*lines, line]
+
+
 def profiles_markdown() -> str:
-    """What each shipped profile puts where, and what nvidia-smi should show once both run."""
+    """What each shipped profile puts where, and what nvidia-smi (or free) should show."""
     rows = [
-        "| profile | vLLM: weights + activations + KV cache = share, + CUDA context | "
-        "vLLM KV cache | llama-server: weights on GPU + KV + buffers | used after start | "
-        "free after start |",
-        "|---|---|---|---|---:|---:|",
+        "| profile | memory | what it holds (GiB) | used after start | free after start |",
+        "|---|---|---|---:|---:|",
     ]
-    for name, values in PROFILES.items():
-        settings = Settings.from_env(values)
-        plan = make_plan(settings, profile_gpu_gib(name))
-        vllm, llama = plan.engines
-        inside = sum(v for k, v in vllm.overhead.items() if k != "cuda_context")
-        rows.append(
-            f"| {name[:-2]} GB ({GPUS_MIB[name][1]}): `{settings.vllm_model.split('/')[-1]}` "
-            f"at {settings.vllm_utilization}, `LLAMA_N_CPU_MOE={settings.llama_n_cpu_moe}` | "
-            f"{vllm.weights_gib:.2f} + {inside:.2f} + {vllm.kv_gib:.2f} = "
-            f"{vllm.share_gib or 0:.2f}, + {vllm.overhead['cuda_context']:.2f} = "
-            f"**{vllm.total_gib:.2f} GiB** | ~{vllm.kv_tokens:,} tokens "
-            f"({vllm.full_length_requests:.1f} × {settings.vllm_max_model_len}) | "
-            f"{llama.weights_gib:.2f} + {llama.kv_gib:.2f} + "
-            f"{sum(llama.overhead.values()):.2f} = **{llama.total_gib:.2f} GiB** | "
-            f"{plan.planned_gib:.2f} GiB | {plan.free_gib:.2f} GiB |"
-        )
+    for profile in PROFILES.values():
+        plan = plan_profile(profile)
+        for device in plan.devices:
+            held = "<br>".join(e.breakdown() for e in device.engines)
+            rows.append(
+                f"| {profile.name}: {profile.title} | {device.name}, {device.total_gib:.2f} GiB "
+                f"| {held} | {device.planned_gib:.2f} GiB | {device.free_gib:.2f} GiB |"
+            )
     return "\n".join(rows)
 
 
@@ -846,6 +1068,14 @@ def generated_files() -> dict[Path, str]:
     return out
 
 
+def gib_list(text: str) -> list[float]:
+    """``15.93`` or ``15.93,23.99``: GiB per card."""
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of GiB: {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -853,6 +1083,11 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--env", type=Path, help="the .env file to plan")
     source.add_argument("--profile", choices=sorted(PROFILES), help="a shipped profile")
+    source.add_argument(
+        "--show-profile",
+        choices=sorted(PROFILES),
+        help="print a shipped profile's settings as KEY=VALUE lines (start.sh writes them to .env)",
+    )
     source.add_argument(
         "--write-generated",
         action="store_true",
@@ -865,15 +1100,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--gpu-gb",
-        type=float,
-        help="the card's memory in GB as nvidia-smi counts it (GiB; e.g. 15.93); "
-        "16, 24 or 32 mean the shipped profiles' cards",
+        type=gib_list,
+        help="each card's memory in GiB as nvidia-smi counts it (memory.total MiB / 1024, e.g. "
+        "15.93), comma-separated by card index; 16, 24 or 32 alone mean the shipped profiles' "
+        "cards",
     )
     parser.add_argument(
         "--gpu-used-gb",
+        type=gib_list,
+        default=[0.0],
+        help="GiB other processes already hold on each card (a desktop session)",
+    )
+    parser.add_argument(
+        "--ram-gb",
         type=float,
-        default=0.0,
-        help="GiB other processes already hold on the card (a desktop session)",
+        help="the cpu profile: the machine's available RAM in GiB (start.sh passes MemAvailable)",
     )
     parser.add_argument(
         "--min-free-gib",
@@ -890,6 +1131,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.calibration:
             print(render_calibration(calibration()))
             return 0
+        if args.show_profile:
+            profile = PROFILES[args.show_profile]
+            print("\n".join(f"{k}={profile.values[k]}" for k in profile.keys))
+            return 0
         if args.write_generated:
             for path, text in generated_files().items():
                 changed = path.read_text() != text
@@ -898,22 +1143,28 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{path.relative_to(ROOT)}: " + ("updated" if changed else "up to date"))
             return 0
         if args.profile:
-            values = PROFILES[args.profile]
-            gpu = args.gpu_gb if args.gpu_gb else profile_gpu_gib(args.profile)
+            profile = PROFILES[args.profile]
+            values: Mapping[str, str] = profile.values
+            memory = args.gpu_gb or ([args.ram_gb] if args.ram_gb else list(profile.memory_gib))
         else:
             # As docker compose does: the shell's environment wins over the file.
             values = {
                 **read_env(args.env),
                 **{k: os.environ[k] for k in DEFAULTS if k in os.environ},
             }
-            if not args.gpu_gb:
-                raise PlanError("--gpu-gb is required with --env (start.sh passes nvidia-smi's)")
-            gpu = args.gpu_gb
-        if args.gpu_gb in (16, 24, 32):
-            gpu = profile_gpu_gib(f"{int(args.gpu_gb)}gb")
-        if gpu <= 0 or args.gpu_used_gb < 0:
-            raise PlanError("--gpu-gb must be positive and --gpu-used-gb not negative")
-        plan = make_plan(Settings.from_env(values), gpu, args.gpu_used_gb, args.min_free_gib)
+            if values.get("STRATUM_PROFILE") == "cpu":
+                if not args.ram_gb:
+                    raise PlanError("--ram-gb is required for the cpu profile (start.sh passes it)")
+                memory = [args.ram_gb]
+            else:
+                if not args.gpu_gb:
+                    raise PlanError("--gpu-gb is required (start.sh passes nvidia-smi's)")
+                memory = args.gpu_gb
+        if len(memory) == 1 and memory[0] in (16, 24, 32):
+            memory = [profile_gpu_gib(f"{int(memory[0])}gb")]
+        if min(memory) <= 0 or min(args.gpu_used_gb) < 0:
+            raise PlanError("memory sizes must be positive and the used memory not negative")
+        plan = make_plan(Settings.from_env(values), memory, args.gpu_used_gb, args.min_free_gib)
     except PlanError as exc:
         if args.json:
             print(json.dumps({"fits": False, "error": str(exc)}))

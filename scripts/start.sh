@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 usage() {
   cat <<'TXT'
-Usage: bash scripts/start.sh [--dry-run] [--no-download] [--yes] [--timeout SECONDS]
+Usage: bash scripts/start.sh [--profile NAME] [--dry-run] [--no-download] [--yes] [--timeout SECONDS]
 
 Checks this machine (Docker, Compose >= 2.20, NVIDIA driver and container toolkit, that every
 image can be pulled, the GPU memory plan of .env against the card (scripts/plan_vram.py), compute
@@ -19,6 +19,9 @@ its PostgreSQL, OpenWebUI (with its own LiteLLM key), Prometheus and Grafana in 
 until every one is healthy. vLLM always starts before llama-server: when vLLM is down and
 llama-server is up (after a crash or a restart of vLLM), llama-server is stopped first.
 
+  --profile NAME    16gb (the default), 24gb, 32gb, dual-16gb (one card per engine) or cpu (no
+                   GPU at all: small Gemma 4 models on llama.cpp's CPU server). Applied when .env
+                   is created; .env keeps it (STRATUM_PROFILE) for later starts.
   --dry-run        check and print what would be done; change nothing, start nothing
   --no-download    fail instead of downloading missing models
   --yes            download missing models without asking
@@ -30,8 +33,13 @@ TXT
 DRY_RUN=0
 DOWNLOAD=ask
 TIMEOUT=""
+PROFILE=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --profile)
+      [[ $# -ge 2 && "$2" =~ ^(16gb|24gb|32gb|dual-16gb|cpu)$ ]] \
+        || die "--profile is one of 16gb, 24gb, 32gb, dual-16gb, cpu"
+      PROFILE=$2; shift ;;
     --dry-run) DRY_RUN=1 ;;
     --no-download) DOWNLOAD=no ;;
     --yes|-y) DOWNLOAD=yes ;;
@@ -57,17 +65,39 @@ run() {
 }
 
 # --- .env ----------------------------------------------------------------------------------------
+# profile_values NAME: the profile's settings as KEY=VALUE lines (scripts/plan_vram.py).
+profile_values() {
+  python3 "$STRATUM_ROOT/scripts/plan_vram.py" --show-profile "$1" \
+    || die "cannot read the $1 profile (python3 3.10+ is needed: sudo apt install python3)"
+}
+
 prepare_env() {
   info ".env"
+  local line
   if [[ ! -f "$ENV_FILE" ]]; then
     if [[ "$DRY_RUN" == 1 ]]; then
-      log "  would create .env from .env.example and generate its secrets"
+      log "  would create .env from .env.example${PROFILE:+ with the $PROFILE profile} and generate its secrets"
+      if [[ -n "$PROFILE" ]]; then
+        while IFS= read -r line; do export "${line?}"; done < <(profile_values "$PROFILE")
+      fi
       load_env "$STRATUM_ROOT/.env.example"
       return 0
     fi
     cp "$STRATUM_ROOT/.env.example" "$ENV_FILE"
     chmod 600 "$ENV_FILE"
-    ok "created .env from .env.example"
+    if [[ -n "$PROFILE" ]]; then
+      while IFS= read -r line; do env_set "$ENV_FILE" "${line%%=*}" "${line#*=}"; done < <(profile_values "$PROFILE")
+      ok "created .env from .env.example with the $PROFILE profile"
+    else
+      ok "created .env from .env.example"
+    fi
+  elif [[ -n "$PROFILE" ]]; then
+    local want have
+    want="$(profile_values "$PROFILE" | sed -n 's/^STRATUM_PROFILE=//p')"
+    have="$(env_get "$ENV_FILE" STRATUM_PROFILE)"
+    if [[ "${have:-gpu}" != "$want" ]]; then
+      die ".env is set up for the ${have:-gpu} profile, not $want. Edit its settings (the profile blocks at the end of .env.example), or move .env away and run start.sh --profile $PROFILE again to create a new one (copy your secrets over)."
+    fi
   fi
   local key value
   for key in LITELLM_MASTER_KEY WEBUI_SECRET_KEY GRAFANA_ADMIN_PASSWORD POSTGRES_PASSWORD OPENWEBUI_LITELLM_KEY; do
@@ -112,7 +142,9 @@ check_docker() {
   else
     ok "Docker Compose $version"
   fi
-  if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia || have nvidia-ctk; then
+  if [[ "$MODE" == cpu ]]; then
+    ok "cpu profile: no GPU and no NVIDIA Container Toolkit needed (answers come slower than on a GPU)"
+  elif docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia || have nvidia-ctk; then
     ok "NVIDIA Container Toolkit present"
   else
     problem "the NVIDIA Container Toolkit is not configured for Docker: containers cannot see the GPU. Run: sudo bash scripts/install-cuda-linux.sh"
@@ -121,66 +153,86 @@ check_docker() {
 
 check_gpu() {
   info "GPU"
-  if ! have nvidia-smi; then
-    problem "no NVIDIA driver found (nvidia-smi is missing). Stratum needs an NVIDIA GPU with 16 GB; install the driver with: sudo bash scripts/install-cuda-linux.sh"
+  if [[ "$MODE" == cpu ]]; then
+    ok "cpu profile: no GPU needed"
     return
   fi
-  local line
-  line="$(nvidia-smi --query-gpu=name,memory.total,memory.used,compute_cap,driver_version --format=csv,noheader,nounits -i "${GPU_DEVICE_ID:-0}" 2>/dev/null | head -n 1 || true)"
-  if [[ -z "$line" ]]; then
+  if ! have nvidia-smi; then
+    problem "no NVIDIA driver found (nvidia-smi is missing). Stratum needs an NVIDIA GPU with 16 GB (or: bash scripts/start.sh --profile cpu, with no GPU at all); install the driver with: sudo bash scripts/install-cuda-linux.sh"
+    return
+  fi
+  local lines
+  lines="$(nvidia-smi --query-gpu=index,name,memory.total,memory.used,compute_cap,driver_version --format=csv,noheader,nounits 2>/dev/null || true)"
+  if [[ -z "$lines" ]]; then
     problem "nvidia-smi finds no GPU (or the driver is not loaded). Check 'nvidia-smi' and reboot after a driver install."
     return
   fi
-  local name mem used cap driver
-  IFS=',' read -r name mem used cap driver <<<"$line"
-  name="$(echo "$name" | xargs)"; mem="$(echo "$mem" | xargs)"; used="$(echo "$used" | xargs)"
-  cap="$(echo "$cap" | xargs)"; driver="$(echo "$driver" | xargs)"
-  ok "$name, ${mem} MiB, compute capability $cap, driver $driver"
-  GPU_TOTAL_MIB="$mem"
-  GPU_USED_MIB="$used"
-  if [[ -n "$cap" ]] && ! version_ge "$cap" 8.9; then
-    if [[ "${VLLM_KV_CACHE_DTYPE:-fp8}" == fp8* ]]; then
-      problem "compute capability $cap < 8.9: vLLM refuses an FP8 KV cache on this GPU (its Triton attention backend needs SM 8.9). Set VLLM_KV_CACHE_DTYPE=auto in .env (the plan then counts 2 bytes per value)."
+  GPU_TOTALS=""; GPU_USED=""
+  local index name mem used cap driver wanted=" ${VLLM_GPU_DEVICE_ID:-0} ${LLAMA_GPU_DEVICE_ID:-0} "
+  while IFS=',' read -r index name mem used cap driver; do
+    index="$(echo "$index" | xargs)"; name="$(echo "$name" | xargs)"; mem="$(echo "$mem" | xargs)"
+    used="$(echo "$used" | xargs)"; cap="$(echo "$cap" | xargs)"; driver="$(echo "$driver" | xargs)"
+    GPU_TOTALS+="${GPU_TOTALS:+,}$(awk -v m="$mem" 'BEGIN { printf "%.3f", m / 1024 }')"
+    GPU_USED+="${GPU_USED:+,}$(awk -v m="${used:-0}" 'BEGIN { printf "%.3f", m / 1024 }')"
+    [[ "$wanted" == *" $index "* ]] || continue
+    ok "GPU $index: $name, ${mem} MiB, compute capability $cap, driver $driver"
+    if [[ -n "$cap" ]] && ! version_ge "$cap" 8.9; then
+      if [[ "$index" == "${VLLM_GPU_DEVICE_ID:-0}" && "${VLLM_KV_CACHE_DTYPE:-fp8}" == fp8* ]]; then
+        problem "compute capability $cap < 8.9: vLLM refuses an FP8 KV cache on this GPU (its Triton attention backend needs SM 8.9). Set VLLM_KV_CACHE_DTYPE=auto in .env (the plan then counts 2 bytes per value)."
+      fi
+      if [[ "${VLLM_QUANTIZATION_ARGS:-}" == *fp8* ]]; then
+        warn "compute capability $cap < 8.9: --quantization fp8 runs as weight-only FP8 (slower); a pre-quantized checkpoint is better here"
+      fi
     fi
-    if [[ "${VLLM_QUANTIZATION_ARGS:-}" == *fp8* ]]; then
-      warn "compute capability $cap < 8.9: --quantization fp8 runs as weight-only FP8 (slower); a pre-quantized checkpoint is better here"
-    fi
+    DRIVER="$driver"
+  done <<<"$lines"
+  if [[ -z "${DRIVER:-}" ]]; then
+    problem "no GPU with index ${VLLM_GPU_DEVICE_ID:-0} / ${LLAMA_GPU_DEVICE_ID:-0} (VLLM_GPU_DEVICE_ID, LLAMA_GPU_DEVICE_ID in .env); nvidia-smi lists: $(echo "$lines" | cut -d, -f1,2 | tr '\n' ';')"
+    return
   fi
   local image="${VLLM_IMAGE:-vllm/vllm-openai:v0.29.0}" need
   if [[ "$image" == *-cu129* ]]; then need=575.57; else need=580.65.06; fi
-  if ! version_ge "$driver" "$need"; then
-    problem "driver $driver is too old for $image (needs >= $need). Update the driver, or use the CUDA 12.9 image (VLLM_IMAGE=vllm/vllm-openai:v0.29.0-cu129, driver >= 575.57)."
+  if ! version_ge "$DRIVER" "$need"; then
+    problem "driver $DRIVER is too old for $image (needs >= $need). Update the driver, or use the CUDA 12.9 image (VLLM_IMAGE=vllm/vllm-openai:v0.29.0-cu129, driver >= 575.57)."
   fi
-  if ! version_ge "$driver" 570.124; then
-    problem "driver $driver is too old for the llama.cpp CUDA 12.8 image (needs >= 570.124)."
+  if ! version_ge "$DRIVER" 570.124; then
+    problem "driver $DRIVER is too old for the llama.cpp CUDA 12.8 image (needs >= 570.124)."
   fi
 }
 
-# The memory plan of .env against this card (scripts/plan_vram.py): refuse one that cannot fit.
+# The memory plan of .env against this machine (scripts/plan_vram.py): refuse one that cannot fit.
 check_plan() {
-  info "GPU memory plan"
-  if [[ -z "${GPU_TOTAL_MIB:-}" || ! "$GPU_TOTAL_MIB" =~ ^[0-9]+$ ]]; then
-    warn "no GPU reading: the memory plan was not checked"
-    return
-  fi
+  info "Memory plan"
   if ! have python3 || ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
     problem "python3 3.10 or newer is needed on this machine (for scripts/plan_vram.py and the model download). Install it: sudo apt install python3"
     return
   fi
-  local env_file="$ENV_FILE" used_gib=0 gpu_gib
+  local env_file="$ENV_FILE" args
   [[ -f "$env_file" ]] || env_file="$STRATUM_ROOT/.env.example"
-  gpu_gib="$(awk -v m="$GPU_TOTAL_MIB" 'BEGIN { printf "%.3f", m / 1024 }')"
-  if [[ "$(container_state vllm)" == missing && "$(container_state llama-cpp)" == missing ]]; then
-    # Memory other processes hold now (a desktop session, another model server) counts too.
-    [[ "${GPU_USED_MIB:-}" =~ ^[0-9]+$ ]] && used_gib="$(awk -v m="$GPU_USED_MIB" 'BEGIN { printf "%.3f", m / 1024 }')"
+  if [[ "$MODE" == cpu ]]; then
+    local avail_kb
+    avail_kb="$(awk '/^MemAvailable:/ {print $2}' "${STRATUM_MEMINFO:-/proc/meminfo}" 2>/dev/null || echo 0)"
+    args=(--ram-gb "$(awk -v k="${avail_kb:-0}" 'BEGIN { printf "%.3f", k / 1024 / 1024 }')")
+  else
+    if [[ -z "${GPU_TOTALS:-}" ]]; then
+      warn "no GPU reading: the memory plan was not checked"
+      return
+    fi
+    args=(--gpu-gb "$GPU_TOTALS")
+    if [[ "$(container_state vllm)" == missing && "$(container_state llama-cpp)" == missing ]]; then
+      # Memory other processes hold now (a desktop session, another model server) counts too.
+      args+=(--gpu-used-gb "$GPU_USED")
+    fi
   fi
-  local out rc=0
-  out="$(python3 "$STRATUM_ROOT/scripts/plan_vram.py" --env "$env_file" --gpu-gb "$gpu_gib" --gpu-used-gb "$used_gib" 2>&1)" || rc=$?
+  local out rc=0 what="GPU memory" where="this card"
+  [[ "$MODE" == dual-gpu ]] && where="these cards"
+  [[ "$MODE" == cpu ]] && what="RAM" && where="this machine's free memory"
+  out="$(python3 "$STRATUM_ROOT/scripts/plan_vram.py" --env "$env_file" "${args[@]}" 2>&1)" || rc=$?
   printf '%s\n' "$out" | sed 's/^/    /'
   case "$rc" in
-    0) ok "the plan fits this card" ;;
-    1) problem "the GPU memory plan in $(basename "$env_file") does not fit this card (see above). The profiles for 16, 24 and 32 GB are at the end of .env.example; docs/VRAM-REALITY-CHECK.md explains each number." ;;
-    *) problem "the GPU memory plan could not be checked: fix the setting named above in $(basename "$env_file")." ;;
+    0) ok "the plan fits $where" ;;
+    1) problem "the $what plan in $(basename "$env_file") does not fit $where (see above). The profiles for 16, 24 and 32 GB, two cards and no GPU are at the end of .env.example; docs/VRAM-REALITY-CHECK.md explains each number." ;;
+    *) problem "the memory plan could not be checked: fix the setting named above in $(basename "$env_file")." ;;
   esac
 }
 
@@ -195,14 +247,15 @@ IMAGE_VARS=(
   "GRAFANA_IMAGE|https://hub.docker.com/r/grafana/grafana/tags"
 )
 
-# image_for VAR: the image .env sets, or docker-compose.yml's default for it.
+# image_for VAR: the image .env sets, or the compose files' default for it.
 image_for() {
   local var=$1
   if [[ -n "${!var:-}" ]]; then
     printf '%s' "${!var}"
     return
   fi
-  sed -n "s/.*\${${var}:-\([^}]*\)}.*/\1/p" "$STRATUM_ROOT/docker-compose.yml" | head -n 1
+  sed -n "s/.*\${${var}:-\([^}]*\)}.*/\1/p" "$STRATUM_ROOT/docker-compose.yml" \
+    "$STRATUM_ROOT/docker-compose.cpu.yml" | head -n 1
 }
 
 # Every image must be present here or pullable, before anything starts.
@@ -211,7 +264,13 @@ check_images() {
   local entry var where image missing=0
   local t=()
   have timeout && t=(timeout 60)
-  for entry in "${IMAGE_VARS[@]}"; do
+  local entries=("${IMAGE_VARS[@]}")
+  if [[ "$MODE" == cpu ]]; then
+    # Both tiers run llama.cpp's CPU image (docker-compose.cpu.yml) instead of the CUDA ones.
+    entries=("LLAMA_CPP_CPU_IMAGE|https://github.com/ggml-org/llama.cpp/pkgs/container/llama.cpp (server-bNNNN)"
+             "${IMAGE_VARS[@]:2}")
+  fi
+  for entry in "${entries[@]}"; do
     var="${entry%%|*}"; where="${entry#*|}"
     image="$(image_for "$var")"
     if docker image inspect "$image" >/dev/null 2>&1; then
@@ -230,14 +289,21 @@ check_memory_and_disk() {
   local mem_kb
   mem_kb="$(awk '/^MemTotal:/ {print $2}' "${STRATUM_MEMINFO:-/proc/meminfo}" 2>/dev/null || echo 0)"
   local mem_gb=$(( mem_kb / 1024 / 1024 ))
-  if [[ "${LLAMA_N_CPU_MOE:-28}" != 0 ]] && (( mem_gb < 30 )); then
+  if [[ "$MODE" == cpu ]]; then
+    ok "${mem_gb} GB of RAM (the memory plan above counts what the models need)"
+  elif [[ "${LLAMA_N_CPU_MOE:-28}" != 0 ]] && (( mem_gb < 30 )); then
     warn "${mem_gb} GB of RAM: the 26B's experts live in system RAM (LLAMA_N_CPU_MOE=${LLAMA_N_CPU_MOE:-28}); 32 GB or more is needed or llama-server will swap or be killed."
   else
     ok "${mem_gb} GB of RAM"
   fi
   local models_dir="$STRATUM_ROOT/docker/llama-cpp/models" free_gb need_gb=0
-  [[ -f "$models_dir/${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}" ]] || need_gb=$((need_gb + 18))
-  hf_model_present || need_gb=$((need_gb + 17))  # the largest vLLM checkpoint (BF16); 4-bit: ~5
+  if [[ "$MODE" == cpu ]]; then
+    [[ -f "$models_dir/$(cpu_model_file LOW)" ]] || need_gb=$((need_gb + 3))
+    [[ -f "$models_dir/$(cpu_model_file HIGH)" ]] || need_gb=$((need_gb + 5))
+  else
+    [[ -f "$models_dir/${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}" ]] || need_gb=$((need_gb + 18))
+    hf_model_present || need_gb=$((need_gb + 17))  # the largest vLLM checkpoint (BF16); 4-bit: ~5
+  fi
   free_gb="$(df -Pk "$STRATUM_ROOT" | awk 'NR == 2 {print int($4 / 1024 / 1024)}')"
   if (( need_gb > 0 && free_gb < need_gb + 5 )); then
     problem "${free_gb} GB free on $(df -P "$STRATUM_ROOT" | awk 'NR == 2 {print $6}'); the missing models need about ${need_gb} GB plus room for images."
@@ -271,10 +337,56 @@ hf_model_present() {
   compgen -G "$cache/hub/models--${repo//\//--}/snapshots/*/config.json" >/dev/null
 }
 
+# cpu_model_file LOW|HIGH: the GGUF each tier runs in the cpu profile (docker-compose.cpu.yml).
+cpu_model_file() {
+  if [[ "$1" == LOW ]]; then
+    printf '%s' "${CPU_TIER_LOW_MODEL_FILE:-gemma-4-E2B-it-Q4_K_M.gguf}"
+  else
+    printf '%s' "${CPU_TIER_HIGH_MODEL_FILE:-gemma-4-E4B-it-Q4_K_M.gguf}"
+  fi
+}
+
 check_models() {
   info "Models"
-  local gguf="$STRATUM_ROOT/docker/llama-cpp/models/${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}"
   local missing=()
+  if [[ "$MODE" == cpu ]]; then
+    local tier file
+    for tier in LOW HIGH; do
+      file="$(cpu_model_file "$tier")"
+      if [[ -f "$STRATUM_ROOT/docker/llama-cpp/models/$file" ]]; then
+        ok "tier_${tier,,}: $file"
+      else
+        missing+=("tier_${tier,,} GGUF $file")
+      fi
+    done
+  else
+    check_gpu_models
+  fi
+  (( ${#missing[@]} == 0 )) && return 0
+  warn "missing: ${missing[*]}"
+  if [[ "$DRY_RUN" == 1 ]]; then
+    log "  would run: bash scripts/download-models.sh"
+    return 0
+  fi
+  local size="16 GB plan: about 23 GB; up to 35 GB for a BF16 E4B"
+  [[ "$MODE" == cpu ]] && size="about 8 GB"
+  case "$DOWNLOAD" in
+    no) die "models are missing and --no-download was given. Run: bash scripts/download-models.sh" ;;
+    ask)
+      if [[ -t 0 ]]; then
+        local answer
+        read -r -p "  Download them now ($size)? [Y/n] " answer
+        [[ -z "$answer" || "$answer" =~ ^[Yy] ]] || die "not downloading. Run bash scripts/download-models.sh when ready."
+      else
+        die "models are missing. Run: bash scripts/download-models.sh (or start.sh --yes to download now)"
+      fi ;;
+  esac
+  bash "$STRATUM_ROOT/scripts/download-models.sh" || die "the download failed (see above); start.sh can be run again, downloads resume."
+}
+
+# check_gpu_models: the 26B GGUF (and its projector) and vLLM's checkpoint; adds to `missing`.
+check_gpu_models() {
+  local gguf="$STRATUM_ROOT/docker/llama-cpp/models/${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}"
   if [[ -f "$gguf" ]]; then ok "tier_high: $(basename "$gguf")"; else missing+=("tier_high GGUF $(basename "$gguf")"); fi
   # The projector llama-server loads (LLAMA_MMPROJ_ARGS; set but empty = none, as in compose).
   local mmproj_args="${LLAMA_MMPROJ_ARGS---mmproj /models/mmproj-gemma-4-26B-A4B-it-Q8_0.gguf}" mmproj
@@ -284,24 +396,6 @@ check_models() {
   fi
   local repo="${VLLM_MODEL:-xbill9/gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4}"
   if hf_model_present; then ok "tier_low: $repo"; else missing+=("tier_low $repo"); fi
-  (( ${#missing[@]} == 0 )) && return 0
-  warn "missing: ${missing[*]}"
-  if [[ "$DRY_RUN" == 1 ]]; then
-    log "  would run: bash scripts/download-models.sh"
-    return 0
-  fi
-  case "$DOWNLOAD" in
-    no) die "models are missing and --no-download was given. Run: bash scripts/download-models.sh" ;;
-    ask)
-      if [[ -t 0 ]]; then
-        local answer
-        read -r -p "  Download them now (16 GB plan: about 23 GB; up to 35 GB for a BF16 E4B)? [Y/n] " answer
-        [[ -z "$answer" || "$answer" =~ ^[Yy] ]] || die "not downloading. Run bash scripts/download-models.sh when ready."
-      else
-        die "models are missing. Run: bash scripts/download-models.sh (or start.sh --yes to download now)"
-      fi ;;
-  esac
-  bash "$STRATUM_ROOT/scripts/download-models.sh" || die "the download failed (see above); start.sh can be run again, downloads resume."
 }
 
 # --- start and wait ---------------------------------------------------------------------------
@@ -382,6 +476,7 @@ free_the_card_for_vllm() {
 main() {
   log "${C_BOLD}Stratum${C_OFF}: Gemma 4 on one GPU, in two tiers behind an adaptive router"
   prepare_env
+  MODE="${STRATUM_PROFILE:-gpu}"
   WAIT="${TIMEOUT:-${START_TIMEOUT:-1800}}"
   check_docker
   (( PROBLEMS == 0 )) && check_images
@@ -401,9 +496,14 @@ main() {
   fi
   # vLLM first: its memory share is a fraction of the whole card, taken while the card is free.
   start_stage "Starting monitoring and the router" prometheus grafana router
-  free_the_card_for_vllm
-  start_stage "Starting tier_low (vLLM, Gemma 4 E4B) - loading takes minutes" vllm
-  start_stage "Starting tier_high (llama-server, Gemma 4 26B-A4B)" llama-cpp
+  if [[ "$MODE" == cpu ]]; then
+    start_stage "Starting tier_low (llama.cpp on CPU, Gemma 4 E2B)" vllm
+    start_stage "Starting tier_high (llama.cpp on CPU, Gemma 4 E4B)" llama-cpp
+  else
+    free_the_card_for_vllm
+    start_stage "Starting tier_low (vLLM, Gemma 4 E4B) - loading takes minutes" vllm
+    start_stage "Starting tier_high (llama-server, Gemma 4 26B-A4B)" llama-cpp
+  fi
   start_stage "Starting LiteLLM (with its database) and OpenWebUI" postgres litellm litellm-keys open-webui
   if [[ "$DRY_RUN" == 1 ]]; then
     info "Dry run: nothing was changed or started."
@@ -411,7 +511,9 @@ main() {
   fi
   local bind="${BIND_ADDRESS:-127.0.0.1}"
   info "Stratum is up"
-  log "  Chat (OpenWebUI):  http://localhost:${WEBUI_PORT:-3000}   models: gemma4-fast (routed), gemma4-smart (26B)"
+  local smart="26B"
+  [[ "$MODE" == cpu ]] && smart="E4B on CPU"
+  log "  Chat (OpenWebUI):  http://localhost:${WEBUI_PORT:-3000}   models: gemma4-fast (routed), gemma4-smart ($smart)"
   log "  Router (OpenAI):   http://${bind}:${ROUTER_PORT:-9000}/v1"
   log "  LiteLLM gateway:   http://${bind}:${LITELLM_PORT:-4000}/v1   key: LITELLM_MASTER_KEY in .env"
   log "  Grafana:           http://${bind}:${GRAFANA_PORT:-3001}   user admin, password GRAFANA_ADMIN_PASSWORD in .env"

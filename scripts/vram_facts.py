@@ -43,6 +43,8 @@ class Arch:
     """Per-layer-embedding width (E-models): a vocab x layers x ple_dim table."""
     k_eq_v: bool = False
     """Full-attention layers use K as V (26B): no V projection."""
+    double_wide_mlp: bool = False
+    """The KV-sharing layers have twice the MLP width (E2B)."""
     experts: int = 0
     moe_intermediate: int = 0
     vision_params: float = 0.0
@@ -70,6 +72,8 @@ class Arch:
         """Parameters by part of the checkpoint."""
         attention = sum(self.attention_params(i) for i in range(self.layers))
         mlp = 3 * self.hidden * self.intermediate * self.layers
+        if self.double_wide_mlp:
+            mlp += 3 * self.hidden * self.intermediate * self.kv_shared_layers
         ple_gates = 2 * self.hidden * self.ple_dim * self.layers
         ple_projection = self.hidden * self.ple_dim * self.layers
         router = self.hidden * self.experts * self.layers
@@ -95,6 +99,31 @@ class Arch:
 
 
 ARCH: dict[str, Arch] = {
+    "gemma-4-E2B": Arch(
+        name="gemma-4-E2B",
+        layers=35,
+        hidden=1536,
+        intermediate=6144,
+        heads=8,
+        kv_heads=1,
+        head_dim=256,
+        global_kv_heads=1,
+        global_head_dim=512,
+        full_attention_every=5,
+        sliding_window=512,
+        vocab=262144,
+        kv_shared_layers=20,
+        ple_dim=256,
+        double_wide_mlp=True,
+        vision_params=150e6,
+        audio_params=300e6,
+        sources={
+            "layers 35, hidden 1536, intermediate 6144, 8 heads, 1 KV head, head dims 256/512, "
+            "window 512, num_kv_shared_layers 20, PLE 256, use_double_wide_mlp, every fifth "
+            "layer full attention": HF_CONFIG,
+            "vision ~150M, audio ~300M": MODEL_CARD,
+        },
+    ),
     "gemma-4-E4B": Arch(
         name="gemma-4-E4B",
         layers=42,
@@ -250,6 +279,23 @@ class GgufFile:
 
 
 GGUF_FILES: dict[str, GgufFile] = {
+    # The cpu profile's models: the whole file is read into RAM (llama.cpp maps it).
+    "gemma-4-E2B-it-Q4_K_M.gguf": GgufFile(
+        name="gemma-4-E2B-it-Q4_K_M.gguf",
+        arch="gemma-4-E2B",
+        recipe="q4_k_m",
+        file_bytes=2963 * 1024**2,
+        source="unsloth/gemma-4-E2B-it-GGUF; 2,963 MiB, sha256 9378bc47... (a public project's "
+        "pinned model table)",
+    ),
+    "gemma-4-E4B-it-Q4_K_M.gguf": GgufFile(
+        name="gemma-4-E4B-it-Q4_K_M.gguf",
+        arch="gemma-4-E4B",
+        recipe="q4_k_m",
+        file_bytes=4_977_169_568,
+        source="unsloth/gemma-4-E4B-it-GGUF; 4,977,169,568 bytes (a public project's model "
+        "table; about 5 GB in others)",
+    ),
     "gemma-4-26B-A4B-it-Q4_K_M.gguf": GgufFile(
         name="gemma-4-26B-A4B-it-Q4_K_M.gguf",
         arch="gemma-4-26B-A4B",
@@ -351,6 +397,15 @@ ALLOWANCES: dict[str, Allowance] = {
         "262144-word vocabulary, attention, MoE routing). An allowance; the start log prints "
         "the real figure ('CUDA0 compute buffer size').",
     ),
+    "llama_cpu_compute": Allowance(
+        0.5,
+        "a CPU llama-server's compute buffers (the cpu profile). An allowance.",
+    ),
+    "stack_ram": Allowance(
+        3.0,
+        "the rest of the stack in RAM on a CPU-only machine: OpenWebUI (its embedding model), "
+        "LiteLLM and PostgreSQL, Prometheus, Grafana, the router. An allowance.",
+    ),
     "mmproj_compute": Allowance(
         0.3,
         "the vision projector's compute buffer for one image. An allowance.",
@@ -364,6 +419,7 @@ GPUS_MIB = {
     "16gb": (16311, "RTX 5060 Ti class, 16311 MiB"),
     "24gb": (24564, "RTX 4090 / 3090 class, 24564 MiB"),
     "32gb": (32607, "RTX 5090 class, 32607 MiB"),
+    "dual-16gb": (16311, "two RTX 5060 Ti class cards, 16311 MiB each"),
 }
 
 # --- vLLM internals the KV cache size depends on --------------------------------------------------

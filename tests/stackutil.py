@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
@@ -79,9 +80,57 @@ def substitute(text: str, values: Mapping[str, str]) -> str:
     return _COMPOSE_VAR.sub(one, text)
 
 
-def compose_command(service: str, values: Mapping[str, str]) -> list[str]:
-    """The argv a service's ``command:`` in docker-compose.yml gives with these .env values."""
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+class Reset:
+    """A ``!reset`` value of a Compose override file: the key goes away in the merge."""
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: Reset())
+
+REPLACED = {"command", "entrypoint"}
+"""Keys Compose replaces instead of merging (docs.docker.com/reference/compose-file/merge)."""
+
+
+def _merge(base: Any, over: Any, key: str = "") -> Any:
+    if isinstance(over, Reset):
+        return over
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            merged = _merge(base.get(k), v, k) if k in base else v
+            if isinstance(merged, Reset):
+                out.pop(k, None)
+            else:
+                out[k] = merged
+        return out
+    if isinstance(base, list) and isinstance(over, list) and key not in REPLACED:
+        if key == "test":  # healthcheck.test is replaced too
+            return over
+        if key == "volumes":  # unique by target: the override's mount wins
+            targets = {str(v).split(":")[1] for v in over if ":" in str(v)}
+            return [v for v in base if str(v).split(":")[1] not in targets] + over
+        return base + over
+    return over
+
+
+def load_compose(*files: str) -> dict[str, Any]:
+    """docker-compose.yml merged with override files as Compose merges them (``!reset``
+    removes a key, ``command`` is replaced, lists are appended, volumes unique by target)."""
+    merged: dict[str, Any] = {}
+    for name in ("docker-compose.yml", *files):
+        data = yaml.load((ROOT / name).read_text(), Loader=_ComposeLoader)
+        merged = _merge(merged, data)
+    return merged
+
+
+def compose_command(
+    service: str, values: Mapping[str, str], files: tuple[str, ...] = ()
+) -> list[str]:
+    """The argv a service's ``command:`` gives with these .env values (and override files)."""
+    compose = load_compose(*files)
     command = compose["services"][service]["command"]
     if isinstance(command, list):
         return [substitute(str(part), values) for part in command]

@@ -8,7 +8,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from stackutil import ROOT, env_example, load_module
+from stackutil import ROOT, Reset, env_example, load_compose, load_module
 
 SERVICES = {"vllm", "llama-cpp", "router", "litellm", "open-webui", "prometheus", "grafana",
             "postgres", "litellm-keys"}  # fmt: skip
@@ -238,3 +238,35 @@ def test_litellm_keeps_its_keys_in_postgres_and_openwebui_has_its_own_key(
     assert webui["depends_on"]["litellm-keys"]["condition"] == "service_completed_successfully"
     assert webui["environment"]["OPENAI_API_KEYS"].startswith("${OPENWEBUI_LITELLM_KEY:?")
     assert "LITELLM_MASTER_KEY" not in str(webui["environment"])
+
+
+def test_cpu_profile_override_runs_every_service_without_a_gpu() -> None:
+    """docker-compose.cpu.yml merged onto docker-compose.yml (Compose's merge rules: `!reset`
+    removes the GPU reservations, `command` is replaced): a valid file, no GPU anywhere, both
+    tiers on llama.cpp's pinned CPU image, the router's GPU rules off."""
+    merged = load_compose("docker-compose.cpu.yml")
+    schema = json.loads((ROOT / "tests/data/compose-spec/compose-spec.schema.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(merged)
+    assert set(merged["services"]) == SERVICES
+    text = json.dumps(merged)
+    assert "nvidia" not in text and "Reset" not in text
+    for name in ("vllm", "llama-cpp"):
+        svc = merged["services"][name]
+        image = _image_default(svc["image"])
+        assert re.fullmatch(r"ghcr\.io/ggml-org/llama\.cpp:server-b\d+@sha256:[0-9a-f]{64}", image)
+        assert "--metrics" in svc["command"] and "--n-gpu-layers" not in svc["command"]
+        assert "./docker/llama-cpp/models:/models:ro" in svc["volumes"]
+    assert "--port 8000" in merged["services"]["vllm"]["command"]  # where the router looks
+    router = merged["services"]["router"]["environment"]
+    assert router["ROUTER_GPU_MONITOR"] == "false"
+    assert router["ROUTER_TIER_LOW_MODEL"] == "gemma-4-e2b"
+    assert "gemma-4-e2b" in merged["services"]["vllm"]["command"]
+    override = (ROOT / "docker-compose.cpu.yml").read_text()
+    assert "!reset" in override and isinstance(Reset(), Reset)
+
+
+def test_cpu_image_is_the_same_llama_cpp_build_as_the_cuda_image(compose: dict[str, Any]) -> None:
+    cuda = _image_default(compose["services"]["llama-cpp"]["image"])
+    cpu = _image_default(load_compose("docker-compose.cpu.yml")["services"]["llama-cpp"]["image"])
+    build = re.search(r"-b(\d+)@", cuda)
+    assert build and f":server-b{build.group(1)}@" in cpu

@@ -76,13 +76,18 @@ sys.exit(0)
 """
 
 NVIDIA_SMI_STUB = r"""#!PYTHON
+# STUB_GPU: "name, MiB, compute cap, driver" per card, cards separated by ";";
+# STUB_GPU_USED: MiB in use on each card.
 import os, sys
 fields = ["name", "memory.total", "compute_cap", "driver_version"]
-values = dict(zip(fields, [v.strip() for v in os.environ["STUB_GPU"].split(",")]))
-values["memory.used"] = os.environ.get("STUB_GPU_USED", "1")
 query = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--query-gpu=")), ",".join(fields))
-print(", ".join(values[q] for q in query.split(",")))
+for index, card in enumerate(os.environ["STUB_GPU"].split(";")):
+    values = dict(zip(fields, [v.strip() for v in card.split(",")]))
+    values["memory.used"] = os.environ.get("STUB_GPU_USED", "1")
+    values["index"] = str(index)
+    print(", ".join(values[q] for q in query.split(",")))
 """
+
 
 CURL_STUB = r"""#!PYTHON
 # Minimal curl: -s -o FILE -D FILE -w FMT -m N -H H -d BODY URL. Answers from STUB_HTTP (JSON):
@@ -157,7 +162,7 @@ class Sandbox:
         self.root = tmp / "stratum"
         for name in ("scripts", "docker", "grafana"):
             shutil.copytree(ROOT / name, self.root / name)
-        for name in (".env.example", "docker-compose.yml"):
+        for name in (".env.example", "docker-compose.yml", "docker-compose.cpu.yml"):
             shutil.copy(ROOT / name, self.root / name)
         (self.root / "router").mkdir()
         self.bin = tmp / "bin"
@@ -306,9 +311,67 @@ def test_start_accepts_the_24gb_profile_on_a_24gb_card(box: Sandbox) -> None:
     plan_vram = load_module("scripts/plan_vram.py")
     box.gpu(GPU_24GB)
     box.models()
-    env = {**plan_vram.PROFILES["24gb"], "VLLM_KV_CACHE_DTYPE": "fp8"}
+    env = {**plan_vram.PROFILES["24gb"].values, "VLLM_KV_CACHE_DTYPE": "fp8"}
     out = box.run("start.sh", "--dry-run", **env)
     assert "the plan fits this card" in out.stdout, out.stdout + out.stderr
+
+
+MEMINFO_24GB = "MemTotal:       24576000 kB\nMemAvailable:   20971520 kB\n"
+
+
+def test_start_cpu_profile_needs_no_gpu_and_runs_both_tiers_on_llama_cpp(box: Sandbox) -> None:
+    # No nvidia-smi on PATH and no nvidia runtime in Docker: a laptop with Docker alone.
+    models = box.root / "docker/llama-cpp/models"
+    (models / "gemma-4-E2B-it-Q4_K_M.gguf").write_bytes(b"GGUF")
+    (models / "gemma-4-E4B-it-Q4_K_M.gguf").write_bytes(b"GGUF")
+    meminfo = box.root / "meminfo"
+    meminfo.write_text(MEMINFO_24GB)
+    out = box.run("start.sh", "--profile", "cpu", "--dry-run",
+                  STUB_RUNTIMES='{"runc":{}}', STRATUM_MEMINFO=str(meminfo))  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "would create .env from .env.example with the cpu profile" in out.stdout
+    assert "no GPU and no NVIDIA Container Toolkit needed" in out.stdout
+    assert "tier_low: gemma-4-E2B-it-Q4_K_M.gguf" in out.stdout
+    assert "the plan fits this machine's free memory" in out.stdout
+    assert "Starting tier_low (llama.cpp on CPU, Gemma 4 E2B)" in out.stdout
+    # Compose runs with the cpu override, and the CPU image (not the CUDA ones) is checked.
+    compose_calls = [c for c in box.calls() if c.startswith("docker compose --project-directory")]
+    assert compose_calls and all("docker-compose.cpu.yml" in c for c in compose_calls)
+    manifests = {c.split()[-1] for c in box.calls() if c.startswith("docker manifest inspect")}
+    assert any(":server-b11459@" in m for m in manifests)
+    assert not any("server-cuda" in m or "vllm-openai" in m for m in manifests)
+
+
+def test_start_cpu_profile_refuses_a_machine_without_the_ram(box: Sandbox) -> None:
+    meminfo = box.root / "meminfo"
+    meminfo.write_text("MemTotal:        8192000 kB\nMemAvailable:    6291456 kB\n")
+    out = box.run("start.sh", "--profile", "cpu", "--dry-run",
+                  STUB_RUNTIMES='{"runc":{}}', STRATUM_MEMINFO=str(meminfo))  # fmt: skip
+    assert out.returncode == 1
+    assert "the RAM plan in .env.example does not fit this machine's free memory" in out.stderr
+
+
+def test_start_dual_gpu_profile_plans_each_card(box: Sandbox) -> None:
+    box.gpu(f"{GPU_16GB};{GPU_16GB}")
+    box.models()
+    out = box.run("start.sh", "--profile", "dual-16gb", "--dry-run")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "GPU 0: NVIDIA GeForce RTX 5060 Ti" in out.stdout
+    assert "GPU 1: NVIDIA GeForce RTX 5060 Ti" in out.stdout
+    assert "the plan fits these cards" in out.stdout
+    # The same profile on one card: llama-server's card is missing.
+    box.gpu(GPU_16GB)
+    out = box.run("start.sh", "--profile", "dual-16gb", "--dry-run")
+    assert out.returncode == 1
+    assert "LLAMA_GPU_DEVICE_ID" in out.stdout + out.stderr
+
+
+def test_start_will_not_switch_the_profile_of_an_existing_env(box: Sandbox) -> None:
+    shutil.copy(box.root / ".env.example", box.root / ".env")
+    out = box.run("start.sh", "--profile", "cpu", "--dry-run")
+    assert out.returncode == 1
+    assert ".env is set up for the gpu profile, not cpu" in out.stderr
+    assert (box.root / ".env").read_text() == (box.root / ".env.example").read_text()
 
 
 def test_start_names_an_image_that_cannot_be_pulled_and_how_to_fix_it(box: Sandbox) -> None:

@@ -52,19 +52,55 @@ def test_linear_layers_match_a_published_count() -> None:
 
 
 @pytest.mark.parametrize("profile", sorted(plan_vram.PROFILES))
-def test_every_shipped_profile_fits_its_card_with_a_gib_to_spare(profile: str) -> None:
+def test_every_shipped_profile_fits_its_memory_with_a_gib_to_spare(profile: str) -> None:
     out = run("--profile", profile, "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     plan = json.loads(out.stdout)
-    assert plan["fits"] and plan["margin_gib"] >= 0 and plan["expected_free_gib"] >= 1.0
+    assert plan["fits"] and plan["margin_gib"] >= 0
+    assert all(d["free_gib"] >= 1.0 for d in plan["devices"].values())
+    values = plan_vram.PROFILES[profile].values
+    if values["STRATUM_PROFILE"] == "cpu":
+        assert set(plan["devices"]) == {"RAM"}
+        assert plan["engines"]["tier_low"]["weights_gib"]["gguf_file"] > 2.0
+        return
     vllm = plan["engines"]["vllm"]
     assert vllm["kv_cache_gib"] > 0 and vllm["full_length_requests"] >= 4  # a real KV cache
     assert set(vllm) >= {"weights_gib", "kv_cache_gib", "overhead_gib", "total_gib", "share_gib"}
     llama = plan["engines"]["llama_server"]
     assert llama["weights_gib"]["attention_and_shared_mlp"] > 0 and llama["kv_cache_gib"] > 0
-    settings = plan_vram.PROFILES[profile]
     # The vram rule must not fire in the planned steady state (GB in the router, GiB here).
-    assert float(settings["ROUTER_VRAM_HEADROOM_GB"]) * 1e9 / 2**30 < plan["expected_free_gib"]
+    assert float(values["ROUTER_VRAM_HEADROOM_GB"]) * 1e9 / 2**30 < plan["expected_free_gib"]
+    cards = {values["VLLM_GPU_DEVICE_ID"], values["LLAMA_GPU_DEVICE_ID"]}
+    assert (
+        len(plan["devices"]) == len(cards) == (2 if values["STRATUM_PROFILE"] == "dual-gpu" else 1)
+    )
+
+
+def test_dual_gpu_plans_each_card_and_refuses_a_missing_one(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    values = plan_vram.PROFILES["dual-16gb"].values
+    env.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    out = run("--env", str(env), "--gpu-gb", "15.93,15.93", "--json")
+    plan = json.loads(out.stdout)
+    assert out.returncode == 0 and set(plan["devices"]) == {"GPU 0", "GPU 1"}
+    assert plan["devices"]["GPU 0"]["engines"] == ["vllm (tier_low)"]
+    one = run("--env", str(env), "--gpu-gb", "15.93")
+    assert one.returncode == 2 and "LLAMA_GPU_DEVICE_ID=1" in one.stderr
+    env.write_text(env.read_text() + "LLAMA_GPU_DEVICE_ID=0\n")
+    same = run("--env", str(env), "--gpu-gb", "15.93,15.93")
+    assert same.returncode == 2 and "two different cards" in same.stderr
+
+
+def test_cpu_profile_plans_ram_and_says_when_it_is_short(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("STRATUM_PROFILE=cpu\nROUTER_VISION_TIERS=none\n")
+    assert run("--env", str(env), "--ram-gb", "15").returncode == 0
+    short = run("--env", str(env), "--ram-gb", "8")
+    assert short.returncode == 1 and "the machine's RAM (8.00 GiB" in short.stdout
+    assert run("--env", str(env), "--gpu-gb", "16").returncode == 2  # RAM is what counts
+    env.write_text("STRATUM_PROFILE=cpu\n")  # the default vision tier, tier_high, takes none
+    images = run("--env", str(env), "--ram-gb", "15")
+    assert images.returncode == 2 and "ROUTER_VISION_TIERS=none" in images.stderr
 
 
 def test_16gb_plan_is_the_compose_default_and_leaves_vllm_a_real_kv_cache() -> None:
@@ -158,12 +194,12 @@ def test_env_example_and_the_docs_tables_are_generated_from_the_planner() -> Non
 def test_compose_defaults_are_the_16gb_plan() -> None:
     """Every setting the planner reads has the same fallback in docker-compose.yml, and the
     optional flags use ${VAR-default} there (set but empty = off), as the planner reads them."""
-    text = (ROOT / "docker-compose.yml").read_text()
     found: dict[str, tuple[str, str]] = {}
-    for m in COMPOSE_VAR.finditer(text):
-        found.setdefault(m.group(1), (m.group(2), m.group(3)))
+    for name in ("docker-compose.yml", "docker-compose.cpu.yml"):
+        for m in COMPOSE_VAR.finditer((ROOT / name).read_text()):
+            found.setdefault(m.group(1), (m.group(2), m.group(3)))
     for key, default in plan_vram.DEFAULTS.items():
-        if key == "LLAMA_MMPROJ_FILE":  # read by download-models.sh, not by compose
+        if key in ("LLAMA_MMPROJ_FILE", "STRATUM_PROFILE"):  # read by the scripts, not compose
             continue
         assert key in found, f"{key} is not in docker-compose.yml"
         op, value = found[key]

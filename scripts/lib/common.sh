@@ -91,9 +91,12 @@ load_env() {
   done <"$file"
 }
 
-# compose ARGS...: docker compose with the project's file and .env.
+# compose ARGS...: docker compose with the project's file and .env; with STRATUM_PROFILE=cpu
+# also docker-compose.cpu.yml (both tiers on llama.cpp's CPU server, no GPU reservations).
 compose() {
-  docker compose --project-directory "$STRATUM_ROOT" -f "$STRATUM_ROOT/docker-compose.yml" "$@"
+  local files=(-f "$STRATUM_ROOT/docker-compose.yml")
+  [[ "${STRATUM_PROFILE:-gpu}" == cpu ]] && files+=(-f "$STRATUM_ROOT/docker-compose.cpu.yml")
+  docker compose --project-directory "$STRATUM_ROOT" "${files[@]}" "$@"
 }
 
 # container_state SERVICE: healthy | starting | unhealthy | running | completed (a one-shot

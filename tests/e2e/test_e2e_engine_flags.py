@@ -145,10 +145,12 @@ def flag_values(argv: list[str]) -> list[tuple[str, str | None]]:
 
 
 VLLM_VARIANTS = {
-    **{name: dict(values) for name, values in PROFILES.items()},
+    **{
+        name: dict(p.values) for name, p in PROFILES.items() if p.values["STRATUM_PROFILE"] != "cpu"
+    },
     # The settings .env.example documents as alternatives, beside the profiles' own.
     "bf16-with-online-fp8": {
-        **PROFILES["24gb"],
+        **PROFILES["24gb"].values,
         "VLLM_MODEL": "google/gemma-4-E4B-it",
         "VLLM_QUANTIZATION_ARGS": "--quantization fp8",
         "VLLM_KV_CACHE_DTYPE": "auto",
@@ -184,10 +186,18 @@ def test_compose_pins_the_vllm_version_whose_source_is_checked() -> None:
 # -- llama-server ----------------------------------------------------------------------------------
 
 
-def compose_llama_argv(profile: str, model: Path, port: int) -> list[str]:
+# Every llama-server command of every profile: the cpu profile runs llama-server for both tiers.
+LLAMA_COMMANDS = [(name, "llama-cpp") for name in PROFILES] + [("cpu", "vllm")]
+
+
+def compose_llama_argv(
+    profile: str, model: Path, port: int, service: str = "llama-cpp"
+) -> list[str]:
     """The compose command for this profile, with the container paths and address swapped for
     loopback ones and --mmproj left out."""
-    args = iter(compose_command("llama-cpp", PROFILES[profile]))
+    values = PROFILES[profile].values
+    files = ("docker-compose.cpu.yml",) if values["STRATUM_PROFILE"] == "cpu" else ()
+    args = iter(compose_command(service, values, files))
     swap = {"--model": str(model), "--host": "127.0.0.1", "--port": str(port)}
     out: list[str] = []
     for arg in args:
@@ -207,20 +217,20 @@ def gemma4_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_llama(path, control_tokens=GEMMA4_TOKENS)
 
 
-@pytest.mark.parametrize("profile", sorted(PROFILES))
+@pytest.mark.parametrize(("profile", "service"), LLAMA_COMMANDS)
 def test_every_compose_flag_is_accepted_by_the_real_llama_server(
-    profile: str, gemma4_tiny: Path, artifacts: Path
+    profile: str, service: str, gemma4_tiny: Path, artifacts: Path
 ) -> None:
     port = free_port()
-    argv = [str(stack.llama_server_bin()), *compose_llama_argv(profile, gemma4_tiny, port),
-            "--threads", "1"]  # fmt: skip
-    server = Process(f"compose-flags-{profile}", argv, artifacts / "logs",
+    argv = [str(stack.llama_server_bin()),
+            *compose_llama_argv(profile, gemma4_tiny, port, service), "--threads", "1"]  # fmt: skip
+    server = Process(f"compose-flags-{profile}-{service}", argv, artifacts / "logs",
                      ready_url=f"http://127.0.0.1:{port}/health")  # fmt: skip
     with running(server):
         assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"status": "ok"}
     log = server.log_path.read_text(errors="replace")
     assert "invalid argument" not in log and "unknown argument" not in log
-    if PROFILES[profile]["LLAMA_MMPROJ_ARGS"]:
+    if "--mmproj" in compose_command(service, PROFILES[profile].values):
         help_text = subprocess.run([str(stack.llama_server_bin()), "--help"],
                                    capture_output=True, text=True, timeout=30).stdout  # fmt: skip
         assert "--mmproj FILE" in help_text
