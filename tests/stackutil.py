@@ -116,13 +116,18 @@ def _merge(base: Any, over: Any, key: str = "") -> Any:
     return over
 
 
+def load_compose_file(name: str) -> dict[str, Any]:
+    """One compose file as written (``!reset`` kept as a :class:`Reset`), not merged."""
+    data: dict[str, Any] = yaml.load((ROOT / name).read_text(), Loader=_ComposeLoader)
+    return data
+
+
 def load_compose(*files: str) -> dict[str, Any]:
     """docker-compose.yml merged with override files as Compose merges them (``!reset``
     removes a key, ``command`` is replaced, lists are appended, volumes unique by target)."""
     merged: dict[str, Any] = {}
     for name in ("docker-compose.yml", *files):
-        data = yaml.load((ROOT / name).read_text(), Loader=_ComposeLoader)
-        merged = _merge(merged, data)
+        merged = _merge(merged, load_compose_file(name))
     return merged
 
 

@@ -25,7 +25,7 @@ import httpx
 import pytest
 import stack
 from e2eutil import router_headers, sse_events
-from stackutil import compose_command, load_module, require
+from stackutil import compose_command, load_compose_file, load_module, require
 from tiny_gguf import GEMMA4_TOKENS, write_tiny_llama
 
 from adaptive_router.testing.processes import Process, free_port, running
@@ -320,3 +320,46 @@ def test_a_streamed_tool_call_arrives_as_tool_call_deltas(tool_stack: str) -> No
                 arguments += call.get("function", {}).get("arguments", "")
             finish = choice.get("finish_reason") or finish
     assert (name, arguments, finish) == ("get_weather", "{}", "tool_calls")
+
+
+# -- the cpu profile end to end --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cpu_stack(
+    gemma4_tiny: Path, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
+) -> Iterator[str]:
+    """The cpu profile as docker-compose.cpu.yml wires it: both tiers are llama-servers with the
+    override's commands, and the router runs with the override's environment (GPU rules off, the
+    tiers' model names)."""
+    engines = []
+    urls = []
+    for service in ("vllm", "llama-cpp"):
+        port = free_port()
+        command = compose_llama_argv("cpu", gemma4_tiny, port, service)
+        argv = [str(stack.llama_server_bin()), *command, "--threads", "1"]
+        urls.append(f"http://127.0.0.1:{port}")
+        engines.append(Process(f"cpu-{service}", argv, artifacts / "logs",
+                               ready_url=urls[-1] + "/health"))  # fmt: skip
+    override = load_compose_file("docker-compose.cpu.yml")
+    env = {k: str(v) for k, v in override["services"]["router"]["environment"].items()}
+    router = stack.router(tmp_path_factory.mktemp("cpu"), urls[0], urls[1], artifacts / "logs",
+                          name="cpu-router", env=env)  # fmt: skip
+    with running(*engines, router.process):
+        yield router.url
+
+
+def test_the_cpu_profile_answers_on_both_tiers_without_a_gpu(cpu_stack: str) -> None:
+    health = httpx.get(cpu_stack + "/health").json()
+    assert health["status"] == "ok"
+    assert health["gpu"]["available"] is False
+    assert {name: tier["health"] for name, tier in health["tiers"].items()} == {
+        "tier_low": "up", "tier_high": "up"
+    }  # fmt: skip
+    for model, tier in (("gemma4-fast", "tier_low"), ("gemma4-smart", "tier_high")):
+        r = httpx.post(cpu_stack + "/v1/chat/completions", headers=router_headers(), timeout=60,
+                       json={"model": model, "max_tokens": 4,
+                             "messages": [{"role": "user", "content": "Hello!"}]})  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert r.headers["x-router-tier"] == tier
+        assert r.json()["choices"][0]["message"]["role"] == "assistant"
