@@ -73,6 +73,10 @@ def test_router_is_built_here_and_does_not_wait_for_the_tiers(compose: dict[str,
     assert router["build"]["context"] == "./router"
     assert "depends_on" not in router
     assert (ROOT / "router/Dockerfile").exists()
+    # Named after the package's version, in no one's Docker Hub namespace: a `compose pull`
+    # cannot fetch a stranger's image under this name (library/ is reserved).
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "router/pyproject.toml").read_text(), re.M)
+    assert version and router["image"] == f"stratum-router:{version.group(1)}"
 
 
 def test_gpu_reservations(compose: dict[str, Any]) -> None:
