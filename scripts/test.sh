@@ -73,7 +73,7 @@ ruff format --check router benchmarks rag-integration tests grafana scripts
 echo "==> mypy"
 (cd router && mypy)
 # The scripts start.sh and compose run on the host (standard library only; typed like the router).
-mypy --strict scripts/plan_vram.py scripts/vram_facts.py scripts/team_keys.py
+mypy --strict scripts/plan_vram.py scripts/vram_facts.py scripts/team_keys.py scripts/sync_kubernetes.py
 
 echo "==> pytest"
 export CI="${CI:-false}"
