@@ -225,7 +225,8 @@ def create_app(
                 400, "The request body is not valid JSON (UTF-8).", code="invalid_json"
             ).response()
         tier = tiers[decision.tier]
-        replicas = tier.order(affinity_key(info.messages, info.prompt_text))
+        key = affinity_key(info.messages, info.prompt_text) if len(tier.replicas) > 1 else None
+        replicas = tier.order(key)
         return JSONResponse(
             {
                 "model": client_model,

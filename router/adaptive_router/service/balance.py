@@ -15,7 +15,10 @@
   average or more is skipped for the next one on the ring, so conversations cannot pile up on
   one engine, and a conversation moves only when its replica is overloaded or down. The paper
   analyses factors from 1.25; with few replicas the split of conversations is uneven by chance
-  and a move costs a whole prefill, so the default is 1.5.
+  and a move costs a whole prefill, so the default is 1.5. When a conversation did move, its
+  prefix is on the replica that served it: the tier remembers where each recent conversation's
+  last turn went (:class:`~.tiers.TierRuntime`) and sends the next turn there, within the same
+  bound, rather than back to its place on the ring, where the cache is cold.
 """
 
 from __future__ import annotations
@@ -52,10 +55,14 @@ def stable_hash(text: str) -> int:
 
 
 def _text(content: Any) -> str:
+    """The text of a message's content; parts that are not text (or whose text is not a string:
+    the engine judges those) add nothing."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return "".join(
+            t for p in content if isinstance(p, dict) and isinstance(t := p.get("text"), str)
+        )
     return ""
 
 
@@ -113,11 +120,19 @@ def least_outstanding(replicas: Sequence[Balanced]) -> list[Balanced]:
     return live + [r for r in replicas if not r.up]
 
 
-def by_affinity(ring: HashRing, key: int, load_factor: float, spare: float = 0.0) -> list[Balanced]:
+def by_affinity(
+    ring: HashRing,
+    key: int,
+    load_factor: float,
+    spare: float = 0.0,
+    cached: str | None = None,
+) -> list[Balanced]:
     """The conversation's replica first (bounded load), then the rest as they come on the ring;
-    replicas that are not up last. A replica under ``spare`` outstanding requests keeps its
-    conversations whatever the average: at low load the bound is a handful of requests, and
-    moving a conversation for that costs its cache and buys nothing."""
+    replicas that are not up last. Its replica is the one that served its last turn (``cached``,
+    the label the tier remembers: its prefix is there), else its place on the ring. A replica
+    under ``spare`` outstanding requests keeps its conversations whatever the average: at low
+    load the bound is a handful of requests, and moving a conversation for that costs its cache
+    and buys nothing."""
     live = [r for r in ring.replicas if r.up]
     if not live:
         return list(ring.replicas)
@@ -128,5 +143,10 @@ def by_affinity(ring: HashRing, key: int, load_factor: float, spare: float = 0.0
     for replica in ring.walk(key):
         if replica.up:
             (fits if replica.outstanding < capacity else over).append(replica)
+    if cached is not None:
+        # A conversation moved once (its own replica was full) stays where its cache now is.
+        held = next((i for i, r in enumerate(fits) if r.label == cached), None)
+        if held:
+            fits.insert(0, fits.pop(held))
     over.sort(key=lambda r: r.outstanding)
     return fits + over + [r for r in ring.replicas if not r.up]

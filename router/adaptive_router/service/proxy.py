@@ -42,8 +42,7 @@ def _affinity_outcome(tier: TierRuntime, key: int | None, ordered: list[Replica]
     """``home``, ``moved`` or ``least_load``: see router_affinity_total."""
     if key is None or not tier.affinity:
         return "least_load"
-    home = next((r for r in tier.ring.walk(key) if r.up), None)
-    return "home" if ordered and ordered[0] is home else "moved"
+    return "home" if ordered and ordered[0] is tier.home(key) else "moved"
 
 
 class Proxy:
@@ -121,8 +120,9 @@ class Proxy:
             finally:
                 await exchange.aclose(str(exchange.status))
 
-    def attempts(self, ctx: RequestContext) -> list[tuple[TierRuntime, Replica]]:
-        """Where to try the request, in order: the decided tier's best replicas (its own for a
+    def attempts(self, ctx: RequestContext) -> tuple[int | None, list[tuple[TierRuntime, Replica]]]:
+        """The conversation's affinity key (None with one replica per tier, or nothing to key)
+        and where to try the request, in order: the decided tier's best replicas (its own for a
         conversation, see :mod:`.balance`), then the decision's fallback tier's. At most
         :data:`REPLICAS_PER_TIER` replicas of each tier are tried: a request that fails on two
         replicas of a tier is unlikely to fare better on a third."""
@@ -139,11 +139,11 @@ class Proxy:
             plan += [(tier, replica) for replica in ordered[:REPLICAS_PER_TIER]]
             if len(tier.replicas) > 1 and name == decision.tier:
                 self.metrics.affinity.labels(name, _affinity_outcome(tier, key, ordered)).inc()
-        return plan
+        return key, plan
 
     async def _open(self, ctx: RequestContext) -> Exchange:
         """Try each planned replica in turn; the first that answers wins."""
-        plan = self.attempts(ctx)
+        key, plan = self.attempts(ctx)
         errors: list[str] = []
         for index, (tier, replica) in enumerate(plan):
             name = tier.name
@@ -156,6 +156,8 @@ class Proxy:
             exchange = Exchange(ctx, tier, replica, self.router, self.metrics, self.timeouts)
             try:
                 await exchange.open()
+                if 200 <= exchange.status < 300:
+                    tier.remember(key, replica)
                 return exchange
             except UpstreamFailure as exc:
                 replica.note_error(str(exc))

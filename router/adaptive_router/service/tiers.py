@@ -11,6 +11,7 @@ of its replicas is.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -29,6 +30,10 @@ VLLM_RUNNING = "vllm:num_requests_running"
 VLLM_KV_USAGE = "vllm:kv_cache_usage_perc"
 LLAMACPP_PROCESSING = "llamacpp:requests_processing"
 LLAMACPP_DEFERRED = "llamacpp:requests_deferred"
+
+PLACEMENTS = 8192
+"""Conversations per tier whose last replica is remembered (a key and a label each: well under
+a megabyte); the oldest are forgotten first and go back to their place on the ring."""
 
 
 def root_path(base_url: str) -> str:
@@ -136,6 +141,8 @@ class TierRuntime:
         )
         """Headers every request to this tier's engines carries (its API key)."""
         self.ring = HashRing(self.replicas)
+        self.placements: OrderedDict[int, str] = OrderedDict()
+        """Affinity key -> label of the replica that served the conversation's last turn."""
 
     def set_replicas(self, replicas: list[Replica]) -> None:
         """Replace the replica set (discovery); requests in flight keep their replica."""
@@ -154,9 +161,26 @@ class TierRuntime:
             return replicas
         if key is not None and self.affinity:
             return by_affinity(  # type: ignore[return-value]
-                self.ring, key, self.load_factor, self.affinity_spare
+                self.ring, key, self.load_factor, self.affinity_spare, self.placements.get(key)
             )
         return least_outstanding(replicas)  # type: ignore[return-value]
+
+    def home(self, key: int) -> Replica | None:
+        """Where the conversation belongs now: the replica of its last turn while it is up,
+        else the first live replica on the ring."""
+        label = self.placements.get(key)
+        live = [r for r in self.replicas if r.up]
+        remembered = next((r for r in live if r.label == label), None)
+        return remembered or next((r for r in self.ring.walk(key) if r.up), None)  # type: ignore[return-value]
+
+    def remember(self, key: int | None, replica: Replica) -> None:
+        """The conversation's turn was served by ``replica``: its prefix is cached there."""
+        if key is None or not self.affinity or len(self.replicas) < 2:
+            return
+        self.placements[key] = replica.label
+        self.placements.move_to_end(key)
+        if len(self.placements) > PLACEMENTS:
+            self.placements.popitem(last=False)
 
     def saturated_replica(self, replica: Replica) -> bool:
         if self.max_in_flight and replica.in_flight >= self.max_in_flight:

@@ -25,6 +25,7 @@ from adaptive_router.service.balance import (
 )
 from adaptive_router.service.config import load_service_config
 from adaptive_router.service.discovery import reconcile, resolve
+from adaptive_router.service.tiers import PLACEMENTS, TierRuntime
 from adaptive_router.testing.fake_engine import Behavior, FakeEngine
 
 from ..servers import serve
@@ -124,6 +125,41 @@ def test_bounded_load_moves_a_conversation_off_an_overloaded_replica_only() -> N
     assert by_affinity(ring, key, 1.25)[0] is b
     a.outstanding, a.up = 0, False
     assert by_affinity(ring, key, 1.25)[0] is b
+
+
+def test_a_moved_conversation_stays_where_its_cache_now_is() -> None:
+    a, b = R("a"), R("b")
+    tier = TierRuntime("tier_low", "m", [a, b], affinity_spare=0)  # type: ignore[list-item]
+    key = next(k for k in range(10**6) if next(tier.ring.walk(k)) is a)
+    assert tier.order(key)[0] is a
+    a.outstanding = 3  # full: the turn goes to b, which now holds the prefix
+    assert tier.order(key)[0] is b
+    tier.remember(key, b)  # type: ignore[arg-type]
+    a.outstanding = 0
+    assert tier.order(key)[0] is b and tier.home(key) is b
+    b.outstanding = 3  # b full in turn: back to a, within the same bound
+    assert tier.order(key)[0] is a
+    b.outstanding, b.up = 0, False
+    assert tier.order(key)[0] is a and tier.home(key) is a
+
+
+def test_the_tier_remembers_a_bounded_number_of_conversations() -> None:
+    a, b = R("a"), R("b")
+    tier = TierRuntime("tier_low", "m", [a, b])  # type: ignore[list-item]
+    for key in range(PLACEMENTS + 10):
+        tier.remember(key, b)  # type: ignore[arg-type]
+    assert len(tier.placements) == PLACEMENTS
+    assert 0 not in tier.placements and PLACEMENTS + 9 in tier.placements
+    single = TierRuntime("tier_low", "m", [a])  # type: ignore[list-item]
+    single.remember(1, a)  # type: ignore[arg-type]
+    assert not single.placements  # one replica: nothing to remember
+
+
+def test_content_parts_that_are_not_text_do_not_break_the_key() -> None:
+    odd = [{"role": "user", "content": [{"type": "x", "text": False}, {"type": "text", "text": "hi"},
+                                        "not a part", {"type": "image_url"}]}]  # fmt: skip
+    assert affinity_key(odd, None) == affinity_key([{"role": "user", "content": "hi"}], None)
+    assert affinity_key([{"role": "user", "content": [{"text": 3}]}], None) is None
 
 
 def test_the_affinity_key_is_the_conversation_s_start_and_the_same_in_every_process() -> None:
