@@ -82,8 +82,11 @@ check_service() {  # check_service NAME REQUIRED URL EXPECT [MODEL_URL MODEL_ID]
 }
 
 check_service router 1 "http://$HOST:${ROUTER_PORT:-9000}/health" 200
-check_service vllm 1 "http://$HOST:${VLLM_PORT:-8000}/health" 200 "http://$HOST:${VLLM_PORT:-8000}/v1/models" gemma-4-e4b
-check_service llama-cpp 1 "http://$HOST:${LLAMA_CPP_PORT:-8080}/health" 200 "http://$HOST:${LLAMA_CPP_PORT:-8080}/v1/models" gemma-4-26b-a4b
+# The served model names: docker-compose.yml's, or docker-compose.cpu.yml's for the cpu profile.
+low_model=gemma-4-e4b high_model=gemma-4-26b-a4b
+if [[ "${STRATUM_PROFILE:-gpu}" == cpu ]]; then low_model=gemma-4-e2b high_model=gemma-4-e4b; fi
+check_service vllm 1 "http://$HOST:${VLLM_PORT:-8000}/health" 200 "http://$HOST:${VLLM_PORT:-8000}/v1/models" "$low_model"
+check_service llama-cpp 1 "http://$HOST:${LLAMA_CPP_PORT:-8080}/health" 200 "http://$HOST:${LLAMA_CPP_PORT:-8080}/v1/models" "$high_model"
 check_service litellm 1 "http://$HOST:${LITELLM_PORT:-4000}/health/liveliness" 200
 # Team keys and their usage need LiteLLM's database: /health/readiness says whether it is there.
 readiness="$(http_body "http://$HOST:${LITELLM_PORT:-4000}/health/readiness")"

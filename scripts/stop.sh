@@ -37,6 +37,8 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
+# .env says which compose files make the stack (STRATUM_PROFILE=cpu adds docker-compose.cpu.yml).
+load_env "$STRATUM_ROOT/.env"
 have docker || die "docker is not installed; nothing to stop."
 docker info >/dev/null 2>&1 || die "the Docker daemon does not answer (sudo systemctl start docker)."
 if [[ "$ENGINES" == 1 ]]; then

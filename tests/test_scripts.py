@@ -542,6 +542,28 @@ def test_health_check_all_up(box: Sandbox) -> None:
     )
 
 
+def test_health_check_expects_the_cpu_profiles_models_there(box: Sandbox) -> None:
+    box.stub("curl", CURL_STUB)
+    e = box.env
+    cpu_models = {
+        f":{e['VLLM_PORT']}/v1/models": [200, '{"data": [{"id": "gemma-4-e2b"}]}', {}],
+        f":{e['LLAMA_CPP_PORT']}/v1/models": [200, '{"data": [{"id": "gemma-4-e4b"}]}', {}],
+    }
+    out = box.run("health-check.sh", "--no-requests", STUB_HTTP=_healthy_http(box, **cpu_models))
+    assert out.returncode == 1  # a GPU .env expects the E4B and the 26B there
+    out = box.run("health-check.sh", "--no-requests", STRATUM_PROFILE="cpu",
+                  STUB_HTTP=_healthy_http(box, **cpu_models))  # fmt: skip
+    assert out.returncode == 0, out.stdout
+    assert "model gemma-4-e2b loaded" in out.stdout and "model gemma-4-e4b loaded" in out.stdout
+
+
+def test_stop_uses_the_cpu_compose_file_for_a_cpu_env(box: Sandbox) -> None:
+    (box.root / ".env").write_text("STRATUM_PROFILE=cpu\n")
+    assert box.run("stop.sh").returncode == 0
+    downs = [c for c in box.calls() if c.endswith("down --remove-orphans")]
+    assert downs and "docker-compose.cpu.yml" in downs[0]
+
+
 def test_health_check_fails_when_a_tier_is_down(box: Sandbox) -> None:
     box.stub("curl", CURL_STUB)
     e = box.env
