@@ -264,11 +264,18 @@ check_images() {
   local entry var where image missing=0
   local t=()
   have timeout && t=(timeout 60)
-  local entries=("${IMAGE_VARS[@]}")
+  local entries=()
   if [[ "$MODE" == cpu ]]; then
     # Both tiers run llama.cpp's CPU image (docker-compose.cpu.yml) instead of the CUDA ones.
-    entries=("LLAMA_CPP_CPU_IMAGE|https://github.com/ggml-org/llama.cpp/pkgs/container/llama.cpp (server-bNNNN)"
-             "${IMAGE_VARS[@]:2}")
+    entries=("LLAMA_CPP_CPU_IMAGE|https://github.com/ggml-org/llama.cpp/pkgs/container/llama.cpp (server-bNNNN)")
+    for entry in "${IMAGE_VARS[@]}"; do
+      case "${entry%%|*}" in
+        VLLM_IMAGE|LLAMA_CPP_IMAGE) ;;
+        *) entries+=("$entry") ;;
+      esac
+    done
+  else
+    entries=("${IMAGE_VARS[@]}")
   fi
   for entry in "${entries[@]}"; do
     var="${entry%%|*}"; where="${entry#*|}"

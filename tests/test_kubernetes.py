@@ -64,15 +64,6 @@ def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key] = value
-    return values
-
-
 def settings(docs: tuple[dict[str, Any], ...]) -> dict[str, str]:
     [cm] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("stratum-settings-")]  # fmt: skip
     data: dict[str, str] = cm["data"]
@@ -210,7 +201,7 @@ def test_engines_run_the_compose_command_for_their_profile(
         assert argv[0] == "serve"
         argv = argv[1:]
     assert argv == compose_command(service, values)
-    assert values == read_env_file(K8S / OVERLAY_PROFILE[overlay])
+    assert values == load_module("scripts/plan_vram.py").read_env(K8S / OVERLAY_PROFILE[overlay])
 
 
 def test_the_settings_are_the_planners_profiles_and_fit_their_cards() -> None:
