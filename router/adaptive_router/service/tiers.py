@@ -169,9 +169,11 @@ class TierRuntime:
         """Where the conversation belongs now: the replica of its last turn while it is up,
         else the first live replica on the ring."""
         label = self.placements.get(key)
-        live = [r for r in self.replicas if r.up]
-        remembered = next((r for r in live if r.label == label), None)
-        return remembered or next((r for r in self.ring.walk(key) if r.up), None)  # type: ignore[return-value]
+        if label is not None:
+            for replica in self.replicas:
+                if replica.up and replica.label == label:
+                    return replica
+        return next((r for r in self.ring.walk(key) if r.up), None)  # type: ignore[return-value]
 
     def remember(self, key: int | None, replica: Replica) -> None:
         """The conversation's turn was served by ``replica``: its prefix is cached there."""
