@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 usage() {
   cat <<'TXT'
-Usage: bash scripts/start.sh [--profile NAME] [--dry-run] [--no-download] [--yes] [--timeout SECONDS]
+Usage: bash scripts/start.sh [--profile NAME] [--dry-run | --env-only] [--no-download] [--yes] [--timeout SECONDS]
 
 Checks this machine (Docker, Compose >= 2.20, NVIDIA driver and container toolkit, that every
 image can be pulled, the GPU memory plan of .env against the card (scripts/plan_vram.py), compute
@@ -23,6 +23,8 @@ llama-server is up (after a crash or a restart of vLLM), llama-server is stopped
                    GPU at all: small Gemma 4 models on llama.cpp's CPU server). Applied when .env
                    is created; .env keeps it (STRATUM_PROFILE) for later starts.
   --dry-run        check and print what would be done; change nothing, start nothing
+  --env-only       create or complete .env (profile, secrets, COMPOSE_FILE), then stop: to
+                   edit it before the first start
   --no-download    fail instead of downloading missing models
   --yes            download missing models without asking
   --timeout N      seconds to wait for the services (default: START_TIMEOUT in .env, 1800)
@@ -31,6 +33,7 @@ TXT
 }
 
 DRY_RUN=0
+ENV_ONLY=0
 DOWNLOAD=ask
 TIMEOUT=""
 PROFILE=""
@@ -41,6 +44,7 @@ while [[ $# -gt 0 ]]; do
         || die "--profile is one of 16gb, 24gb, 32gb, dual-16gb, cpu"
       PROFILE=$2; shift ;;
     --dry-run) DRY_RUN=1 ;;
+    --env-only) ENV_ONLY=1 ;;
     --no-download) DOWNLOAD=no ;;
     --yes|-y) DOWNLOAD=yes ;;
     --timeout)
@@ -73,7 +77,7 @@ profile_values() {
 
 prepare_env() {
   info ".env"
-  local line
+  local line created=0
   if [[ ! -f "$ENV_FILE" ]]; then
     if [[ "$DRY_RUN" == 1 ]]; then
       log "  would create .env from .env.example${PROFILE:+ with the $PROFILE profile} and generate its secrets"
@@ -81,10 +85,13 @@ prepare_env() {
         while IFS= read -r line; do export "${line?}"; done < <(profile_values "$PROFILE")
       fi
       load_env "$STRATUM_ROOT/.env.example"
+      COMPOSE_FILE="$(default_compose_files "${STRATUM_PROFILE:-gpu}")"
+      export COMPOSE_FILE
       return 0
     fi
     cp "$STRATUM_ROOT/.env.example" "$ENV_FILE"
     chmod 600 "$ENV_FILE"
+    created=1
     if [[ -n "$PROFILE" ]]; then
       while IFS= read -r line; do env_set "$ENV_FILE" "${line%%=*}" "${line#*=}"; done < <(profile_values "$PROFILE")
       ok "created .env from .env.example with the $PROFILE profile"
@@ -117,7 +124,31 @@ prepare_env() {
     env_set "$ENV_FILE" "$key" "$value"
     ok "generated $key"
   done
+  record_compose_files "$created"
   load_env "$ENV_FILE"
+}
+
+# record_compose_files CREATED: COMPOSE_FILE in .env names the profile's compose files, so that
+# every `docker compose ...` run in this folder (the docs' commands) sees the same stack.
+record_compose_files() {
+  local profile files want
+  profile="$(env_get "$ENV_FILE" STRATUM_PROFILE)"
+  want="$(default_compose_files "${profile:-gpu}")"
+  files="$(env_get "$ENV_FILE" COMPOSE_FILE)"
+  if [[ "$1" == 1 || -z "$files" ]]; then
+    if [[ "$DRY_RUN" == 1 ]]; then
+      log "  would set COMPOSE_FILE=$want"
+      return 0
+    fi
+    env_set "$ENV_FILE" COMPOSE_FILE "$want"
+    ok "COMPOSE_FILE=$want (docker compose commands in this folder use these files)"
+  elif [[ "${profile:-gpu}" == cpu && ":$files:" != *":docker-compose.cpu.yml:"* ]]; then
+    die "the cpu profile needs docker-compose.cpu.yml in COMPOSE_FILE (.env has COMPOSE_FILE=$files); set COMPOSE_FILE=$want"
+  elif [[ "${profile:-gpu}" != cpu && ":$files:" == *":docker-compose.cpu.yml:"* ]]; then
+    die ".env's COMPOSE_FILE=$files includes docker-compose.cpu.yml, but its profile is ${profile:-gpu}; set COMPOSE_FILE=$want"
+  else
+    ok "COMPOSE_FILE=$files"
+  fi
 }
 
 # --- preflight -------------------------------------------------------------------------------------
@@ -461,11 +492,19 @@ wait_healthy() {
 
 start_stage() {
   local title=$1; shift
+  local failed="the stack did not come up (see above). Fix it, then run scripts/start.sh again; scripts/stop.sh stops everything."
   info "$title"
-  run compose up -d "$@"
-  if [[ "$DRY_RUN" == 0 ]]; then
-    wait_healthy "$WAIT" "$@" || die "the stack did not come up (see above). Fix it, then run scripts/start.sh again; scripts/stop.sh stops everything."
+  if [[ "$DRY_RUN" == 1 ]]; then
+    log "  would run: compose up -d $*"
+    return 0
   fi
+  if ! compose up -d "$@"; then
+    # Compose gives up when a service another one depends on is unhealthy or exits: show
+    # which, with its log and what to check, instead of compose's one line.
+    wait_healthy 0 "$@" || true
+    die "$failed"
+  fi
+  wait_healthy "$WAIT" "$@" || die "$failed"
 }
 
 # vLLM refuses to start unless its whole share is free, so it must (re)start before llama-server
@@ -483,6 +522,10 @@ free_the_card_for_vllm() {
 main() {
   log "${C_BOLD}Stratum${C_OFF}: Gemma 4 on one GPU, in two tiers behind an adaptive router"
   prepare_env
+  if [[ "$ENV_ONLY" == 1 ]]; then
+    ok ".env is ready; edit it, then run: bash scripts/start.sh"
+    return 0
+  fi
   MODE="${STRATUM_PROFILE:-gpu}"
   WAIT="${TIMEOUT:-${START_TIMEOUT:-1800}}"
   check_docker

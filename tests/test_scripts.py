@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,10 @@ DOCKER_STUB = r"""#!PYTHON
 import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["STUB_LOG"], "a") as f:
-    f.write("docker " + " ".join(args) + "\n")
+    files = ""
+    if args[:1] == ["compose"] and "COMPOSE_FILE" in os.environ:
+        files = f"  # COMPOSE_FILE={os.environ['COMPOSE_FILE']}"
+    f.write("docker " + " ".join(args) + files + "\n")
 def env(name, default=""):
     return os.environ.get(name, default)
 if args[:1] == ["--version"]:
@@ -71,6 +75,9 @@ if args[:1] == ["compose"]:
     if rest[:1] == ["logs"]:
         print("vllm  | torch.OutOfMemoryError: CUDA out of memory")
         sys.exit(0)
+    if rest[:2] == ["up", "-d"] and env("STUB_UP_FAILS") in rest[2:]:
+        print(f"dependency failed to start: container {env('STUB_UP_FAILS')} is unhealthy", file=sys.stderr)
+        sys.exit(1)
     sys.exit(0)
 sys.exit(0)
 """
@@ -219,8 +226,11 @@ class Sandbox:
             capture_output=True, text=True, timeout=120, env={**self.env, **env}, cwd=self.root,
         )  # fmt: skip
 
-    def calls(self) -> list[str]:
-        return self.log.read_text().splitlines()
+    def calls(self, compose_files: bool = False) -> list[str]:
+        """The commands the stubs saw; with compose_files, each compose call ends with the
+        COMPOSE_FILE it ran with."""
+        lines = self.log.read_text().splitlines()
+        return lines if compose_files else [line.split("  # COMPOSE_FILE=")[0] for line in lines]
 
 
 @pytest.fixture
@@ -335,8 +345,15 @@ def test_start_cpu_profile_needs_no_gpu_and_runs_both_tiers_on_llama_cpp(box: Sa
     assert "the plan fits this machine's free memory" in out.stdout
     assert "Starting tier_low (llama.cpp on CPU, Gemma 4 E2B)" in out.stdout
     # Compose runs with the cpu override, and the CPU image (not the CUDA ones) is checked.
-    compose_calls = [c for c in box.calls() if c.startswith("docker compose --project-directory")]
-    assert compose_calls and all("docker-compose.cpu.yml" in c for c in compose_calls)
+    compose_calls = [
+        c
+        for c in box.calls(compose_files=True)
+        if c.startswith("docker compose --project-directory")
+    ]
+    assert compose_calls
+    assert all(
+        c.endswith("COMPOSE_FILE=docker-compose.yml:docker-compose.cpu.yml") for c in compose_calls
+    )
     manifests = {c.split()[-1] for c in box.calls() if c.startswith("docker manifest inspect")}
     assert any(":server-b11459@" in m for m in manifests)
     assert not any("server-cuda" in m or "vllm-openai" in m for m in manifests)
@@ -480,6 +497,19 @@ def test_start_shows_logs_and_a_hint_when_a_service_fails(box: Sandbox) -> None:
     assert not any(" up -d llama-cpp" in c for c in box.calls())
 
 
+def test_start_shows_logs_and_a_hint_when_compose_gives_up_on_a_dependency(box: Sandbox) -> None:
+    """`compose up -d` exits 1 when a service others depend on turns unhealthy (LiteLLM, whose
+    OpenWebUI waits): start.sh says which one, with its log and what to check."""
+    box.gpu()
+    box.models()
+    out = box.run("start.sh", "--timeout", "5", STUB_UP_FAILS="litellm",
+                  STUB_STATES=json.dumps({"litellm": "unhealthy"}))  # fmt: skip
+    assert out.returncode == 1
+    assert "litellm is unhealthy" in out.stderr
+    assert "check docker/litellm/config.yaml" in out.stdout
+    assert "the stack did not come up" in out.stderr
+
+
 def test_start_times_out_with_a_clear_message(box: Sandbox) -> None:
     box.gpu()
     box.models()
@@ -560,8 +590,55 @@ def test_health_check_expects_the_cpu_profiles_models_there(box: Sandbox) -> Non
 def test_stop_uses_the_cpu_compose_file_for_a_cpu_env(box: Sandbox) -> None:
     (box.root / ".env").write_text("STRATUM_PROFILE=cpu\n")
     assert box.run("stop.sh").returncode == 0
-    downs = [c for c in box.calls() if c.endswith("down --remove-orphans")]
-    assert downs and "docker-compose.cpu.yml" in downs[0]
+    downs = [c for c in box.calls(compose_files=True) if "down --remove-orphans" in c]
+    assert downs and downs[0].endswith("COMPOSE_FILE=docker-compose.yml:docker-compose.cpu.yml")
+
+
+def test_stop_uses_the_compose_files_env_names(box: Sandbox) -> None:
+    (box.root / ".env").write_text(
+        "STRATUM_PROFILE=cpu\nCOMPOSE_FILE=docker-compose.yml:mine.yml\n"
+    )
+    assert box.run("stop.sh").returncode == 0
+    downs = [c for c in box.calls(compose_files=True) if "down --remove-orphans" in c]
+    assert downs and downs[0].endswith("COMPOSE_FILE=docker-compose.yml:mine.yml")
+
+
+@pytest.mark.parametrize(
+    ("profile", "files"),
+    [("cpu", "docker-compose.yml:docker-compose.cpu.yml"), ("16gb", "docker-compose.yml")],
+)
+def test_start_records_the_profiles_compose_files_in_env(
+    box: Sandbox, profile: str, files: str
+) -> None:
+    """So `docker compose ps` / `logs` / `up -d`, run by hand in the folder, see the same stack."""
+    out = box.run("start.sh", "--profile", profile, "--env-only")
+    assert out.returncode == 0, out.stdout + out.stderr
+    env = (box.root / ".env").read_text()
+    assert re.findall(r"^COMPOSE_FILE=(.*)$", env, re.M) == [files]
+    assert not [c for c in box.calls() if c.startswith("docker compose") and " up " in c]
+    # An older .env without the line gets it on the next start; one the user set is kept.
+    (box.root / ".env").write_text(env.replace(f"COMPOSE_FILE={files}\n", ""))
+    assert box.run("start.sh", "--env-only").returncode == 0
+    assert f"\nCOMPOSE_FILE={files}\n" in (box.root / ".env").read_text()
+
+
+def test_start_refuses_a_cpu_env_whose_compose_files_lack_the_cpu_override(box: Sandbox) -> None:
+    assert box.run("start.sh", "--profile", "cpu", "--env-only").returncode == 0
+    env = box.root / ".env"
+    env.write_text(env.read_text() + "COMPOSE_FILE=docker-compose.yml\n")
+    out = box.run("start.sh", "--dry-run")
+    assert out.returncode == 1
+    assert "the cpu profile needs docker-compose.cpu.yml in COMPOSE_FILE" in out.stderr
+
+
+def test_lines_appended_to_env_win_as_they_do_for_compose(box: Sandbox) -> None:
+    """`cat artifacts/compose/images.env >> .env` (README): the scripts read the last value."""
+    assert box.run("start.sh", "--profile", "cpu", "--env-only").returncode == 0
+    env = box.root / ".env"
+    env.write_text(env.read_text() + "LITELLM_IMAGE=example/litellm:local\n")
+    box.run("start.sh", "--dry-run")
+    inspected = [c for c in box.calls() if c.startswith("docker image inspect")]
+    assert any(c.endswith("example/litellm:local") for c in inspected), inspected
 
 
 def test_health_check_fails_when_a_tier_is_down(box: Sandbox) -> None:

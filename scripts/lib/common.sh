@@ -80,23 +80,44 @@ random_secret() {
 }
 
 # load_env FILE: export the dotenv file's values for the script (compose reads the file itself).
-# Variables already in the environment win, as they do for compose.
+# As for compose, variables already in the environment win, and within the file the last line
+# of a key wins (so lines appended to .env override the ones above them).
 load_env() {
   local file=$1 line key
   [[ -f "$file" ]] || return 0
+  local -A from_environment=()
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)= ]] || continue
+    key="${BASH_REMATCH[1]}"
+    [[ -n "${!key+x}" ]] && from_environment[$key]=1
+  done <"$file"
   while IFS= read -r line || [[ -n "$line" ]]; do
     [[ "$line" =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
     key="${BASH_REMATCH[1]}"
-    [[ -n "${!key+x}" ]] || export "$key=$(unquote "${BASH_REMATCH[2]}")"
+    [[ -n "${from_environment[$key]:-}" ]] || export "$key=$(unquote "${BASH_REMATCH[2]}")"
   done <"$file"
 }
 
-# compose ARGS...: docker compose with the project's file and .env; with STRATUM_PROFILE=cpu
-# also docker-compose.cpu.yml (both tiers on llama.cpp's CPU server, no GPU reservations).
+# default_compose_files PROFILE: the compose files a profile runs, as COMPOSE_FILE lists them
+# (relative to the repository root): the cpu profile adds docker-compose.cpu.yml (both tiers on
+# llama.cpp's CPU server, no GPU reservations).
+default_compose_files() {
+  if [[ "${1:-gpu}" == cpu ]]; then
+    printf '%s' "docker-compose.yml:docker-compose.cpu.yml"
+  else
+    printf '%s' "docker-compose.yml"
+  fi
+}
+
+# compose ARGS...: docker compose in the repository root with the files .env names (COMPOSE_FILE,
+# which start.sh records, so a plain `docker compose ...` there sees the same stack), or the
+# profile's default files when .env names none.
 compose() {
-  local files=(-f "$STRATUM_ROOT/docker-compose.yml")
-  [[ "${STRATUM_PROFILE:-gpu}" == cpu ]] && files+=(-f "$STRATUM_ROOT/docker-compose.cpu.yml")
-  docker compose --project-directory "$STRATUM_ROOT" "${files[@]}" "$@"
+  (
+    cd "$STRATUM_ROOT" || exit 1
+    COMPOSE_FILE="${COMPOSE_FILE:-$(default_compose_files "${STRATUM_PROFILE:-gpu}")}" \
+      docker compose --project-directory "$STRATUM_ROOT" "$@"
+  )
 }
 
 # container_state SERVICE: healthy | starting | unhealthy | running | completed (a one-shot
