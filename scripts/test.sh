@@ -4,30 +4,35 @@ set -euo pipefail
 
 usage() {
   cat <<'TXT'
-Usage: bash scripts/test.sh [--no-install] [--no-e2e] [PYTEST_ARGS...]
+Usage: bash scripts/test.sh [--no-install] [--no-e2e | --compose] [PYTEST_ARGS...]
 
 Creates .venv (or $VENV) if needed, installs the pinned development requirements and the
 router package, installs the end-to-end parts (scripts/e2e-deps.sh: llama-server built from
 source on the first run, about 10 minutes; LiteLLM; OpenWebUI), then runs ruff, mypy and
-pytest over router/tests and tests/ (tests/e2e starts the real stack on loopback).
+pytest over router/tests and tests/ (tests/e2e starts the real stack on loopback; tests/compose
+builds the images and starts the cpu profile under the Docker engine with scripts/start.sh).
 
   --no-install   skip the pip install steps (faster when nothing changed)
-  --no-e2e       skip the end-to-end tests and their installs (pytest -m "not e2e")
+  --no-e2e       skip the end-to-end and compose suites and their installs
+  --compose      run the real-Docker suite (tests/compose) alone, without lint
   -h, --help     this text
 
-With CI=true a missing tool is a failure, never a skip. Logs, screenshots and the figures of
-the end-to-end run are written to artifacts/e2e/.
+With CI=true a missing tool (the Docker engine included) is a failure, never a skip. Logs,
+screenshots and the figures of the end-to-end run are written to artifacts/e2e/, those of the
+compose suite (every container's log, the images' sizes) to artifacts/compose/.
 TXT
 }
 
 INSTALL=1
 E2E=1
+COMPOSE_ONLY=0
 PYTEST_ARGS=()
 for arg in "$@"; do
   case "$arg" in
     -h|--help) usage; exit 0 ;;
     --no-install) INSTALL=0 ;;
     --no-e2e) E2E=0 ;;
+    --compose) COMPOSE_ONLY=1 ;;
     *) PYTEST_ARGS+=("$arg") ;;
   esac
 done
@@ -60,11 +65,20 @@ if [[ "$INSTALL" == 1 ]]; then
     PYTHON="$VENV/bin/python" bash scripts/e2e-deps.sh
   fi
 fi
+if [[ "$E2E" == 0 && "$COMPOSE_ONLY" == 1 ]]; then
+  echo "error: --no-e2e and --compose do not go together" >&2
+  exit 2
+fi
 if [[ "$E2E" == 0 ]]; then
-  PYTEST_ARGS=(-m "not e2e" "${PYTEST_ARGS[@]}")
+  PYTEST_ARGS=(-m "not e2e and not compose" "${PYTEST_ARGS[@]}")
 fi
 
 export PATH="$VENV/bin:$PATH"
+export CI="${CI:-false}"
+if [[ "$COMPOSE_ONLY" == 1 ]]; then
+  echo "==> pytest (the real-Docker suite)"
+  exec pytest -c router/pyproject.toml --rootdir "$ROOT" --durations=15 tests/compose "${PYTEST_ARGS[@]}"
+fi
 
 echo "==> ruff"
 ruff check router benchmarks rag-integration tests grafana scripts
@@ -76,5 +90,4 @@ echo "==> mypy"
 mypy --strict scripts/plan_vram.py scripts/vram_facts.py scripts/team_keys.py scripts/sync_kubernetes.py
 
 echo "==> pytest"
-export CI="${CI:-false}"
 pytest -c router/pyproject.toml --rootdir "$ROOT" --durations=15 router/tests tests "${PYTEST_ARGS[@]}"
