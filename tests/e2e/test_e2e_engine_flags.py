@@ -2,9 +2,10 @@
 
 - vLLM: every flag of the command, rendered for each GPU profile, exists in vLLM's argument
   parser with the value form used: read from the pinned version's source distribution (PyPI,
-  checked by SHA-256, never built): the flags ``engine/arg_utils.py`` and
-  ``entrypoints/launchers/cli_args.py`` declare, the types of the config fields behind them, the
-  registered tool-call and reasoning parsers, and the modalities Gemma 4 takes.
+  checked by SHA-256, never built): the flags ``engine/arg_utils.py`` and the frontend's argument
+  classes declare (``entrypoints/launchers/cli_args.py`` in 0.29, ``entrypoints/common/cli_args.py``
+  in 0.34: found wherever they are), the types of the config fields behind them, the registered
+  tool-call and reasoning parsers, and the modalities Gemma 4 takes.
 - llama-server: the real llama-server the suite builds starts with the command's flags, and a
   tool-calling request through the router comes back as parsed ``tool_calls`` (Gemma 4's own
   chat template, llama-server's own Gemma 4 tool-call parser). The CPU build ignores the GPU
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from functools import cache
@@ -43,12 +45,23 @@ def vllm_source() -> Path:
                    stack.DEPS_HINT)  # fmt: skip
 
 
+FRONTEND_ARGS = ("BaseFrontendArgs", "FrontendArgs")
+
+
+def _frontend_modules(root: Path) -> list[Path]:
+    """The modules that declare vllm serve's frontend argument classes, wherever the version at
+    hand keeps them (they moved between releases)."""
+    declares = re.compile(rf"^class ({'|'.join(FRONTEND_ARGS)})\b", re.M)
+    return [
+        p for p in sorted((root / "entrypoints").rglob("*.py")) if declares.search(p.read_text())
+    ]
+
+
 @cache
 def _classes(root: Path) -> dict[str, tuple[ast.ClassDef, ast.Module, str]]:
     """Every class of the package by name, with the module it is in (first definition wins)."""
     found: dict[str, tuple[ast.ClassDef, ast.Module, str]] = {}
-    cli_args = root / "entrypoints" / "launchers" / "cli_args.py"
-    for path in [*sorted((root / "config").glob("*.py")), cli_args]:
+    for path in [*sorted((root / "config").glob("*.py")), *_frontend_modules(root)]:
         text = path.read_text()
         module = ast.parse(text)
         for node in ast.walk(module):
@@ -85,13 +98,17 @@ def vllm_flags(root: Path) -> dict[str, tuple[str, str]]:
     arg_utils = (root / "engine" / "arg_utils.py").read_text()
     groups = dict(re.findall(r"(\w+)_kwargs = get_kwargs\((\w+)\)", arg_utils))
     flags: dict[str, tuple[str, str]] = {}
-    for flag, group, field in re.findall(
-        r'add_argument\(\s*"(--[\w-]+)"(?:\s*,\s*"-\w+")?\s*,\s*(?:#[^\n]*\n\s*)?'
-        r'\*\*(?:\{\s*\*\*)?(\w+)_kwargs\["(\w+)"\]',
+    # add_argument("--flag"[, "-f"][, "--alias"...][, dest="..."], **group_kwargs["field"])
+    for names, group, field in re.findall(
+        r'add_argument\(\s*((?:"-{1,2}[\w-]+"\s*,\s*(?:#[^\n]*\n\s*)?)+)'
+        r'(?:\w+="[^"]*"\s*,\s*)*\*\*(?:\{\s*\*\*)?(\w+)_kwargs\["(\w+)"\]',
         arg_utils,
     ):
-        flags[flag] = (groups[group], field)
-    for cls in ("BaseFrontendArgs", "FrontendArgs"):
+        for flag in re.findall(r'"(--[\w-]+)"', names):
+            flags[flag] = (groups[group], field)
+    frontend = [cls for cls in FRONTEND_ARGS if cls in _classes(root)]
+    assert frontend, f"no {' or '.join(FRONTEND_ARGS)} class under {root / 'entrypoints'}"
+    for cls in frontend:
         node = _classes(root)[cls][0]
         for item in node.body:
             if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
@@ -175,6 +192,24 @@ def test_the_drift_check_catches_a_flag_or_value_vllm_does_not_have() -> None:
                         ("--limit-mm-per-prompt.smell", "0")):  # fmt: skip
         with pytest.raises(AssertionError):
             check_vllm_value(root, flag, value)
+
+
+def test_the_flag_lookup_follows_the_frontend_arguments_where_a_release_moves_them(
+    tmp_path: Path,
+) -> None:
+    """vLLM 0.34 declares --enable-auto-tool-choice and --tool-call-parser in
+    entrypoints/common/cli_args.py, 0.29 in entrypoints/launchers/cli_args.py: the pinned source
+    with the module moved there still yields every flag, with the same answers."""
+    root = vllm_source()
+    moved = tmp_path / "vllm"
+    shutil.copytree(root, moved)
+    (moved / "entrypoints" / "common").mkdir(exist_ok=True)
+    (moved / "entrypoints" / "launchers" / "cli_args.py").rename(
+        moved / "entrypoints" / "common" / "cli_args.py"
+    )
+    assert vllm_flags(moved) == vllm_flags(root)
+    check_vllm_value(moved, "--tool-call-parser", "gemma4")
+    check_vllm_value(moved, "--enable-auto-tool-choice", None)
 
 
 def test_compose_pins_the_vllm_version_whose_source_is_checked() -> None:
