@@ -37,7 +37,7 @@ LLAMACPP = {
     "llamacpp:predicted_tokens_seconds", "llamacpp:requests_processing", "llamacpp:requests_deferred",
     "llamacpp:n_tokens_max", "llamacpp:n_decode_total", "llamacpp:n_busy_slots_per_decode",
 }  # fmt: skip
-# LiteLLM 1.103.3 integrations/prometheus.py: counter "litellm_total_tokens_metric" (exported
+# LiteLLM 1.108.7 integrations/prometheus.py (as in 1.103.3): counter "litellm_total_tokens_metric" (exported
 # with _total), labels include api_key_alias (types/integrations/prometheus.py).
 LITELLM = {"litellm_total_tokens_metric_total"}
 PROMETHEUS = {"up"}

