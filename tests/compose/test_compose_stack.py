@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from e2eutil import EASY_PROMPT, HARD_PROMPT, metric_sum, scrape
+from e2eutil import EASY_PROMPT, HARD_PROMPT, litellm_traffic, metric_sum, scrape
 from playwright.sync_api import sync_playwright
 from stackutil import ROOT, require, require_tool
 from test_e2e_browser import CHROMIUM_ARGS, WATCH_REPLY
@@ -336,32 +335,6 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     """Grafana cannot run here: each panel's query runs against the stack's real Prometheus,
     after traffic through LiteLLM. vLLM's panels stay empty in the cpu profile (no vLLM) and the
     GPU panels have no GPU to read; both are listed in the artifacts, not evaluated."""
-    sdk = openai.OpenAI(
-        base_url=LITELLM + "/v1", api_key=stack.dotenv("LITELLM_MASTER_KEY"), max_retries=0
-    )
-    stop = threading.Event()
-
-    def one(i: int) -> None:
-        model = "gemma4-smart" if i % 4 == 3 else "gemma4-fast"
-        messages = [{"role": "user", "content": HARD_PROMPT if i % 2 else EASY_PROMPT}]
-        if i % 3 == 0:
-            for _ in sdk.chat.completions.create(
-                model=model, messages=messages, max_tokens=8, stream=True
-            ):  # type: ignore[arg-type]
-                pass
-        else:
-            sdk.chat.completions.create(model=model, messages=messages, max_tokens=8)  # type: ignore[arg-type]
-
-    def trickle() -> None:
-        i = 0
-        while not stop.wait(0.5):
-            one(i)
-            i += 1
-
-    for i in range(12):
-        one(i)
-    thread = threading.Thread(target=trickle, daemon=True)
-    thread.start()
     queries = dashboard_queries()
     evaluated = [q for q in queries if q.needs is None]
     pending = {str(q): q for q in evaluated}
@@ -374,13 +347,11 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
                 del pending[key]
         return not pending
 
-    try:
-        wait_until(all_have_data, 90, "every dashboard query to return data", interval=2.0)
-    except TimeoutError:
-        pytest.fail("queries without data after traffic:\n" + "\n".join(pending))
-    finally:
-        stop.set()
-        thread.join(60)
+    with litellm_traffic(LITELLM + "/v1", stack.dotenv("LITELLM_MASTER_KEY"), trickle_every_s=0.5):
+        try:
+            wait_until(all_have_data, 90, "every dashboard query to return data", interval=2.0)
+        except TimeoutError:
+            pytest.fail("queries without data after traffic:\n" + "\n".join(pending))
     (ARTIFACTS / "dashboard-queries.json").write_text(json.dumps({
         "evaluated": [str(q) for q in evaluated],
         "not_evaluated_needs_vllm": [str(q) for q in queries if q.needs == "vLLM"],

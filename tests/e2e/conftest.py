@@ -1,7 +1,8 @@
 """Fixtures that start the real stack on loopback, once per session, and stop it afterwards.
 
-Every test here is marked ``e2e``. Missing parts (llama-server build, LiteLLM, OpenWebUI,
-Prometheus, Chromium) skip the tests on a developer machine and fail them in CI.
+Every test here is marked ``e2e`` (tests/conftest.py). Missing parts (llama-server build,
+LiteLLM, OpenWebUI, Prometheus, Chromium) skip the tests on a developer machine and fail them in
+CI.
 """
 
 from __future__ import annotations
@@ -16,23 +17,6 @@ from tiny_gguf import write_tiny_llama
 from vllm_stub import VllmStub
 
 from adaptive_router.testing.processes import free_port, running
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.e2e)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """In CI an end-to-end test that skips (a part missing, for whatever reason) fails."""
-    outcome = yield
-    report = outcome.get_result()  # type: ignore[attr-defined]
-    if report.skipped and stack.in_ci() and item.get_closest_marker("e2e"):
-        report.outcome = "failed"
-        report.longrepr = f"skipped in CI, which must run every end-to-end test: {report.longrepr}"
 
 
 @pytest.fixture(scope="session")

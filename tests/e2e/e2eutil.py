@@ -1,12 +1,15 @@
 """Small helpers the end-to-end tests share: prompts the router classifies with a clear margin,
-reading Prometheus text from a live /metrics, reading an SSE stream."""
+reading Prometheus text from a live /metrics, reading an SSE stream, traffic through LiteLLM."""
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import httpx
+import openai
 import stack
 
 from adaptive_router.service.probes import parse_samples
@@ -42,3 +45,41 @@ def sse_events(lines: Iterator[str]) -> Iterator[dict[str, object] | str]:
             continue
         data = line[5:].strip()
         yield data if data == "[DONE]" else json.loads(data)
+
+
+@contextmanager
+def litellm_traffic(base_url: str, api_key: str, trickle_every_s: float = 0.25) -> Iterator[None]:
+    """Traffic through LiteLLM (both models, easy and hard, streamed and not): a burst of 12,
+    then a trickle that keeps the rate() windows of the ratio panels filled until the block ends."""
+    sdk = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+    stop = threading.Event()
+
+    def one(i: int) -> None:
+        model = "gemma4-smart" if i % 4 == 3 else "gemma4-fast"
+        messages = [{"role": "user", "content": HARD_PROMPT if i % 2 else EASY_PROMPT}]
+        if i % 3 == 0:
+            for _ in sdk.chat.completions.create(
+                model=model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=8,
+                stream=True,
+            ):
+                pass
+        else:
+            sdk.chat.completions.create(model=model, messages=messages, max_tokens=8)  # type: ignore[arg-type]
+
+    def trickle() -> None:
+        i = 12
+        while not stop.wait(trickle_every_s):
+            one(i)
+            i += 1
+
+    for i in range(12):
+        one(i)
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(60)

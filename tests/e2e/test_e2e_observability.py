@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import pytest
 import stack
 import vllm_stub
-from e2eutil import EASY_PROMPT, HARD_PROMPT
+from e2eutil import litellm_traffic
 
 from adaptive_router.testing.processes import wait_until
 
@@ -67,40 +65,9 @@ def query(prometheus: stack.Endpoint, expr: str) -> list[dict[str, Any]]:
 def traffic(
     litellm: stack.Endpoint, router: stack.Endpoint, prometheus: stack.Endpoint
 ) -> Iterator[None]:
-    """Traffic through LiteLLM (both models, easy and hard, streamed and not): a burst, then a
-    trickle that keeps the rate() windows of the ratio panels filled while the queries run."""
-    sdk = openai.OpenAI(
-        base_url=litellm.url + "/v1", api_key=stack.LITELLM_MASTER_KEY, max_retries=0
-    )
-    stop = threading.Event()
-
-    def one(i: int) -> None:
-        model = "gemma4-smart" if i % 4 == 3 else "gemma4-fast"
-        messages = [{"role": "user", "content": HARD_PROMPT if i % 2 else EASY_PROMPT}]
-        if i % 3 == 0:
-            for _ in sdk.chat.completions.create(
-                model=model,
-                messages=messages,
-                max_tokens=8,
-                stream=True,  # type: ignore[arg-type]
-            ):
-                pass
-        else:
-            sdk.chat.completions.create(model=model, messages=messages, max_tokens=8)  # type: ignore[arg-type]
-
-    def trickle() -> None:
-        i = 12
-        while not stop.wait(0.25):
-            one(i)
-            i += 1
-
-    for i in range(12):
-        one(i)
-    thread = threading.Thread(target=trickle, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(30)
+    """Traffic through LiteLLM while the module's queries run (e2eutil.litellm_traffic)."""
+    with litellm_traffic(litellm.url + "/v1", stack.LITELLM_MASTER_KEY):
+        yield
 
 
 def test_every_target_is_up(prometheus: stack.Endpoint) -> None:
