@@ -61,6 +61,13 @@ PARALLEL = 16
 # --- small helpers --------------------------------------------------------------------------
 
 
+def router_argv(python: str, engine_url: str, port: int) -> list[str]:
+    """The router's production command line, both tiers on one engine, on loopback."""
+    return [python, "-m", "adaptive_router.middleware", "--tier-low-url", engine_url + "/v1",
+            "--tier-high-url", engine_url + "/v1", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning"]  # fmt: skip
+
+
 def load_script(path: Path) -> ModuleType:
     """A file of scripts/ or benchmarks/ (not packages) as a module; its folder on sys.path."""
     folder = str(path.parent)
@@ -177,59 +184,18 @@ def write_model(path: Path, shape: Mapping[str, int], seed: int = 0) -> dict[str
     tiny = load_script(ROOT / "tests" / "e2e" / "tiny_gguf.py")
     started = time.perf_counter()
     e, f, layers = shape["n_embd"], shape["n_ff"], shape["n_layer"]
-    n_head = shape["n_head"]
-    tokens = [b"<unk>", b"<s>", b"</s>"] + [f"<0x{i:02X}>".encode() for i in range(256)]
-    token_types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
-    token_types += [gguf.TokenType.BYTE] * 256
-    n_vocab = len(tokens)
     rng = np.random.default_rng(seed)
-    pool = (rng.standard_normal(max(e * f, e * e, n_vocab * e), dtype=np.float32) * 0.02).astype(
-        np.float16
-    )
+    pool = (
+        rng.standard_normal(max(e * f, e * e, tiny.BYTE_VOCAB_SIZE * e), dtype=np.float32) * 0.02
+    ).astype(np.float16)
 
     def matrix(rows: int, cols: int) -> Any:
         return pool[: rows * cols].reshape(rows, cols)
 
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("stratum-gpu-check-model")
-    writer.add_context_length(shape["n_ctx"])
-    writer.add_embedding_length(e)
-    writer.add_block_count(layers)
-    writer.add_feed_forward_length(f)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_rope_dimension_count(e // n_head)
-    writer.add_vocab_size(n_vocab)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores([0.0] * n_vocab)
-    writer.add_token_types(token_types)
-    writer.add_unk_token_id(0)
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_add_bos_token(True)
-    writer.add_chat_template(tiny.CHAT_TEMPLATE)
-    ones = np.ones(e, dtype=np.float32)
-    writer.add_tensor("token_embd.weight", matrix(n_vocab, e))
-    for layer in range(layers):
-        prefix = f"blk.{layer}."
-        writer.add_tensor(prefix + "attn_norm.weight", ones)
-        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            writer.add_tensor(prefix + name + ".weight", matrix(e, e))
-        writer.add_tensor(prefix + "ffn_norm.weight", ones)
-        writer.add_tensor(prefix + "ffn_gate.weight", matrix(f, e))
-        writer.add_tensor(prefix + "ffn_up.weight", matrix(f, e))
-        writer.add_tensor(prefix + "ffn_down.weight", matrix(e, f))
-    writer.add_tensor("output_norm.weight", ones)
-    output = matrix(n_vocab, e).copy()
-    output[2] = 0.0
-    writer.add_tensor("output.weight", output)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    n_vocab = tiny.write_llama(
+        path, matrix, gguf.LlamaFileType.MOSTLY_F16, name="stratum-gpu-check-model",
+        n_embd=e, n_layer=layers, n_head=shape["n_head"], n_ff=f, n_ctx=shape["n_ctx"],
+    )  # fmt: skip
     params = model_params(shape, n_vocab)
     return {
         "path": str(path),
@@ -390,9 +356,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     }
     router = Process(
         "router",
-        [sys.executable, "-m", "adaptive_router.middleware", "--tier-low-url", engine_url + "/v1",
-         "--tier-high-url", engine_url + "/v1", "--host", "127.0.0.1", "--port",
-         str(router_port), "--log-level", "warning"],
+        router_argv(sys.executable, engine_url, router_port),
         logs, ready_url=router_url + "/livez", env=router_env,
     )  # fmt: skip
     prompt_len = 512 if not args.cpu else 128
@@ -675,16 +639,12 @@ def cmd_nvml(args: argparse.Namespace) -> int:
         argv = [py, me, "fake-router", "--port", str(router_port), "--tier-url",
                 engine_url + "/v1", "--control", str(control)]  # fmt: skip
     else:
-        argv = [py, "-m", "adaptive_router.middleware", "--tier-low-url", engine_url + "/v1",
-                "--tier-high-url", engine_url + "/v1", "--host", "127.0.0.1", "--port",
-                str(router_port), "--log-level", "warning"]  # fmt: skip
+        argv = router_argv(py, engine_url, router_port)
     router = Process("router-nvml", argv, logs, ready_url=router_url + "/livez",
                      env={**env, "ROUTER_GPU_MONITOR": "true"})  # fmt: skip
     quiet = Process(
         "router-no-monitor",
-        [py, "-m", "adaptive_router.middleware", "--tier-low-url", engine_url + "/v1",
-         "--tier-high-url", engine_url + "/v1", "--host", "127.0.0.1", "--port",
-         str(quiet_port), "--log-level", "warning"],
+        router_argv(py, engine_url, quiet_port),
         logs, ready_url=f"http://127.0.0.1:{quiet_port}/livez",
         env={**env, "ROUTER_GPU_MONITOR": "false"},
     )  # fmt: skip

@@ -8,6 +8,7 @@ make it on the fly instead of committing a model file.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import gguf
@@ -20,6 +21,9 @@ GEMMA4_TOKENS = (
     "<|turn>", "<turn|>", "<|tool>", "<tool|>", "<|tool_call>", "<tool_call|>",
     "<|tool_response>", "<tool_response|>", "<|channel>", "<channel|>", '<|"|>', "<|think|>",
 )  # fmt: skip
+
+# <unk> <s> </s> and one token per byte: the vocabulary before any control tokens.
+BYTE_VOCAB_SIZE = 3 + 256
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -42,6 +46,35 @@ def write_tiny_llama(
 ) -> Path:
     """Write the model to `path` and return it. Same seed, same bytes. `control_tokens` are
     added to the byte vocabulary as single control tokens (e.g. GEMMA4_TOKENS)."""
+    rng = np.random.default_rng(seed)
+
+    def weight(rows: int, cols: int) -> np.ndarray:
+        return (rng.standard_normal((rows, cols)) * 0.02).astype(np.float32)
+
+    write_llama(
+        path, weight, gguf.LlamaFileType.ALL_F32, name="stratum-tiny-test-model",
+        n_embd=n_embd, n_layer=n_layer, n_head=n_head, n_ff=n_ff, n_ctx=n_ctx,
+        control_tokens=control_tokens,
+    )  # fmt: skip
+    return path
+
+
+def write_llama(
+    path: Path,
+    matrix: Callable[[int, int], np.ndarray],
+    file_type: gguf.LlamaFileType,
+    *,
+    name: str,
+    n_embd: int,
+    n_layer: int,
+    n_head: int,
+    n_ff: int,
+    n_ctx: int,
+    control_tokens: tuple[str, ...] = (),
+) -> int:
+    """A llama-architecture GGUF with the byte vocabulary (plus `control_tokens`) and
+    CHAT_TEMPLATE, each weight matrix from `matrix(rows, cols)` in the order below, norms F32.
+    Returns the vocabulary size."""
     tokens = [b"<unk>", b"<s>", b"</s>"] + [f"<0x{i:02X}>".encode() for i in range(256)]
     tokens += [t.encode() for t in control_tokens]
     token_types = (
@@ -50,13 +83,9 @@ def write_tiny_llama(
         + [gguf.TokenType.CONTROL] * len(control_tokens)
     )
     n_vocab = len(tokens)
-    rng = np.random.default_rng(seed)
-
-    def weight(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
 
     writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("stratum-tiny-test-model")
+    writer.add_name(name)
     writer.add_context_length(n_ctx)
     writer.add_embedding_length(n_embd)
     writer.add_block_count(n_layer)
@@ -66,7 +95,7 @@ def write_tiny_llama(
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_rope_dimension_count(n_embd // n_head)
     writer.add_vocab_size(n_vocab)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_file_type(file_type)
     writer.add_tokenizer_model("llama")
     writer.add_token_list(tokens)
     writer.add_token_scores([0.0] * n_vocab)
@@ -81,21 +110,22 @@ def write_tiny_llama(
         writer.add_add_space_prefix(False)
     writer.add_chat_template(CHAT_TEMPLATE)
 
-    writer.add_tensor("token_embd.weight", weight(n_vocab, n_embd))
+    ones = np.ones(n_embd, dtype=np.float32)
+    writer.add_tensor("token_embd.weight", matrix(n_vocab, n_embd))
     for layer in range(n_layer):
         prefix = f"blk.{layer}."
-        writer.add_tensor(prefix + "attn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            writer.add_tensor(prefix + name + ".weight", weight(n_embd, n_embd))
-        writer.add_tensor(prefix + "ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        writer.add_tensor(prefix + "ffn_gate.weight", weight(n_ff, n_embd))
-        writer.add_tensor(prefix + "ffn_up.weight", weight(n_ff, n_embd))
-        writer.add_tensor(prefix + "ffn_down.weight", weight(n_embd, n_ff))
-    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+        writer.add_tensor(prefix + "attn_norm.weight", ones)
+        for tensor in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            writer.add_tensor(prefix + tensor + ".weight", matrix(n_embd, n_embd))
+        writer.add_tensor(prefix + "ffn_norm.weight", ones)
+        writer.add_tensor(prefix + "ffn_gate.weight", matrix(n_ff, n_embd))
+        writer.add_tensor(prefix + "ffn_up.weight", matrix(n_ff, n_embd))
+        writer.add_tensor(prefix + "ffn_down.weight", matrix(n_embd, n_ff))
+    writer.add_tensor("output_norm.weight", ones)
     # The end-of-text token gets a zero output row: its logit sits mid-pack, never among the top
     # 40 that llama-server samples from by default, so answers run to max_tokens instead of
     # stopping after a random handful of tokens.
-    output = weight(n_vocab, n_embd)
+    output = np.array(matrix(n_vocab, n_embd), copy=True)
     output[2] = 0.0
     writer.add_tensor("output.weight", output)
 
@@ -103,7 +133,7 @@ def write_tiny_llama(
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return path
+    return n_vocab
 
 
 def main() -> None:
