@@ -38,6 +38,8 @@ from .intake import Endpoint, Intake
 from .metrics import RouterMetrics
 from .probes import Probes
 from .proxy import Proxy
+from .retrieval import KINDS, RETRIEVAL_ROUTES, Kind, RetrievalProxy
+from .retrieval_validation import embeddings_schema, openapi_retrieval_body, rerank_schema
 from .tiers import Replica, TierRuntime
 from .upstream import UpstreamPool
 from .validation import openapi_body
@@ -70,6 +72,29 @@ def replica_factory(service: ServiceConfig) -> Callable[[str], Replica]:
 
 def tier_urls(service: ServiceConfig, name: Tier) -> tuple[str, ...]:
     return service.tier_low_url if name == "tier_low" else service.tier_high_url
+
+
+def retrieval_urls(service: ServiceConfig, kind: Kind) -> tuple[str, ...]:
+    return service.embed_url if kind == "embed" else service.rerank_url
+
+
+def build_retrieval_pools(service: ServiceConfig) -> dict[Kind, TierRuntime]:
+    """The embedding and reranking engines that are configured (none by default)."""
+    make = replica_factory(service)
+    pools: dict[Kind, TierRuntime] = {}
+    for kind in KINDS:
+        urls = retrieval_urls(service, kind)
+        if not urls:
+            continue
+        embed = kind == "embed"
+        pools[kind] = TierRuntime(
+            name=kind,
+            served_model=service.embed_model if embed else service.rerank_model,
+            replicas=[make(url) for url in urls],
+            api_key=service.embed_api_key if embed else service.rerank_api_key,
+            affinity=False,
+        )
+    return pools
 
 
 def build_tiers(service: ServiceConfig) -> dict[Tier, TierRuntime]:
@@ -107,12 +132,21 @@ def create_app(
     router = router or AdaptiveRouter(routing)
     metrics = RouterMetrics()
     tiers = build_tiers(service)
-    metrics.registry.register(StateCollector(router, tiers))
+    pools = build_retrieval_pools(service)
+    metrics.registry.register(StateCollector(router, tiers, pools))
     intake = Intake(service)
     timeouts = Timeouts(
         first_byte_s=service.first_byte_timeout_s, between_chunks_s=service.read_timeout_s
     )
     proxy = Proxy(intake, router, tiers, metrics, timeouts)
+    retrieval = RetrievalProxy(
+        intake,
+        pools,
+        models={"embed": service.embed_models, "rerank": service.rerank_models},
+        limits={"embed": service.max_embedding_inputs, "rerank": service.max_rerank_documents},
+        metrics=metrics,
+        timeouts=timeouts,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,8 +156,11 @@ def create_app(
             for name, tier in tiers.items():
                 background.discover(tier, tier_urls(service, name), make,
                                     service.resolve_interval_s)  # fmt: skip
+            for kind, pool in pools.items():
+                background.discover(pool, retrieval_urls(service, kind), make,
+                                    service.resolve_interval_s)  # fmt: skip
             background.watch(
-                tiers.values(),
+                [*tiers.values(), *pools.values()],
                 health_every_s=service.health_interval_s,
                 load_every_s=service.load_poll_interval_s,
                 timeout_s=service.health_timeout_s,
@@ -140,11 +177,14 @@ def create_app(
             service.tier_high_model,
             "available" if router.gpu.available else f"unavailable ({router.gpu.error})",
         )
+        for pool in pools.values():
+            log.info("%s: %s (%s)", pool.name, ", ".join(r.url for r in pool.replicas),
+                     pool.served_model)  # fmt: skip
         try:
             yield
         finally:
             await background.stop()
-            for tier in tiers.values():
+            for tier in [*tiers.values(), *pools.values()]:
                 for replica in tier.replicas:
                     await replica.pool.aclose()
             router.shutdown()
@@ -157,6 +197,7 @@ def create_app(
     )
     api.state.router = router
     api.state.tiers = tiers
+    api.state.retrieval_pools = pools
     api.state.metrics = metrics
     api.state.service = service
 
@@ -190,6 +231,27 @@ def create_app(
             openapi_extra=openapi_body(endpoint),
         )
 
+    retrieval_docs = {
+        "embed": ("create_embeddings", "OpenAI embeddings, served by the embedding engine",
+                  embeddings_schema(service.max_embedding_inputs)),
+        "rerank": ("rerank", "Jina/Cohere-style reranking, served by the reranking engine",
+                   rerank_schema(service.max_rerank_documents)),
+    }  # fmt: skip
+    for path, kind in RETRIEVAL_ROUTES.items():
+        name, summary, schema = retrieval_docs[kind]
+
+        async def retrieval_documented_only(request: Request) -> Response:  # RouterApp answers
+            return internal_error()
+
+        api.add_api_route(
+            path,
+            retrieval_documented_only,
+            methods=["POST"],
+            name=name if path.startswith("/v1/") else f"{name}_alias",
+            summary=summary,
+            openapi_extra=openapi_retrieval_body(schema),
+        )
+
     @api.get("/v1/models")
     async def models(request: Request) -> Response:
         try:
@@ -201,6 +263,20 @@ def create_app(
             {"id": name, "object": "model", "created": created, "owned_by": "stratum"}
             for name in service.models()
         ]
+        for kind, pool in pools.items():
+            names = service.embed_models if kind == "embed" else service.rerank_models
+            task = "embedding" if kind == "embed" else "rerank"
+            data += [
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "stratum",
+                    "task": task,
+                    "served_model": pool.served_model,
+                }
+                for name in names
+            ]
         return JSONResponse({"object": "list", "data": data})
 
     @api.post("/v1/route", openapi_extra=openapi_body("chat"))
@@ -255,6 +331,7 @@ def create_app(
             "status": "ok" if len(serving) == len(tiers) else ("degraded" if serving else "down"),
             "version": __version__,
             "tiers": {name: tier.describe() for name, tier in tiers.items()},
+            "retrieval": {kind: pool.describe() for kind, pool in pools.items()},
             "gpu": router.gpu.as_dict(),
             "latency_ema_ms": {k: round(v, 1) for k, v in router.ema.snapshot().items()},
         }
@@ -264,16 +341,17 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return RouterApp(api, proxy)
+    return RouterApp(api, proxy, retrieval)
 
 
 class RouterApp:
     """The ASGI entry point: proxy routes to the proxy, everything else to FastAPI."""
 
-    def __init__(self, api: FastAPI, proxy: Proxy) -> None:
+    def __init__(self, api: FastAPI, proxy: Proxy, retrieval: RetrievalProxy) -> None:
         self.api = api
         self.state = api.state
         self._proxy = proxy
+        self._retrieval = retrieval
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -284,6 +362,15 @@ class RouterApp:
                 except Exception:
                     log.exception("unexpected error on POST %s", scope["path"])
                     with contextlib.suppress(RuntimeError):  # unless the answer had begun
+                        await internal_error()(scope, receive, send)
+                return
+            kind = RETRIEVAL_ROUTES.get(scope["path"])
+            if kind is not None:
+                try:
+                    await self._retrieval(scope, receive, send, kind)
+                except Exception:
+                    log.exception("unexpected error on POST %s", scope["path"])
+                    with contextlib.suppress(RuntimeError):
                         await internal_error()(scope, receive, send)
                 return
         await self.api(scope, receive, send)

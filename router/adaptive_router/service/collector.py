@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 
 from ..config import Tier
 from ..router import AdaptiveRouter
+from .retrieval import Kind
 from .tiers import TierRuntime
 
 
@@ -23,9 +24,16 @@ def gauge(name: str, documentation: str, labels: list[str] | None = None) -> Gau
 class StateCollector(Collector):
     """``router_tier_*``, ``router_circuit_state``, ``router_latency_*``, ``router_gpu_*``."""
 
-    def __init__(self, router: AdaptiveRouter, tiers: Mapping[Tier, TierRuntime]) -> None:
+    def __init__(
+        self,
+        router: AdaptiveRouter,
+        tiers: Mapping[Tier, TierRuntime],
+        pools: Mapping[Kind, TierRuntime] | None = None,
+    ) -> None:
         self.router = router
         self.tiers = tiers
+        self.pools = pools or {}
+        """The retrieval engines (``embed``, ``rerank``): health and circuits, no SLA."""
 
     def collect(self) -> Iterator[Metric]:
         router = self.router
@@ -67,11 +75,12 @@ class StateCollector(Collector):
             "Moving average of observed latency per tier (feeds the SLA rule).",
             ["tier"],
         )
-        for name, tier in self.tiers.items():
+        for name, tier in [*self.tiers.items(), *self.pools.items()]:
             up.add_metric([name], 1.0 if tier.up else 0.0)
             saturated.add_metric([name], 1.0 if tier.saturated else 0.0)
             queue.add_metric([name], tier.queue_depth)
-            ema.add_metric([name], router.ema.value(name) / 1000.0)
+            if name in self.tiers:
+                ema.add_metric([name], router.ema.value(name) / 1000.0)
             for replica in tier.replicas:
                 labels = [name, replica.label]
                 circuit.add_metric(labels, float(replica.circuit.state.gauge))

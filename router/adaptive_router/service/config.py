@@ -72,6 +72,43 @@ class ServiceConfig(BaseModel):
         description="Model used when a request names none (curl convenience); empty = the "
         "model field is required.",
     )
+    embed_url: CommaList[str] = Field(
+        (),
+        description="OpenAI-compatible base URL of the embedding engine (llama-server "
+        "--embedding), ending in /v1; several for several replicas. Empty: /v1/embeddings "
+        "answers 404.",
+    )
+    rerank_url: CommaList[str] = Field(
+        (),
+        description="Base URL of the reranking engine (llama-server --reranking), ending in "
+        "/v1; several for several replicas. Empty: /v1/rerank answers 404.",
+    )
+    embed_model: str = Field(
+        "embeddinggemma-300m",
+        description="Model name the embedding engine serves (llama-server --alias).",
+    )
+    rerank_model: str = Field(
+        "bge-reranker-v2-m3",
+        description="Model name the reranking engine serves (llama-server --alias).",
+    )
+    embed_models: CommaList[str] = Field(
+        ("gemma-embed",), description="Model names clients use for embeddings."
+    )
+    rerank_models: CommaList[str] = Field(
+        ("gemma-rerank",), description="Model names clients use for reranking."
+    )
+    embed_api_key: str | None = Field(
+        None, description="Bearer token the router sends to the embedding engine, if any."
+    )
+    rerank_api_key: str | None = Field(
+        None, description="Bearer token the router sends to the reranking engine, if any."
+    )
+    max_embedding_inputs: int = Field(
+        512, ge=1, description="Most texts one /v1/embeddings request may carry (400 above)."
+    )
+    max_rerank_documents: int = Field(
+        512, ge=1, description="Most documents one /v1/rerank request may carry (400 above)."
+    )
     host: str = Field("0.0.0.0", description="Address to listen on.")
     port: int = Field(9000, ge=1, le=65535, description="Port to listen on.")
     api_key: str | None = Field(
@@ -176,13 +213,12 @@ class ServiceConfig(BaseModel):
     def _http_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
             raise ValueError("needs at least one URL")
-        for url in value:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} must start with http:// or https://")
-        urls = tuple(url.rstrip("/") for url in value)
-        if len(set(urls)) != len(urls):
-            raise ValueError("lists the same URL twice")
-        return urls
+        return _check_urls(value)
+
+    @field_validator("embed_url", "rerank_url")
+    @classmethod
+    def _optional_http_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_urls(value)
 
     def models(self) -> list[str]:
         """Every client-facing model name, routed first."""
@@ -190,6 +226,16 @@ class ServiceConfig(BaseModel):
         for name in (*self.routed_models, *self.tier_high_models, *self.tier_low_models):
             seen.setdefault(name, None)
         return list(seen)
+
+
+def _check_urls(value: tuple[str, ...]) -> tuple[str, ...]:
+    for url in value:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} must start with http:// or https://")
+    urls = tuple(url.rstrip("/") for url in value)
+    if len(set(urls)) != len(urls):
+        raise ValueError("lists the same URL twice")
+    return urls
 
 
 def load_service_config(

@@ -60,11 +60,11 @@ class RequestContext:
     request: ProxyRequest
     decision: Decision
 
-    def reason(self, served: Tier) -> str:
+    def reason(self, served: str) -> str:
         return "failover" if served != self.decision.tier else self.decision.reason
 
     def headers(
-        self, served: Tier, reason: str | None = None, replica: str | None = None
+        self, served: str, reason: str | None = None, replica: str | None = None
     ) -> list[tuple[bytes, bytes]]:
         """The router's response headers: which tier (and, with several, which replica)
         answered, why, with what score."""

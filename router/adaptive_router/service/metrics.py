@@ -105,6 +105,19 @@ class RouterMetrics:
             ["tier", "outcome"],
             registry=r,
         )
+        self.retrieval_inputs = Counter(
+            "router_retrieval_inputs",
+            "Texts embedded (tier 'embed') and documents scored (tier 'rerank') in answered "
+            "requests.",
+            ["tier"],
+            registry=r,
+        )
+        self.retrieval_tokens = Counter(
+            "router_retrieval_tokens",
+            "Tokens the retrieval engines read, from their answers' usage.prompt_tokens.",
+            ["tier"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "router_in_flight_requests",
             "Requests the router has in flight to each tier.",

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from ..config import Tier
 from ..rules import TierStatus
 from .balance import HashRing, by_affinity, least_outstanding
 from .circuit import CircuitBreaker, CircuitState
@@ -120,7 +119,9 @@ _STATUS = {
 class TierRuntime:
     """A tier as the service runs it: its model name, its limits and its engines."""
 
-    name: Tier
+    name: str
+    """``tier_low`` or ``tier_high`` (:data:`..config.TIERS`), or a retrieval pool's
+    ``embed`` or ``rerank`` (:mod:`.retrieval`)."""
     served_model: str
     replicas: list[Replica]
     api_key: str | None = None

@@ -1,0 +1,274 @@
+"""/v1/embeddings and /v1/rerank: the retrieval engines behind the same front as chat.
+
+There is no complexity decision here: each endpoint has its own pool of engines (llama-server
+in embedding or reranking mode), a :class:`~.tiers.TierRuntime` named ``embed`` or ``rerank``,
+with the chat tiers' health probes, circuits and per-replica failover. A body is checked first
+(:mod:`.retrieval_validation`), sent whole to the least-loaded replica that is up, and its answer
+comes back whole with the client's model name in it. Before an answer the next replica is tried
+(connection refused, timeout, 5xx, "Loading model"); when none can answer the client gets a
+503 in OpenAI's format. An engine's 4xx is the request's fault: it is passed on, in that format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from starlette.types import Receive, Scope, Send
+
+from .balance import least_outstanding
+from .errors import APIError
+from .exchange import ModelRewriter, Timeouts
+from .intake import Intake, header, request_id_of
+from .metrics import RouterMetrics
+from .probes import is_loading
+from .retrieval_validation import embeddings_request, rerank_request
+from .tiers import Replica, TierRuntime
+from .upstream import UpstreamError
+from .validation import parse_json
+
+log = logging.getLogger("adaptive_router.retrieval")
+
+Kind = Literal["embed", "rerank"]
+KINDS: tuple[Kind, Kind] = ("embed", "rerank")
+
+RETRIEVAL_ROUTES: dict[str, Kind] = {
+    "/v1/embeddings": "embed",
+    "/v1/rerank": "rerank",
+    "/rerank": "rerank",  # Jina's and Cohere's v1 path, which some clients call bare
+}
+"""The retrieval endpoints the router serves, and the pool behind each."""
+
+_UPSTREAM_PATHS: dict[Kind, str] = {"embed": "/embeddings", "rerank": "/rerank"}
+_JSON = (b"content-type", b"application/json")
+_IDENTITY = (b"accept-encoding", b"identity")
+_USAGE_KEY = b'"prompt_tokens":'
+
+# llama-server's HTTP 500 for an input longer than its batch (server-context.cpp: "input (N
+# tokens) is too large to process. increase the physical batch size"): the request's fault.
+_TOO_LARGE_MARKER = "too large to process"
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalRequest:
+    request_id: str
+    started: float
+    kind: Kind
+    client_model: str
+    body: bytes
+    """What the engine gets: the client's body with the served model name in it."""
+    inputs: int
+
+
+class _Failed(Exception):
+    """An engine failed before answering: the next replica may do better."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def prompt_tokens(body: bytes) -> int:
+    """``usage.prompt_tokens`` of an engine's answer, read without parsing the vectors (a batch
+    of embeddings is megabytes of JSON; parsing it would hold the event loop)."""
+    at = body.rfind(_USAGE_KEY)
+    if at < 0:
+        return 0
+    start = at + len(_USAGE_KEY)
+    end = start
+    while end < len(body) and body[end] in b" 0123456789":
+        end += 1
+    digits = body[start:end].strip()
+    return int(digits) if digits else 0
+
+
+def engine_message(status: int, body: bytes) -> str:
+    """The message of an engine's error answer (OpenAI or llama-server format), or its text."""
+    text = body[:2000].decode(errors="replace")
+    try:
+        error = json.loads(text).get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    except (ValueError, AttributeError):
+        pass
+    return f"HTTP {status}: {text.strip()[:300]}"
+
+
+class RetrievalProxy:
+    """Serves the retrieval routes from their engine pools."""
+
+    def __init__(
+        self,
+        intake: Intake,
+        pools: Mapping[Kind, TierRuntime],
+        models: Mapping[Kind, tuple[str, ...]],
+        limits: Mapping[Kind, int],
+        metrics: RouterMetrics,
+        timeouts: Timeouts,
+    ) -> None:
+        self.intake = intake
+        self.pools = pools
+        self.models = models
+        self.limits = limits
+        self.metrics = metrics
+        self.timeouts = timeouts
+
+    def resolve_model(self, kind: Kind, model: str | None) -> str:
+        names = self.models[kind]
+        pool = self.pools.get(kind)
+        what = "embedding" if kind == "embed" else "reranking"
+        if pool is None:
+            setting = "embed_url" if kind == "embed" else "rerank_url"
+            raise APIError(
+                404,
+                f"This router has no {what} engine (service.{setting} is empty).",
+                code="model_not_found",
+                param="model",
+            )
+        if model is None:
+            return names[0]
+        if model in names or model == pool.served_model:
+            return model
+        raise APIError(
+            404,
+            f"The {what} model '{model}' does not exist. Available: {', '.join(names)}.",
+            code="model_not_found",
+            param="model",
+        )
+
+    async def read(self, scope: Scope, receive: Receive, kind: Kind) -> RetrievalRequest:
+        started = time.perf_counter()
+        headers = scope["headers"]
+        self.intake.check_auth(header(headers, b"authorization"))
+        raw = await self.intake.read_body(receive, header(headers, b"content-length"))
+        body = parse_json(raw)
+        check = embeddings_request if kind == "embed" else rerank_request
+        info = check(body, self.limits[kind])
+        client_model = self.resolve_model(kind, info.model)
+        body["model"] = self.pools[kind].served_model
+        return RetrievalRequest(
+            request_id=request_id_of(scope),
+            started=started,
+            kind=kind,
+            client_model=client_model,
+            body=json.dumps(body).encode(),
+            inputs=info.inputs,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, kind: Kind) -> None:
+        try:
+            request = await self.read(scope, receive, kind)
+        except APIError as exc:
+            self.metrics.request("invalid", kind, "rejected", str(exc.status)).inc()
+            await _send(send, exc.status, exc.json_bytes(),
+                        [(b"x-request-id", request_id_of(scope).encode("latin-1"))])  # fmt: skip
+            return
+        pool = self.pools[kind]
+        pool_metrics = self.metrics.tier(kind)
+        try:
+            status, body, replica = await self._answer(request, pool)
+        except APIError as exc:
+            status, body, replica = exc.status, exc.json_bytes(), None
+        pool_metrics.duration.observe(time.perf_counter() - request.started)
+        self.metrics.request(request.client_model, kind, "retrieval", str(status)).inc()
+        headers = [(b"x-request-id", request.request_id.encode("latin-1")),
+                   (b"x-router-tier", kind.encode())]  # fmt: skip
+        if replica is not None and len(pool.replicas) > 1:
+            headers.append((b"x-router-replica", replica.label.encode()))
+            self.metrics.replica_request(kind, replica.label).inc()
+        if status == 200:
+            self.metrics.retrieval_inputs.labels(kind).inc(request.inputs)
+            self.metrics.retrieval_tokens.labels(kind).inc(prompt_tokens(body))
+            body = ModelRewriter(pool.served_model, request.client_model).rewrite(body)
+        await _send(send, status, body, headers)
+
+    async def _answer(
+        self, request: RetrievalRequest, pool: TierRuntime
+    ) -> tuple[int, bytes, Replica | None]:
+        """The first answer of an engine that can give one, in replica order."""
+        plan: list[Replica] = least_outstanding(pool.replicas)  # type: ignore[assignment]
+        errors: list[str] = []
+        for index, replica in enumerate(plan):
+            last = index == len(plan) - 1
+            where = pool.name if len(plan) == 1 else f"{pool.name} ({replica.label})"
+            if not last and not replica.circuit.allow():
+                errors.append(f"{where}: circuit open ({replica.last_error or 'recent failures'})")
+                self.metrics.failovers.labels(pool.name, pool.name).inc()
+                continue
+            try:
+                status, body = await self._send_to(request, pool, replica)
+            except _Failed as exc:
+                replica.note_error(str(exc))
+                replica.circuit.record_failure()
+                self.metrics.upstream_errors.labels(pool.name, exc.kind, replica.label).inc()
+                errors.append(f"{where}: {exc}")
+                log.warning("request %s: %s failed: %s", request.request_id, where, exc)
+                if not last:
+                    self.metrics.failovers.labels(pool.name, pool.name).inc()
+                continue
+            replica.circuit.record_success()
+            if status == 200:
+                return status, body, replica
+            message = engine_message(status, body)
+            if status >= 500 and _TOO_LARGE_MARKER in message:
+                raise APIError(400, f"{pool.name}: {message}", code="context_length_exceeded")
+            raise APIError(status, f"{pool.name}: {message}", code="engine_rejected")
+        raise APIError(
+            503,
+            "No engine could answer: " + "; ".join(errors),
+            type="server_error",
+            code="upstream_unavailable",
+        )
+
+    async def _send_to(
+        self, request: RetrievalRequest, pool: TierRuntime, replica: Replica
+    ) -> tuple[int, bytes]:
+        """One attempt; raises :class:`_Failed` when the next replica should be tried."""
+        tier_metrics = self.metrics.tier(pool.name)
+        replica.in_flight += 1
+        tier_metrics.in_flight.set(pool.in_flight)
+        try:
+            response = await replica.pool.request(
+                b"POST",
+                replica.api_path + _UPSTREAM_PATHS[request.kind],
+                headers=(_JSON, _IDENTITY, *pool.headers),
+                body=request.body,
+                first_byte_timeout_s=self.timeouts.first_byte_s,
+                read_timeout_s=self.timeouts.between_chunks_s,
+            )
+            try:
+                body = await response.read()
+            finally:
+                response.close()
+        except UpstreamError as exc:
+            raise _Failed(exc.kind, str(exc)) from None
+        finally:
+            replica.in_flight -= 1
+            tier_metrics.in_flight.set(pool.in_flight)
+        status = response.status
+        if status == 503 and is_loading(status, body[:200].decode(errors="replace")):
+            replica.health = "loading"
+            raise _Failed("loading", "the engine is loading its model (HTTP 503)")
+        if status >= 500 and _TOO_LARGE_MARKER not in body[:2000].decode(errors="replace"):
+            raise _Failed("status_5xx", engine_message(status, body))
+        return status, body
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+def describe_pools(pools: Mapping[str, TierRuntime]) -> dict[str, Any]:
+    """The retrieval part of /health."""
+    return {name: pool.describe() for name, pool in pools.items()}
