@@ -13,7 +13,6 @@ import json
 import time
 from dataclasses import dataclass
 
-from ..config import Tier
 from ..router import AdaptiveRouter, Decision
 from .errors import APIError
 from .intake import ProxyRequest

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import threading
 import time
@@ -26,7 +27,8 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-Fault = Literal["none", "500", "loading", "cut", "hang", "empty"]
+Fault = Literal["none", "500", "loading", "cut", "hang", "empty", "too_large"]
+"""``too_large``: llama-server's HTTP 500 for an embedding input longer than its batch."""
 
 
 @dataclass
@@ -39,6 +41,8 @@ class Behavior:
     health_status: int = 200
     deferred: int = 0
     waiting: int = 0
+    embedding_dim: int = 8
+    """Length of the vectors /v1/embeddings answers."""
     accepts_images: bool = True
     """False: answer an image as llama-server without --mmproj does (HTTP 500)."""
 
@@ -95,6 +99,8 @@ class FakeEngine:
             )
         elif method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
             await self._completion(path.endswith("chat/completions"), receive, send)
+        elif method == "POST" and path in ("/v1/embeddings", "/v1/rerank"):
+            await self._retrieval(path == "/v1/embeddings", receive, send)
         elif method == "POST" and path == "/fake/behavior":
             await self._set_behavior(receive, send)
         else:
@@ -135,6 +141,64 @@ class FakeEngine:
             "# TYPE llamacpp:requests_deferred gauge\n"
             f"llamacpp:requests_deferred {b.deferred}\n"
         )
+
+    async def _retrieval(self, embed: bool, receive: Receive, send: Send) -> None:
+        """llama-server's /v1/embeddings (``embedding_dim`` floats per input, from a hash of
+        the text) and /v1/rerank (score: share of the query's words in the document, results
+        best first, cut to top_n), in its answer shapes, with the same faults as chat."""
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        body = json.loads(raw)
+        self.stats.requests.append(body)
+        b = self.behavior
+        if b.fault == "500":
+            await _json(send, 500, {"error": {"message": "internal engine error",
+                                              "type": "server_error"}})  # fmt: skip
+            return
+        if b.fault == "loading":
+            await _json(send, 503, _loading_error())
+            return
+        if b.fault == "hang":
+            await asyncio.sleep(3600)
+            return
+        if b.fault == "too_large":
+            text = ("input (3004 tokens) is too large to process. increase the physical batch "
+                    "size (current batch size: 2048)")  # fmt: skip
+            await _json(send, 500, {"error": {"code": 500, "message": text,
+                                              "type": "server_error"}})  # fmt: skip
+            return
+        if b.first_token_delay_s:
+            await asyncio.sleep(b.first_token_delay_s)
+        if embed:
+            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            data = [
+                {
+                    "object": "embedding",
+                    "index": i,
+                    "embedding": _vector(str(text), b.embedding_dim),
+                }
+                for i, text in enumerate(inputs)
+            ]
+            tokens = sum(len(str(text)) for text in inputs)
+            await _json(send, 200, {"model": body.get("model"), "object": "list", "data": data,
+                                    "usage": {"prompt_tokens": tokens,
+                                              "total_tokens": tokens}})  # fmt: skip
+            return
+        words = set(body["query"].lower().split())
+        scores = [
+            len(words & set(doc.lower().split())) / max(len(words), 1) for doc in body["documents"]
+        ]
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        results = [{"index": i, "relevance_score": scores[i]} for i in order]
+        results = results[: body.get("top_n") or len(results)]
+        tokens = sum(len(body["query"]) + len(doc) for doc in body["documents"])
+        await _json(send, 200, {"model": body.get("model"), "object": "list", "results": results,
+                                "usage": {"prompt_tokens": tokens,
+                                          "total_tokens": tokens}})  # fmt: skip
 
     async def _completion(self, chat: bool, receive: Receive, send: Send) -> None:
         raw = b""
@@ -284,6 +348,11 @@ async def _wait(event: asyncio.Event, delay: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def _vector(text: str, dim: int) -> list[float]:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+    return [((seed >> (i % 64)) & 0xFF) / 255.0 for i in range(dim)]
 
 
 def _has_image(body: dict[str, Any]) -> bool:
