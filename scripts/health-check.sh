@@ -87,6 +87,8 @@ low_model=gemma-4-e4b high_model=gemma-4-26b-a4b
 if [[ "${STRATUM_PROFILE:-gpu}" == cpu ]]; then low_model=gemma-4-e2b high_model=gemma-4-e4b; fi
 check_service vllm 1 "http://$HOST:${VLLM_PORT:-8000}/health" 200 "http://$HOST:${VLLM_PORT:-8000}/v1/models" "$low_model"
 check_service llama-cpp 1 "http://$HOST:${LLAMA_CPP_PORT:-8080}/health" 200 "http://$HOST:${LLAMA_CPP_PORT:-8080}/v1/models" "$high_model"
+check_service embed 1 "http://$HOST:${EMBED_PORT:-8081}/health" 200 "http://$HOST:${EMBED_PORT:-8081}/v1/models" embeddinggemma-300m
+check_service rerank 1 "http://$HOST:${RERANK_PORT:-8082}/health" 200 "http://$HOST:${RERANK_PORT:-8082}/v1/models" bge-reranker-v2-m3
 check_service litellm 1 "http://$HOST:${LITELLM_PORT:-4000}/health/liveliness" 200
 # Team keys and their usage need LiteLLM's database: /health/readiness says whether it is there.
 readiness="$(http_body "http://$HOST:${LITELLM_PORT:-4000}/health/readiness")"
@@ -116,6 +118,23 @@ if [[ "$REQUESTS" == 1 ]]; then
       record "request:$tier" 1 "-" "$code" "answered by ${served:-?} instead (degraded)" 0
     else
       record "request:$tier" 1 "-" "${code:-000}" "request through the router failed" 0
+    fi
+  done
+  for kind in embeddings rerank; do
+    if [[ "$kind" == embeddings ]]; then
+      body='{"model": "gemma-embed", "input": ["Stratum health check"]}'
+      expect='"embedding"'
+    else
+      body='{"model": "gemma-rerank", "query": "health", "documents": ["health check", "weather"]}'
+      expect='"relevance_score"'
+    fi
+    answer="$(curl -s -m "${HEALTH_REQUEST_TIMEOUT:-120}" -w '\n%{http_code}' -H 'content-type: application/json' \
+      "${auth[@]}" -d "$body" "http://$HOST:${ROUTER_PORT:-9000}/v1/$kind" 2>/dev/null || true)"
+    code="${answer##*$'\n'}"
+    if [[ "$code" == 200 ]] && grep -q "$expect" <<<"$answer"; then
+      record "request:$kind" 1 "-" "$code" "answered through the router" 1
+    else
+      record "request:$kind" 1 "-" "${code:-000}" "request through the router failed" 0
     fi
   done
 fi

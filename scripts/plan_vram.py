@@ -48,6 +48,7 @@ from vram_facts import (
     LLAMA_CACHE_BYTES,
     LLAMA_UBATCH,
     MMPROJ_FILES,
+    RETRIEVAL_FILES,
     VLLM_BLOCK_SIZE,
     VLLM_IN_FLIGHT_TOKENS,
     Arch,
@@ -94,6 +95,8 @@ DEFAULTS: dict[str, str] = {
     "CPU_TIER_HIGH_MODEL_FILE": "gemma-4-E4B-it-Q4_K_M.gguf",
     "CPU_CTX_SIZE": "16384",
     "CPU_PARALLEL": "2",
+    "EMBED_MODEL_FILE": "embeddinggemma-300M-qat-Q4_0.gguf",
+    "RERANK_MODEL_FILE": "bge-reranker-v2-m3-Q4_K_M.gguf",
     "ROUTER_TIER_LOW_CONTEXT_TOKENS": "8192",
     "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "8192",
 }
@@ -164,6 +167,8 @@ class Settings:
     cpu_high_file: str = ""
     cpu_ctx: int = 16384
     cpu_parallel: int = 2
+    embed_file: str = "embeddinggemma-300M-qat-Q4_0.gguf"
+    rerank_file: str = "bge-reranker-v2-m3-Q4_K_M.gguf"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -233,6 +238,8 @@ class Settings:
             cpu_high_file=get("CPU_TIER_HIGH_MODEL_FILE"),
             cpu_ctx=number("CPU_CTX_SIZE", int, 512, 262144),
             cpu_parallel=number("CPU_PARALLEL", int, 1, 256),
+            embed_file=get("EMBED_MODEL_FILE"),
+            rerank_file=get("RERANK_MODEL_FILE"),
             vllm_model=get("VLLM_MODEL"),
             vllm_fp8_online=fp8,
             vllm_utilization=number("VLLM_GPU_MEMORY_UTILIZATION", float, 0.05, 0.99),
@@ -477,6 +484,8 @@ class Plan:
     """The memory the router's vram rule reads (tier_high's card), or RAM for the cpu profile."""
     min_free_gib: float
     problems: list[str] = field(default_factory=list)
+    beside: list[EnginePlan] = field(default_factory=list)
+    """Engines in the machine's RAM beside the GPUs (the retrieval engines; GPU profiles)."""
 
     @property
     def engines(self) -> list[EnginePlan]:
@@ -515,7 +524,7 @@ class Plan:
             "used_by_others_gib": round(self.used_by_others_gib, 3),
             "min_free_gib": self.min_free_gib,
             "devices": {d.name: d.as_dict() for d in self.devices},
-            "engines": {e.key: e.as_dict() for e in self.engines},
+            "engines": {e.key: e.as_dict() for e in [*self.engines, *self.beside]},
             "problems": self.problems,
         }
 
@@ -593,6 +602,30 @@ def plan_cpu_engine(s: Settings, tier: str, file: str) -> EnginePlan:
     return plan
 
 
+def plan_retrieval(s: Settings) -> list[EnginePlan]:
+    """The embedding and reranking llama-servers on the CPU: each GGUF whole in RAM and its
+    compute buffers (embedding models keep no KV cache between requests)."""
+    plans = []
+    for key, what, var, file in (
+        ("embed", "embeddings", "EMBED_MODEL_FILE", s.embed_file),
+        ("rerank", "reranking", "RERANK_MODEL_FILE", s.rerank_file),
+    ):
+        known = RETRIEVAL_FILES.get(file)
+        if known is None:
+            raise PlanError(
+                f"{var}={file!r} is not in the planner's table ({', '.join(RETRIEVAL_FILES)}); "
+                "add it to RETRIEVAL_FILES in scripts/vram_facts.py"
+            )
+        plans.append(EnginePlan(
+            f"llama-server on the CPU ({what}: {file})",
+            {"gguf_file": known[0] / GIB},
+            0.0,
+            {"compute_buffers": ALLOWANCES["retrieval_cpu_compute"].gib},
+            key=key,
+        ))  # fmt: skip
+    return plans
+
+
 def make_cpu_plan(s: Settings, ram_gib: float, used_gib: float, min_free: float) -> Plan:
     """The cpu profile: both tiers on llama.cpp's CPU server, everything in system RAM."""
     consistency(s)
@@ -606,6 +639,7 @@ def make_cpu_plan(s: Settings, ram_gib: float, used_gib: float, min_free: float)
     ram = Device("RAM", ram_gib, used_gib, [
         plan_cpu_engine(s, "low", s.cpu_low_file),
         plan_cpu_engine(s, "high", s.cpu_high_file),
+        *plan_retrieval(s),
         stack,
     ])  # fmt: skip
     plan = Plan([ram], ram, min_free)
@@ -652,6 +686,7 @@ def make_plan(
     devices[s.vllm_device].engines.append(vllm)
     devices[s.llama_device].engines.append(llama)
     plan = Plan(list(devices.values()), devices[s.llama_device], min_free)
+    plan.beside = plan_retrieval(s)
     need = ALLOWANCES["vllm_activations"].gib
     if vllm.kv_gib <= 0:
         plan.problems.append(
@@ -730,6 +765,11 @@ def render(plan: Plan) -> str:
             f"\nplanned {device.planned_gib:.2f} GiB of {device.total_gib:.2f} GiB: "
             f"{device.free_gib:.2f} GiB left (at least {plan.min_free_gib:.1f} GiB required)\n"
         )
+    if plan.beside:
+        lines.append("RAM beside the GPU (no VRAM):")
+        for engine in plan.beside:
+            lines.append(f"  {engine.total_gib:5.2f} GiB  {engine.name}")
+        lines.append("")
     if plan.fits:
         lines.append(f"FITS: {plan.margin_gib:.2f} GiB more than the required spare")
     else:

@@ -342,6 +342,8 @@ check_memory_and_disk() {
     [[ -f "$models_dir/${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}" ]] || need_gb=$((need_gb + 18))
     hf_model_present || need_gb=$((need_gb + 17))  # the largest vLLM checkpoint (BF16); 4-bit: ~5
   fi
+  [[ -f "$models_dir/$(retrieval_model_file EMBED)" && -f "$models_dir/$(retrieval_model_file RERANK)" ]] \
+    || need_gb=$((need_gb + 1))
   free_gb="$(df -Pk "$STRATUM_ROOT" | awk 'NR == 2 {print int($4 / 1024 / 1024)}')"
   if (( need_gb > 0 && free_gb < need_gb + 5 )); then
     problem "${free_gb} GB free on $(df -P "$STRATUM_ROOT" | awk 'NR == 2 {print $6}'); the missing models need about ${need_gb} GB plus room for images."
@@ -359,6 +361,7 @@ check_ports() {
   local spec name port busy=0
   for spec in "OpenWebUI:${WEBUI_PORT:-3000}" "Grafana:${GRAFANA_PORT:-3001}" "LiteLLM:${LITELLM_PORT:-4000}" \
               "vLLM:${VLLM_PORT:-8000}" "llama-server:${LLAMA_CPP_PORT:-8080}" "router:${ROUTER_PORT:-9000}" \
+              "embeddings:${EMBED_PORT:-8081}" "reranker:${RERANK_PORT:-8082}" \
               "Prometheus:${PROMETHEUS_PORT:-9090}"; do
     name="${spec%%:*}"; port="${spec##*:}"
     if port_in_use "$port"; then
@@ -384,9 +387,18 @@ cpu_model_file() {
   fi
 }
 
+# retrieval_model_file EMBED|RERANK: the GGUF of a retrieval engine (docker-compose.yml).
+retrieval_model_file() {
+  if [[ "$1" == EMBED ]]; then
+    printf '%s' "${EMBED_MODEL_FILE:-embeddinggemma-300M-qat-Q4_0.gguf}"
+  else
+    printf '%s' "${RERANK_MODEL_FILE:-bge-reranker-v2-m3-Q4_K_M.gguf}"
+  fi
+}
+
 check_models() {
   info "Models"
-  local missing=()
+  local missing=() engine file
   if [[ "$MODE" == cpu ]]; then
     local tier file
     for tier in LOW HIGH; do
@@ -400,6 +412,14 @@ check_models() {
   else
     check_gpu_models
   fi
+  for engine in EMBED RERANK; do
+    file="$(retrieval_model_file "$engine")"
+    if [[ -f "$STRATUM_ROOT/docker/llama-cpp/models/$file" ]]; then
+      ok "${engine,,}: $file"
+    else
+      missing+=("${engine,,} GGUF $file")
+    fi
+  done
   (( ${#missing[@]} == 0 )) && return 0
   warn "missing: ${missing[*]}"
   if [[ "$DRY_RUN" == 1 ]]; then
@@ -407,7 +427,7 @@ check_models() {
     return 0
   fi
   local size="16 GB plan: about 23 GB; up to 35 GB for a BF16 E4B"
-  [[ "$MODE" == cpu ]] && size="about 8 GB"
+  [[ "$MODE" == cpu ]] && size="about 9 GB"
   case "$DOWNLOAD" in
     no) die "models are missing and --no-download was given. Run: bash scripts/download-models.sh" ;;
     ask)
@@ -449,6 +469,7 @@ hint_for() {
     postgres) log "  hint: a password changed after the first start? POSTGRES_PASSWORD only applies to a new volume (docker volume ls | grep postgres)." ;;
     litellm-keys) log "  hint: it registers OpenWebUI's key (OPENWEBUI_LITELLM_KEY) in LiteLLM's database; its log above says why it failed." ;;
     open-webui) log "  hint: the first start can take minutes; 'docker compose logs open-webui' shows progress." ;;
+    embed|rerank) log "  hint: check the GGUF in docker/llama-cpp/models (EMBED_MODEL_FILE, RERANK_MODEL_FILE; bash scripts/download-models.sh --only retrieval). 'Killed' (exit 137): not enough RAM (python3 scripts/plan_vram.py --env .env)." ;;
     *) ;;
   esac
 }
@@ -554,6 +575,7 @@ main() {
     start_stage "Starting tier_low (vLLM, Gemma 4 E4B) - loading takes minutes" vllm
     start_stage "Starting tier_high (llama-server, Gemma 4 26B-A4B)" llama-cpp
   fi
+  start_stage "Starting the retrieval engines (embeddings, reranking; on the CPU)" embed rerank
   start_stage "Starting LiteLLM (with its database) and OpenWebUI" postgres litellm litellm-keys open-webui
   if [[ "$DRY_RUN" == 1 ]]; then
     info "Dry run: nothing was changed or started."
@@ -564,7 +586,7 @@ main() {
   local smart="26B"
   [[ "$MODE" == cpu ]] && smart="E4B on CPU"
   log "  Chat (OpenWebUI):  http://localhost:${WEBUI_PORT:-3000}   models: gemma4-fast (routed), gemma4-smart ($smart)"
-  log "  Router (OpenAI):   http://${bind}:${ROUTER_PORT:-9000}/v1"
+  log "  Router (OpenAI):   http://${bind}:${ROUTER_PORT:-9000}/v1   also /v1/embeddings (gemma-embed), /v1/rerank (gemma-rerank)"
   log "  LiteLLM gateway:   http://${bind}:${LITELLM_PORT:-4000}/v1   key: LITELLM_MASTER_KEY in .env"
   log "  Grafana:           http://${bind}:${GRAFANA_PORT:-3001}   user admin, password GRAFANA_ADMIN_PASSWORD in .env"
   log "  Prometheus:        http://${bind}:${PROMETHEUS_PORT:-9090}"

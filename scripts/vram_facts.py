@@ -306,6 +306,21 @@ GGUF_FILES: dict[str, GgufFile] = {
     ),
 }
 
+RETRIEVAL_FILES: dict[str, tuple[int, str]] = {
+    # The retrieval engines' models (docker-compose.yml: embed, rerank), read whole into RAM by
+    # llama.cpp's CPU server. Sizes as public projects pin them with their SHA-256;
+    # download_models.py checks size and SHA-256 against the Hub at download time.
+    "embeddinggemma-300M-qat-Q4_0.gguf": (
+        277_852_192,
+        "ggml-org/embeddinggemma-300M-qat-q4_0-GGUF (the file llama.cpp's --embd-gemma-default "
+        "preset loads, common/arg.cpp); 277,852,192 bytes, sha256 50d28e22...",
+    ),
+    "bge-reranker-v2-m3-Q4_K_M.gguf": (
+        438_376_864,
+        "gpustack/bge-reranker-v2-m3-GGUF; 438,376,864 bytes, sha256 e186a244...",
+    ),
+}
+
 MMPROJ_FILES: dict[str, tuple[int, str]] = {
     "mmproj-gemma-4-26B-A4B-it-Q8_0.gguf": (
         806_408_320,
@@ -403,8 +418,15 @@ ALLOWANCES: dict[str, Allowance] = {
     ),
     "stack_ram": Allowance(
         3.0,
-        "the rest of the stack in RAM on a CPU-only machine: OpenWebUI (its embedding model), "
+        "the rest of the stack in RAM on a CPU-only machine: OpenWebUI (no embedding model of its "
+        "own: it uses the stack's), "
         "LiteLLM and PostgreSQL, Prometheus, Grafana, the router. An allowance.",
+    ),
+    "retrieval_cpu_compute": Allowance(
+        0.5,
+        "a CPU retrieval engine's compute buffers for its 2048-token micro-batch (attention over "
+        "a whole input at once). An allowance; the start log prints the real figure ('CPU "
+        "compute buffer size').",
     ),
     "mmproj_compute": Allowance(
         0.3,
