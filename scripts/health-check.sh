@@ -128,14 +128,16 @@ if [[ "$REQUESTS" == 1 ]]; then
       body='{"model": "gemma-rerank", "query": "health", "documents": ["health check", "weather"]}'
       expect='"relevance_score"'
     fi
-    answer="$(curl -s -m "${HEALTH_REQUEST_TIMEOUT:-120}" -w '\n%{http_code}' -H 'content-type: application/json' \
-      "${auth[@]}" -d "$body" "http://$HOST:${ROUTER_PORT:-9000}/v1/$kind" 2>/dev/null || true)"
-    code="${answer##*$'\n'}"
-    if [[ "$code" == 200 ]] && grep -q "$expect" <<<"$answer"; then
+    answer="$(mktemp)"
+    code="$(curl -s -o "$answer" -m "${HEALTH_REQUEST_TIMEOUT:-120}" -w '%{http_code}' \
+      -H 'content-type: application/json' "${auth[@]}" -d "$body" \
+      "http://$HOST:${ROUTER_PORT:-9000}/v1/$kind" 2>/dev/null || true)"
+    if [[ "$code" == 200 ]] && grep -q "$expect" "$answer"; then
       record "request:$kind" 1 "-" "$code" "answered through the router" 1
     else
       record "request:$kind" 1 "-" "${code:-000}" "request through the router failed" 0
     fi
+    rm -f "$answer"
   done
 fi
 

@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 from stackutil import ROOT, env_example, load_compose, load_module
 
-SERVICES = {"vllm", "llama-cpp", "router", "litellm", "open-webui", "prometheus", "grafana",
-            "postgres", "litellm-keys"}  # fmt: skip
+SERVICES = {"vllm", "llama-cpp", "embed", "rerank", "router", "litellm", "open-webui",
+            "prometheus", "grafana", "postgres", "litellm-keys"}  # fmt: skip
 ONE_SHOT = {"litellm-keys"}  # runs once and exits: no healthcheck, no restart
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?([^}]*)\}")
 
@@ -182,7 +182,12 @@ def test_litellm_exposes_both_models_through_the_router() -> None:
 
     cfg = yaml.safe_load((ROOT / "docker/litellm/config.yaml").read_text())
     models = {m["model_name"]: m["litellm_params"] for m in cfg["model_list"]}
-    assert set(models) == {"gemma4-fast", "gemma4-smart", "gemma4-tasks"}
+    assert set(models) == {"gemma4-fast", "gemma4-smart", "gemma4-tasks", "gemma-embed",
+                           "gemma-rerank"}  # fmt: skip
+    # Retrieval: openai/ posts <api_base>/embeddings, hosted_vllm/ posts <api_base>/rerank
+    # (LiteLLM 1.108.7); the names after the prefix are the router's model names.
+    assert models["gemma-embed"]["model"] == "openai/gemma-embed"
+    assert models["gemma-rerank"]["model"] == "hosted_vllm/gemma-rerank"
     assert all(params["api_base"] == "http://router:9000/v1" for params in models.values())
     assert models["gemma4-fast"]["model"] == "openai/gemma4-fast"
     assert models["gemma4-smart"]["model"] == "openai/gemma4-smart"
@@ -192,6 +197,7 @@ def test_litellm_exposes_both_models_through_the_router() -> None:
 
     service, _ = load_service_config(ROOT / "docker/router/router_config.yaml", environ={})
     assert "tier_low" in service.tier_low_models
+    assert "gemma-embed" in service.embed_models and "gemma-rerank" in service.rerank_models
     assert "prometheus" in cfg["litellm_settings"]["callbacks"]
     assert cfg["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
 
@@ -261,6 +267,10 @@ def test_cpu_profile_override_runs_every_service_without_a_gpu() -> None:
         assert "--metrics" in svc["command"] and "--n-gpu-layers" not in svc["command"]
         assert "./docker/llama-cpp/models:/models:ro" in svc["volumes"]
     assert "--port 8000" in merged["services"]["vllm"]["command"]  # where the router looks
+    for name, flag in (("embed", "--embedding --pooling mean"), ("rerank", "--reranking")):
+        svc = merged["services"][name]  # the same CPU image as on a GPU machine
+        assert _image_default(svc["image"]) == _image_default(merged["services"]["vllm"]["image"])
+        assert flag in svc["command"] and "--port 8080" in svc["command"]
     router = merged["services"]["router"]["environment"]
     assert router["ROUTER_GPU_MONITOR"] == "false"
     assert router["ROUTER_TIER_LOW_MODEL"] == "gemma-4-e2b"
@@ -274,3 +284,34 @@ def test_cpu_image_is_the_same_llama_cpp_build_as_the_cuda_image(compose: dict[s
     cpu = _image_default(load_compose("docker-compose.cpu.yml")["services"]["llama-cpp"]["image"])
     build = re.search(r"-b(\d+)@", cuda)
     assert build and f":server-b{build.group(1)}@" in cpu
+
+
+def test_retrieval_engines_are_wired_to_the_router_litellm_and_openwebui(
+    compose: dict[str, Any],
+) -> None:
+    """The router reaches embed and rerank by service name; their served names are the router's
+    defaults; OpenWebUI embeds and reranks through LiteLLM with its own key, and loads no model
+    of its own (OpenWebUI 0.12.4: open_webui/config.py, routers/retrieval.py)."""
+    from adaptive_router.service import ServiceConfig
+
+    services = compose["services"]
+    router = services["router"]["environment"]
+    assert router["ROUTER_EMBED_URL"] == "http://embed:8080/v1"
+    assert router["ROUTER_RERANK_URL"] == "http://rerank:8080/v1"
+    defaults = ServiceConfig()
+    assert f"--alias {defaults.embed_model}" in services["embed"]["command"]
+    assert f"--alias {defaults.rerank_model}" in services["rerank"]["command"]
+    for name in ("embed", "rerank"):
+        assert "deploy" not in services[name], f"{name} takes no GPU"
+        assert "--ubatch-size 2048" in services[name]["command"]
+    webui = services["open-webui"]["environment"]
+    assert webui["RAG_EMBEDDING_ENGINE"] == "openai"
+    assert webui["RAG_OPENAI_API_BASE_URL"] == "http://litellm:4000/v1"
+    assert webui["RAG_EMBEDDING_MODEL"] in defaults.embed_models
+    assert webui["RAG_RERANKING_ENGINE"] == "external"
+    assert webui["RAG_RERANKING_MODEL"] in defaults.rerank_models
+    assert webui["RAG_EXTERNAL_RERANKER_URL"] == "http://litellm:4000/v1/rerank"
+    assert webui["ENABLE_RAG_HYBRID_SEARCH"] == "true"  # reranking runs only in hybrid search
+    assert webui["OFFLINE_MODE"] == "true"
+    for key in ("RAG_OPENAI_API_KEY", "RAG_EXTERNAL_RERANKER_API_KEY"):
+        assert "OPENWEBUI_LITELLM_KEY" in webui[key]

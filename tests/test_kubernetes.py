@@ -168,7 +168,13 @@ def test_images_are_the_compose_stacks_pins(overlay: str) -> None:
     images = {c["name"]: c["image"] for _, spec in pod_specs(docs) for c in containers(spec)}
     assert images["vllm"] == _compose_image("vllm")
     assert images["download"] == _compose_image("vllm")
-    assert images["llama-server"] == images["wait-for-model"] == _compose_image("llama-cpp")
+    by_pod = {(owner, c["name"]): c["image"] for owner, spec in pod_specs(docs)
+              for c in containers(spec)}  # fmt: skip
+    assert by_pod["Deployment/llama-cpp", "llama-server"] == _compose_image("llama-cpp")
+    assert by_pod["Deployment/llama-cpp", "wait-for-model"] == _compose_image("llama-cpp")
+    for name in ("embed", "rerank"):  # llama.cpp's CPU image, as in compose
+        assert by_pod[f"Deployment/{name}", "llama-server"] == _compose_image(name)
+        assert by_pod[f"Deployment/{name}", "wait-for-model"] == _compose_image(name)
     assert images["postgres"] == _compose_image("postgres")
     assert images["open-webui"] == _compose_image("open-webui")
     # LiteLLM's non-root image of the same release.
@@ -178,8 +184,10 @@ def test_images_are_the_compose_stacks_pins(overlay: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("service", "program"), [("vllm", "vllm"), ("llama-cpp", "/app/llama-server")]
-)
+    ("service", "program"),
+    [("vllm", "vllm"), ("llama-cpp", "/app/llama-server"), ("embed", "/app/llama-server"),
+     ("rerank", "/app/llama-server")],
+)  # fmt: skip
 def test_engines_run_the_compose_command_for_their_profile(
     overlay: str, service: str, program: str, tmp_path: Path
 ) -> None:
@@ -225,9 +233,15 @@ def test_model_download_fetches_what_the_engines_load(overlay: str, tmp_path: Pa
     out = subprocess.run(["/bin/sh", "-c", job["args"][0]], capture_output=True, text=True,
                          env={"PATH": f"{tmp_path}:/usr/bin:/bin", **values})  # fmt: skip
     assert out.returncode == 0, out.stderr
-    argv = json.loads(out.stdout)
+    argv, embed, rerank = (json.loads(line) for line in out.stdout.splitlines())
     flags = dict(zip(argv[1::2], argv[2::2], strict=True))
     assert argv[0] == "/stratum/download_models.py"
+    # The retrieval engines' GGUFs, into /models where they look (compose: the same files).
+    for run, name in ((embed, "embed"), (rerank, "rerank")):
+        assert run[:3] == ["/stratum/download_models.py", "--only", "gguf"]
+        fetched = dict(zip(run[3::2], run[4::2], strict=True))
+        assert fetched["--gguf-dir"] == "/models"
+        assert f"/models/{fetched['--gguf-file']}" in " ".join(compose_command(name, values))
     assert flags["--gguf-file"] == values["LLAMA_MODEL_FILE"]
     assert flags["--gguf-repo"] == values["LLAMA_MODEL_REPO"]
     assert flags["--mmproj-file"] == values["LLAMA_MMPROJ_FILE"]
@@ -304,7 +318,9 @@ def test_router_finds_every_engine_pod_through_headless_services(overlay: str) -
     env = {e["name"]: e.get("value") for e in router["env"]}
     assert env["ROUTER_GPU_MONITOR"] == "false"  # no GPU in the router's pod
     for key, service, port in (("ROUTER_TIER_LOW_URL", "vllm", 8000),
-                               ("ROUTER_TIER_HIGH_URL", "llama-cpp", 8080)):  # fmt: skip
+                               ("ROUTER_TIER_HIGH_URL", "llama-cpp", 8080),
+                               ("ROUTER_EMBED_URL", "embed", 8080),
+                               ("ROUTER_RERANK_URL", "rerank", 8080)):  # fmt: skip
         assert env[key] == f"http://{service}:{port}/v1"
         svc = find(docs, "Service", service)
         assert svc["spec"]["clusterIP"] == "None"

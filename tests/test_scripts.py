@@ -194,8 +194,10 @@ class Sandbox:
                         "LLAMA_CPP_PORT",
                         "ROUTER_PORT",
                         "PROMETHEUS_PORT",
+                        "EMBED_PORT",
+                        "RERANK_PORT",
                     ),
-                    free_ports(7),
+                    free_ports(9),
                     strict=True,
                 )
             },
@@ -211,7 +213,13 @@ class Sandbox:
         self.stub("nvidia-smi", NVIDIA_SMI_STUB)
         self.env["STUB_GPU"] = line
 
+    def retrieval_models(self) -> None:
+        models = self.root / "docker/llama-cpp/models"
+        for name in ("embeddinggemma-300M-qat-Q4_0.gguf", "bge-reranker-v2-m3-Q4_K_M.gguf"):
+            (models / name).write_bytes(b"GGUF")
+
     def models(self) -> None:
+        self.retrieval_models()
         models = self.root / "docker/llama-cpp/models"
         (models / "gemma-4-26B-A4B-it-Q4_K_M.gguf").write_bytes(b"GGUF")
         (models / "mmproj-gemma-4-26B-A4B-it-Q8_0.gguf").write_bytes(b"GGUF")
@@ -261,6 +269,7 @@ def test_start_dry_run_with_a_16gb_gpu_passes_preflight(box: Sandbox) -> None:
         "up -d prometheus grafana router",
         "up -d vllm",
         "up -d llama-cpp",
+        "up -d embed rerank",
         "up -d postgres litellm litellm-keys open-webui",
     ):
         assert f"would run: compose {stage}" in out.stdout
@@ -334,6 +343,7 @@ def test_start_cpu_profile_needs_no_gpu_and_runs_both_tiers_on_llama_cpp(box: Sa
     models = box.root / "docker/llama-cpp/models"
     (models / "gemma-4-E2B-it-Q4_K_M.gguf").write_bytes(b"GGUF")
     (models / "gemma-4-E4B-it-Q4_K_M.gguf").write_bytes(b"GGUF")
+    box.retrieval_models()
     meminfo = box.root / "meminfo"
     meminfo.write_text(MEMINFO_24GB)
     out = box.run("start.sh", "--profile", "cpu", "--dry-run",
@@ -463,7 +473,7 @@ def test_start_generates_secrets_once_and_keeps_them(box: Sandbox) -> None:
     assert secrets["LITELLM_MASTER_KEY"].startswith("sk-")
     assert oct((box.root / ".env").stat().st_mode)[-3:] == "600"
     ups = [c.split(" up -d ", 1)[1] for c in box.calls() if " up -d " in c]
-    assert ups == ["prometheus grafana router", "vllm", "llama-cpp",
+    assert ups == ["prometheus grafana router", "vllm", "llama-cpp", "embed rerank",
                    "postgres litellm litellm-keys open-webui"]  # fmt: skip
     assert "Stratum is up" in first.stdout and "curl -s http://127.0.0.1:" in first.stdout
     second = box.run("start.sh", "--timeout", "5", STUB_RUNNING="1")
@@ -555,6 +565,12 @@ def _healthy_http(box: Sandbox, **overrides: list[object]) -> str:
             "{}",
             {"x-router-tier": "tier_high"},
         ],
+        f":{e['EMBED_PORT']}/health": [200, '{"status": "ok"}', {}],
+        f":{e['EMBED_PORT']}/v1/models": [200, '{"data": [{"id": "embeddinggemma-300m"}]}', {}],
+        f":{e['RERANK_PORT']}/health": [200, '{"status": "ok"}', {}],
+        f":{e['RERANK_PORT']}/v1/models": [200, '{"data": [{"id": "bge-reranker-v2-m3"}]}', {}],
+        f":{e['ROUTER_PORT']}/v1/embeddings": [200, '{"data": [{"embedding": [0.1]}]}', {}],
+        f":{e['ROUTER_PORT']}/v1/rerank": [200, '{"results": [{"relevance_score": 1}]}', {}],
     }
     routes.update(overrides)
     return json.dumps(routes)
@@ -570,6 +586,23 @@ def test_health_check_all_up(box: Sandbox) -> None:
     assert any(
         line.startswith("request:tier_high") and "answered by tier_high" in line for line in lines
     )
+    for name in ("request:embeddings", "request:rerank"):
+        assert any(line.startswith(name) and "answered through the router" in line
+                   for line in lines)  # fmt: skip
+    assert any(line.startswith("embed ") and "embeddinggemma-300m loaded" in line for line in lines)
+
+
+def test_health_check_fails_when_the_embedding_engine_is_down(box: Sandbox) -> None:
+    box.stub("curl", CURL_STUB)
+    routes = json.loads(_healthy_http(box))
+    del routes[f":{box.env['EMBED_PORT']}/health"]
+    routes[f":{box.env['ROUTER_PORT']}/v1/embeddings"] = [503, '{"error": {}}', {}]
+    out = box.run("health-check.sh", STUB_HTTP=json.dumps(routes))
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("embed ") and "not reachable" in line and "FAIL" in line
+               for line in lines)  # fmt: skip
+    assert any(line.startswith("request:embeddings") and "FAIL" in line for line in lines)
 
 
 def test_health_check_expects_the_cpu_profiles_models_there(box: Sandbox) -> None:
