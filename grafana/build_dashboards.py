@@ -201,6 +201,21 @@ def router_board() -> Board:
              (f"sum by (tier, replica) (rate(router_replica_requests_total[{RATE}])) or vector(0)", "{{tier}} {{replica}} answered")],
             description="How replicas were chosen (home: the conversation's own, for its prefix cache; moved: its own was down or overloaded; least_load) and what each answered. 0 with one replica per tier.",
             unit="reqps", w=8, h=6)  # fmt: skip
+    b.row("Retrieval (embeddings and reranking)")
+    b.panel("timeseries", "Retrieval requests",
+            [(f'sum by (tier, status) (rate(router_requests_total{{tier=~"embed|rerank"}}[{RATE}])) or vector(0)', "{{tier}} {{status}}")],
+            description="/v1/embeddings (embed) and /v1/rerank (rerank) requests answered per second, by HTTP status; OpenWebUI's document chat sends both. 0 when nobody uses retrieval.",
+            unit="reqps", w=8)  # fmt: skip
+    b.panel("timeseries", "Retrieval latency",
+            [(f'histogram_quantile(0.95, sum by (le, tier) (rate(router_request_duration_seconds_bucket{{tier=~"embed|rerank"}}[{RATE}])))', "{{tier}} p95"),
+             (f'histogram_quantile(0.5, sum by (le, tier) (rate(router_request_duration_seconds_bucket{{tier=~"embed|rerank"}}[{RATE}])))', "{{tier}} p50")],
+            description="From the request reaching the router to the whole answer sent: embedding a batch, or scoring every document of a rerank.",
+            unit="s", w=8)  # fmt: skip
+    b.panel("timeseries", "Texts and tokens per second",
+            [(f"sum by (tier) (rate(router_retrieval_inputs_total[{RATE}])) or vector(0)", "{{tier}} texts/s"),
+             (f"sum by (tier) (rate(router_retrieval_tokens_total[{RATE}])) or vector(0)", "{{tier}} tokens/s")],
+            description="Texts embedded and documents scored per second, and the tokens the engines read for them (their usage.prompt_tokens).",
+            w=8)  # fmt: skip
     b.row("GPU (NVML, read by the router)")
     b.panel("timeseries", "GPU memory",
             [("router_gpu_memory_used_bytes", "used"), ("router_gpu_memory_total_bytes", "total"),
@@ -270,7 +285,7 @@ def overview_board() -> Board:
             description="Share of requests that ended in an error (5xx or a broken stream).",
             unit="percentunit", w=6, h=5, thresholds=[(None, "green"), (0.01, "orange"), (0.05, "red")])  # fmt: skip
     b.panel("stat", "Services not answering",
-            [('count(up{job=~"router|vllm|llama-cpp|litellm"} == 0) or vector(0)', "down")],
+            [('count(up{job=~"router|vllm|llama-cpp|embed|rerank|litellm"} == 0) or vector(0)', "down")],
             description="Services Prometheus cannot scrape. 0 is good.",
             w=6, h=5, thresholds=[(None, "green"), (1, "red")], instant=True)  # fmt: skip
     b.panel("stat", "Models", [("router_tier_up", "{{tier}}")],

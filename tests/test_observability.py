@@ -145,6 +145,7 @@ def test_prometheus_scrapes_every_service() -> None:
     assert targets["vllm"] == "vllm:8000"
     assert targets["llama-cpp"] == "llama-cpp:8080"
     assert targets["litellm"] == "litellm:4000"
+    assert targets["embed"] == "embed:8080" and targets["rerank"] == "rerank:8080"
 
 
 def test_alert_rules_cover_the_documented_cases_and_use_real_metrics(
