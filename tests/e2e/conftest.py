@@ -7,8 +7,11 @@ CI.
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -42,15 +45,27 @@ def engines(tiny_model: Path, artifacts: Path) -> Iterator[tuple[stack.Endpoint,
 
 
 @pytest.fixture(scope="session")
+def retrieval_engines(tiny_model: Path, artifacts: Path) -> Iterator[dict[str, stack.Endpoint]]:
+    """embed and rerank: real llama-servers with the compose file's commands (embedding mode
+    with mean pooling, reranking mode) serving the tiny model."""
+    embed = stack.retrieval_server("embed", tiny_model, artifacts / "logs")
+    rerank = stack.retrieval_server("rerank", tiny_model, artifacts / "logs")
+    with running(embed.process, rerank.process):
+        yield {"embed": embed, "rerank": rerank}
+
+
+@pytest.fixture(scope="session")
 def router(
     engines: tuple[stack.Endpoint, stack.Endpoint],
+    retrieval_engines: dict[str, stack.Endpoint],
     tmp_path_factory: pytest.TempPathFactory,
     artifacts: Path,
 ) -> Iterator[stack.Endpoint]:
     low, high = engines
     endpoint = stack.router(
-        tmp_path_factory.mktemp("router"), low.url, high.url, artifacts / "logs"
-    )
+        tmp_path_factory.mktemp("router"), low.url, high.url, artifacts / "logs",
+        retrieval={kind: e.url for kind, e in retrieval_engines.items()},
+    )  # fmt: skip
     with running(endpoint.process):
         yield endpoint
 
@@ -76,12 +91,15 @@ def prometheus(
     engines: tuple[stack.Endpoint, stack.Endpoint],
     litellm: stack.Endpoint,
     vllm_stub: VllmStub,
+    retrieval_engines: dict[str, stack.Endpoint],
     tmp_path_factory: pytest.TempPathFactory,
     artifacts: Path,
 ) -> Iterator[stack.Endpoint]:
     port = free_port()
     targets = {
         "router:9000": _hostport(router.url),
+        "embed:8080": _hostport(retrieval_engines["embed"].url),
+        "rerank:8080": _hostport(retrieval_engines["rerank"].url),
         "vllm:8000": _hostport(vllm_stub.url),
         "llama-cpp:8080": _hostport(engines[1].url),
         "litellm:4000": _hostport(litellm.url),
@@ -94,13 +112,51 @@ def prometheus(
         yield endpoint
 
 
+@dataclass
+class HubRecorder:
+    """A stand-in for the Hugging Face Hub: its URL and every request it got."""
+
+    url: str
+    requests: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def hub() -> Iterator[HubRecorder]:
+    """What OpenWebUI would reach as the Hub (HF_ENDPOINT): records every request and answers
+    404. OpenWebUI, configured as compose configures it, should send it none."""
+    seen: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def _any(self) -> None:
+            seen.append(f"{self.command} {self.path}")
+            self.send_response(404)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = do_POST = _any
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield HubRecorder(f"http://127.0.0.1:{server.server_address[1]}", seen)
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture(scope="session")
 def open_webui(
-    litellm: stack.Endpoint, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
+    litellm: stack.Endpoint,
+    hub: HubRecorder,
+    tmp_path_factory: pytest.TempPathFactory,
+    artifacts: Path,
 ) -> Iterator[stack.Endpoint]:
     endpoint = stack.open_webui(
-        tmp_path_factory.mktemp("open-webui"), litellm.url, artifacts / "logs"
-    )
+        tmp_path_factory.mktemp("open-webui"), litellm.url, artifacts / "logs",
+        hub_url=hub.url,
+    )  # fmt: skip
     with running(endpoint.process):
         yield endpoint
 

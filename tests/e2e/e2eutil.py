@@ -47,14 +47,30 @@ def sse_events(lines: Iterator[str]) -> Iterator[dict[str, object] | str]:
         yield data if data == "[DONE]" else json.loads(data)
 
 
+def retrieval_through_litellm(sdk: openai.OpenAI, base_url: str, api_key: str) -> None:
+    """One embedding (two texts) and one rerank (three documents) with LiteLLM's model names."""
+    sdk.embeddings.create(model="gemma-embed", input=["a first text", "a second text"])
+    r = httpx.post(
+        base_url + "/rerank",
+        json={"model": "gemma-rerank", "query": "panda",
+              "documents": ["a bear", "the giant panda", "a car"]},
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=30,
+    )  # fmt: skip
+    r.raise_for_status()
+
+
 @contextmanager
 def litellm_traffic(base_url: str, api_key: str, trickle_every_s: float = 0.25) -> Iterator[None]:
-    """Traffic through LiteLLM (both models, easy and hard, streamed and not): a burst of 12,
-    then a trickle that keeps the rate() windows of the ratio panels filled until the block ends."""
+    """Traffic through LiteLLM (both models, easy and hard, streamed and not, and every other
+    request an embedding and a rerank): a burst of 12, then a trickle that keeps the rate()
+    windows of the ratio panels filled until the block ends."""
     sdk = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
     stop = threading.Event()
 
     def one(i: int) -> None:
+        if i % 2 == 0:
+            retrieval_through_litellm(sdk, base_url, api_key)
         model = "gemma4-smart" if i % 4 == 3 else "gemma4-fast"
         messages = [{"role": "user", "content": HARD_PROMPT if i % 2 else EASY_PROMPT}]
         if i % 3 == 0:

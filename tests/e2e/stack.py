@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from stackutil import require, require_tool, substitute
+from stackutil import compose_command, require, require_tool, substitute
 
 from adaptive_router.testing.processes import Process, free_port
 
@@ -116,8 +116,34 @@ def llama_server(
     return Endpoint(Process(name, argv, log_dir, ready_url=url + "/health"), url)
 
 
-def router_config(path: Path, tier_low: str, tier_high: str, port: int) -> Path:
-    """docker/router/router_config.yaml with the tiers and the listen address on loopback."""
+def retrieval_server(
+    service: str, model: Path, log_dir: Path, *, name: str | None = None
+) -> Endpoint:
+    """The compose file's ``embed`` or ``rerank`` service, its command word for word, with the
+    model, address and thread count swapped for loopback ones."""
+    port = free_port()
+    swap = {"--model": str(model), "--host": "127.0.0.1", "--port": str(port), "--threads": "1"}
+    args = iter(compose_command(service, {}))
+    argv = [str(llama_server_bin())]
+    for arg in args:
+        if arg in swap:
+            next(args)
+            argv += [arg, swap[arg]]
+        else:
+            argv.append(arg)
+    url = f"http://127.0.0.1:{port}"
+    return Endpoint(Process(name or service, argv, log_dir, ready_url=url + "/health"), url)
+
+
+def router_config(
+    path: Path,
+    tier_low: str,
+    tier_high: str,
+    port: int,
+    retrieval: Mapping[str, str | Sequence[str]] | None = None,
+) -> Path:
+    """docker/router/router_config.yaml with the tiers (and the retrieval engines, as
+    ``{"embed": url, "rerank": url}``, root URLs) and the listen address on loopback."""
     config: dict[str, Any] = yaml.safe_load(
         (ROOT / "docker" / "router" / "router_config.yaml").read_text()
     )
@@ -125,6 +151,9 @@ def router_config(path: Path, tier_low: str, tier_high: str, port: int) -> Path:
     service.update(
         tier_low_url=tier_low + "/v1", tier_high_url=tier_high + "/v1", host="127.0.0.1", port=port
     )
+    for kind, urls in (retrieval or {}).items():
+        listed = [urls] if isinstance(urls, str) else list(urls)
+        service[f"{kind}_url"] = [u + "/v1" for u in listed]
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -137,9 +166,10 @@ def router(
     *,
     name: str = "router",
     env: Mapping[str, str] | None = None,
+    retrieval: Mapping[str, str | Sequence[str]] | None = None,
 ) -> Endpoint:
     port = free_port()
-    config = router_config(config_dir / f"{name}_config.yaml", tier_low, tier_high, port)
+    config = router_config(config_dir / f"{name}_config.yaml", tier_low, tier_high, port, retrieval)
     argv = [str(router_bin()), "serve", "--config", str(config)]
     url = f"http://127.0.0.1:{port}"
     environ = {"ROUTER_API_KEY": ROUTER_API_KEY, **(env or {})}
@@ -180,8 +210,12 @@ def litellm(config_dir: Path, router_url: str, log_dir: Path) -> Endpoint:
     return Endpoint(process, url)
 
 
-def open_webui(data_dir: Path, litellm_url: str, log_dir: Path) -> Endpoint:
-    """OpenWebUI with the compose file's environment, offline, without login, towards LiteLLM."""
+def open_webui(
+    data_dir: Path, litellm_url: str, log_dir: Path, hub_url: str | None = None
+) -> Endpoint:
+    """OpenWebUI with the compose file's environment (its document chat on the stack's
+    retrieval engines through LiteLLM, OFFLINE_MODE), without login, towards LiteLLM.
+    ``hub_url``: where the Hugging Face Hub would be (HF_ENDPOINT), to see that nothing asks."""
     port = free_port()
     env = compose_environment(
         "open-webui",
@@ -193,18 +227,17 @@ def open_webui(data_dir: Path, litellm_url: str, log_dir: Path) -> Endpoint:
             "WEBUI_AUTH": "False",
         },
     )
-    env["OPENAI_API_BASE_URLS"] = env["OPENAI_API_BASE_URLS"].replace(
-        "http://litellm:4000", litellm_url
-    )
+    for key in ("OPENAI_API_BASE_URLS", "RAG_OPENAI_API_BASE_URL", "RAG_EXTERNAL_RERANKER_URL"):
+        env[key] = env[key].replace("http://litellm:4000", litellm_url)
     env.update(
         DATA_DIR=str(data_dir),
-        OFFLINE_MODE="true",
-        HF_HUB_OFFLINE="1",
-        BYPASS_EMBEDDING_AND_RETRIEVAL="true",
         ENABLE_VERSION_UPDATE_CHECK="false",
         PORT=str(port),
         # OpenWebUI's background tasks (title, tags, follow-ups...) stay at their defaults: on.
+        # Its RAG settings (embeddings, hybrid search, the external reranker) are compose's.
     )
+    if hub_url is not None:
+        env["HF_ENDPOINT"] = hub_url
     argv = [str(open_webui_bin()), "serve", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     process = Process(

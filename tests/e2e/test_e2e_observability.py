@@ -77,7 +77,7 @@ def test_every_target_is_up(prometheus: stack.Endpoint) -> None:
 
     def all_up() -> bool:
         active = targets()
-        return len(active) == 5 and all(t["health"] == "up" for t in active)
+        return len(active) == 7 and all(t["health"] == "up" for t in active)
 
     try:
         wait_until(all_up, 30, "every scrape target to be up")
@@ -85,7 +85,8 @@ def test_every_target_is_up(prometheus: stack.Endpoint) -> None:
         states = [(t["labels"]["job"], t["health"], t["lastError"]) for t in targets()]
         pytest.fail(f"not every target is up: {states}")
     up = {r["metric"]["job"]: r["value"][1] for r in query(prometheus, "up")}
-    assert up == {j: "1" for j in ("router", "vllm", "llama-cpp", "litellm", "prometheus")}
+    jobs = ("router", "vllm", "llama-cpp", "embed", "rerank", "litellm", "prometheus")
+    assert up == {j: "1" for j in jobs}
 
 
 # What Prometheus 3 sends (docs: "Scrape protocol content negotiation"), and the content types it
