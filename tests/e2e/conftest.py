@@ -37,9 +37,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def engines(tiny_model: Path, artifacts: Path) -> Iterator[tuple[stack.Endpoint, stack.Endpoint]]:
-    """tier_low and tier_high: two real llama-servers serving the tiny model."""
-    low = stack.llama_server("tier-low", tiny_model, stack.TIER_LOW_ALIAS, artifacts / "logs")
-    high = stack.llama_server("tier-high", tiny_model, stack.TIER_HIGH_ALIAS, artifacts / "logs")
+    """tier_low and tier_high: two real llama-servers serving the tiny model. llama-server's own
+    debug switch LLAMA_SERVER_SLOTS_DEBUG makes GET /slots show each slot's last prompt, so a
+    test can read what reached a tier (the document chat's retrieved passage)."""
+    debug = {"LLAMA_SERVER_SLOTS_DEBUG": "1"}
+    # A real model ends its answers; the tiny one never does (its end-of-text token is never
+    # sampled), so an answer without max_tokens ends at 128 tokens (llama-server --n-predict),
+    # as short as a chat UI's task answers (a title, search queries) are with a real model.
+    ends = ["--n-predict", "128"]
+    low = stack.llama_server("tier-low", tiny_model, stack.TIER_LOW_ALIAS, artifacts / "logs",
+                             env=debug, extra_args=ends)  # fmt: skip
+    high = stack.llama_server("tier-high", tiny_model, stack.TIER_HIGH_ALIAS, artifacts / "logs",
+                              env=debug, extra_args=ends)  # fmt: skip
     with running(low.process, high.process):
         yield low, high
 
@@ -144,6 +153,7 @@ def hub() -> Iterator[HubRecorder]:
         yield HubRecorder(f"http://127.0.0.1:{server.server_address[1]}", seen)
     finally:
         server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")

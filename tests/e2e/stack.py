@@ -96,6 +96,7 @@ def llama_server(
     parallel: int = 4,
     ctx: int = 16384,
     extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> Endpoint:
     """A CPU llama-server with the compose file's flags that make sense without a GPU."""
     port = free_port()
@@ -113,7 +114,7 @@ def llama_server(
         *extra_args,
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    return Endpoint(Process(name, argv, log_dir, ready_url=url + "/health"), url)
+    return Endpoint(Process(name, argv, log_dir, ready_url=url + "/health", env=env or {}), url)
 
 
 def retrieval_server(

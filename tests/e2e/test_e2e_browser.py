@@ -5,6 +5,8 @@ defaults, background tasks included.
 OpenWebUI lists gemma4-fast, gemma4-smart and gemma4-tasks; picking each chat model and sending a
 message shows a reply that grows on screen as it streams, and the background requests OpenWebUI
 sends beside it (chat title, tags, follow-up suggestions) are all answered by tier_low.
+A document attached in the chat is embedded and reranked by the stack's own engines, and its
+passage reaches the tier; OpenWebUI asks the Hugging Face Hub for nothing.
 Screenshots land in artifacts/e2e/screenshots.
 """
 
@@ -14,8 +16,10 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import stack
+from conftest import HubRecorder
 from e2eutil import HARD_PROMPT, metric_sum, scrape
 from playwright.sync_api import Page, sync_playwright
 
@@ -131,5 +135,87 @@ def test_a_message_gets_a_streamed_reply_and_its_background_tasks_stay_on_tier_l
         "chat_requests": grown(**chat_labels),
         "background_requests": tasks,
         "background_on_tier_high": grown(model="tier_low", tier="tier_high"),
+    }
+    (artifacts / "openwebui-tasks.json").write_text(json.dumps(FIGURES, indent=2))
+
+
+# A passage only the document knows: the tiny model cannot answer, but the prompt that reaches
+# the tier must carry it.
+DOCUMENT = (
+    "Stratum field notes.\n\n"
+    "The lighthouse keeper on the island of Varnholm has a grey cat named Quillonette, who "
+    "sleeps on the third step of the spiral stair every afternoon.\n"
+)
+QUESTION = "What is the name of the cat of the lighthouse keeper on Varnholm?"  # no ' (OpenWebUI
+# types a typographic apostrophe)
+
+
+def openwebui_file_status(page: Page, url: str, filename: str) -> str | None:
+    """The processing status OpenWebUI's API gives the uploaded file (with the page's token)."""
+    token = page.evaluate("localStorage.token")
+    headers = {"Authorization": f"Bearer {token}"}
+    files = httpx.get(url + "/api/v1/files/", params={"content": "false"}, headers=headers,
+                      timeout=10).json()["items"]  # fmt: skip
+    ours = [f for f in files if f["filename"] == filename]
+    if not ours:
+        return None
+    status = httpx.get(f"{url}/api/v1/files/{ours[0]['id']}/process/status", headers=headers,
+                       timeout=10).json()  # fmt: skip
+    return str(status.get("status"))
+
+
+def test_a_document_is_embedded_reranked_and_its_passage_reaches_the_tier(
+    page: Page,
+    open_webui: stack.Endpoint,
+    router: stack.Endpoint,
+    engines: tuple[stack.Endpoint, stack.Endpoint],
+    hub: HubRecorder,
+    artifacts: Path,
+    tmp_path: Path,
+) -> None:
+    """The user's path: attach a short document in the chat, ask what only it answers. OpenWebUI
+    embeds it through LiteLLM and the router (compose's RAG settings), embeds the question,
+    reranks the candidates on the reranking engine, and puts the passage into the prompt the
+    26B gets. Nothing is fetched from the Hugging Face Hub."""
+    doc = tmp_path / "varnholm-notes.txt"
+    doc.write_text(DOCUMENT)
+    before = scrape(router.url)
+    open_new_chat(page, open_webui.url)
+    page.locator("#model-selector-model-button").click()
+    page.locator("button[role=option][data-value='gemma4-smart']").click()
+    # The message input's own file input (hidden; the "+" menu's "Upload Files" clicks it).
+    upload = page.locator(
+        'input[type="file"][multiple]:not([id]):not([accept]):not([webkitdirectory])'
+    )
+    upload.first.set_input_files(str(doc))
+    wait_until(lambda: openwebui_file_status(page, open_webui.url, doc.name) == "completed",
+               120, "OpenWebUI to process the document")  # fmt: skip
+    page.locator("#chat-input").click()
+    page.keyboard.type(QUESTION)
+    page.keyboard.press("Enter")
+    message = page.locator("div[id^='message-']:has(.chat-assistant)").last
+    message.locator("button[aria-label='Copy']").wait_for(timeout=120_000)
+    page.screenshot(path=str(artifacts / "screenshots" / "openwebui-document-chat.png"))
+
+    def grown(name: str, **labels: str) -> float:
+        return metric_sum(scrape(router.url), name, **labels) - metric_sum(before, name, **labels)
+
+    # The document's chunk and the question were embedded, the candidates reranked.
+    assert grown("router_requests_total", tier="embed", status="200") >= 2
+    assert grown("router_requests_total", tier="rerank", status="200") >= 1
+    assert grown("router_retrieval_inputs_total", tier="rerank") >= 1
+    # The prompt the 26B got (llama-server's /slots, LLAMA_SERVER_SLOTS_DEBUG) has the passage.
+    # (detokenized: the tiny vocabulary's SentencePiece space is U+2581)
+    slots = httpx.get(engines[1].url + "/slots", timeout=10).json()
+    texts = [(s.get("prompt") or "").replace("\u2581", " ") for s in slots]
+    prompts = [text for text in texts if QUESTION in text]
+    assert prompts, "the question reached tier_high"
+    assert "Quillonette" in prompts[-1]
+    # OpenWebUI loaded no model of its own: nothing asked the Hub.
+    assert hub.requests == []
+    FIGURES["openwebui_document_chat"] = {
+        "embedding_requests": grown("router_requests_total", tier="embed"),
+        "rerank_requests": grown("router_requests_total", tier="rerank"),
+        "documents_reranked": grown("router_retrieval_inputs_total", tier="rerank"),
     }
     (artifacts / "openwebui-tasks.json").write_text(json.dumps(FIGURES, indent=2))

@@ -124,9 +124,14 @@ def write_llama(
     writer.add_tensor("output_norm.weight", ones)
     # The end-of-text token gets a zero output row: its logit sits mid-pack, never among the top
     # 40 that llama-server samples from by default, so answers run to max_tokens instead of
-    # stopping after a random handful of tokens.
+    # stopping after a random handful of tokens. "{" and "}" get one too, so free text never
+    # holds half a JSON object: OpenWebUI reads a task answer without a whole object as plain
+    # text (its retrieval query), but cuts "...}...{..." to an empty query (utils/middleware.py,
+    # 0.12.4). Grammars and logit biases still produce them when a request asks.
     output = np.array(matrix(n_vocab, n_embd), copy=True)
     output[2] = 0.0
+    for brace in b"{}":
+        output[3 + brace] = 0.0
     writer.add_tensor("output.weight", output)
 
     writer.write_header_to_file()

@@ -81,7 +81,7 @@ def embeddings_request(body: dict[str, Any], max_inputs: int) -> RetrievalInfo:
     for index, item in enumerate(items):
         where = "input" if single else f"input[{index}]"
         if isinstance(item, str):
-            if not item.strip():
+            if not item:  # OpenAI refuses "" too; whitespace is text it embeds
                 raise _invalid(where, f"'{where}' is empty; every input needs some text.")
         elif not _is_token_ids(item):
             raise _invalid(
@@ -112,7 +112,7 @@ def rerank_request(body: dict[str, Any], max_documents: int) -> RetrievalInfo:
         raise _invalid("query", "'query' is required.", code="missing_required_parameter")
     if not isinstance(query, str):
         raise _invalid("query", "'query' must be a string.", code="invalid_type")
-    if not query.strip():
+    if not query:
         raise _invalid("query", "'query' is empty.")
     documents = body.get("documents")
     if documents is None:
@@ -138,7 +138,7 @@ def rerank_request(body: dict[str, Any], max_documents: int) -> RetrievalInfo:
 
 # -- the same rules as an OpenAPI document -------------------------------------------------------
 
-_TEXT = {"type": "string", "minLength": 1, "pattern": r"\S"}
+_TEXT = {"type": "string", "minLength": 1}
 _TOKENS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}
 
 
