@@ -64,6 +64,8 @@ PROCESS_UIDS = {
     "grafana": 472,  # grafana/grafana: uid 472
     "vllm": 0,  # cpu profile: llama.cpp's server image, root upstream
     "llama-cpp": 0,
+    "embed": 0,  # the retrieval engines: the same image
+    "rerank": 0,
     "litellm": 0,
     "open-webui": 0,
 }
@@ -167,6 +169,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     models = root / "docker" / "llama-cpp" / "models"
     write_tiny_llama(models / "gemma-4-E2B-it-Q4_K_M.gguf", seed=1)
     write_tiny_llama(models / "gemma-4-E4B-it-Q4_K_M.gguf", seed=2)
+    # The retrieval engines' file names (.env.example), tiny llama models in their modes.
+    write_tiny_llama(models / "embeddinggemma-300M-qat-Q4_0.gguf", seed=3)
+    write_tiny_llama(models / "bge-reranker-v2-m3-Q4_K_M.gguf", seed=4)
     s = Stack(root)
     # As README says: create .env for the profile, point it at the images built here, start.
     s.run("bash", "scripts/start.sh", "--profile", "cpu", "--env-only")
@@ -204,8 +209,8 @@ def curl_chat(
 def test_start_brings_every_service_up_healthy(stack: Stack) -> None:
     rows = stack.services()
     assert set(rows) == {
-        "vllm", "llama-cpp", "router", "postgres", "litellm", "litellm-keys", "open-webui",
-        "prometheus", "grafana",
+        "vllm", "llama-cpp", "embed", "rerank", "router", "postgres", "litellm", "litellm-keys",
+        "open-webui", "prometheus", "grafana",
     }  # fmt: skip
     for service, row in rows.items():
         if service == "litellm-keys":  # a one-shot: ran and exited 0
@@ -213,9 +218,9 @@ def test_start_brings_every_service_up_healthy(stack: Stack) -> None:
         else:
             assert row["State"] == "running" and row["Health"] == "healthy", row
     # The cpu profile's engines run llama.cpp's CPU server image with the profile's models.
-    assert (
-        rows["vllm"]["Image"] == rows["llama-cpp"]["Image"] == stack.dotenv("LLAMA_CPP_CPU_IMAGE")
-    )
+    image = stack.dotenv("LLAMA_CPP_CPU_IMAGE")
+    assert rows["vllm"]["Image"] == rows["llama-cpp"]["Image"] == image
+    assert rows["embed"]["Image"] == rows["rerank"]["Image"] == image  # retrieval on the CPU
 
 
 def test_health_check_passes_but_for_litellms_database(stack: Stack) -> None:
@@ -227,6 +232,7 @@ def test_health_check_passes_but_for_litellms_database(stack: Stack) -> None:
     lines = {s["service"]: s["detail"] for s in report["services"]}
     assert lines["request:tier_low"] == "answered by tier_low"
     assert lines["request:tier_high"] == "answered by tier_high"
+    assert lines["request:embeddings"] == lines["request:rerank"] == "answered through the router"
 
 
 def test_the_router_routes_gemma4_fast_both_ways_and_gemma4_smart_to_tier_high(
@@ -266,6 +272,29 @@ def test_litellm_answers_a_key_holder_and_refuses_anyone_else(stack: Stack) -> N
     # Without its database LiteLLM cannot look a virtual key up: 400 "No connected db." (with
     # the database, as shipped: 401).
     assert refused.value.status_code == 400 and "No connected db" in str(refused.value)
+
+
+def test_a_key_holder_embeds_and_reranks_through_litellm(stack: Stack) -> None:
+    """The retrieval engines in their containers, reached by service name from the router's,
+    with LiteLLM's model names and a key, as a team's RAG code calls them."""
+    key = stack.dotenv("LITELLM_MASTER_KEY")
+    sdk = openai.OpenAI(base_url=LITELLM + "/v1", api_key=key, max_retries=0)
+    vectors = sdk.embeddings.create(model="gemma-embed", input=["first text", "second text"])
+    assert len(vectors.data) == 2 and len(vectors.data[0].embedding) == 64  # the tiny n_embd
+    r = httpx.post(
+        LITELLM + "/v1/rerank",
+        json={"model": "gemma-rerank", "query": "panda", "documents": ["a", "b", "c"]},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    scores = [x["relevance_score"] for x in r.json()["results"]]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    health = httpx.get(ROUTER + "/health", timeout=10).json()
+    assert {k: v["state"] for k, v in health["retrieval"].items()} == {
+        "embed": "up",
+        "rerank": "up",
+    }
 
 
 def test_openwebui_first_user_chats_and_the_reply_streams(stack: Stack) -> None:
@@ -326,8 +355,8 @@ def test_prometheus_scrapes_every_service_by_its_compose_name(stack: Stack) -> N
     wait_until(lambda: all(t["health"] == "up" for t in targets()), 60, "every target up")
     scraped = {t["labels"]["job"]: httpx.URL(t["scrapeUrl"]).host for t in targets()}
     assert scraped == {
-        "router": "router", "vllm": "vllm", "llama-cpp": "llama-cpp", "litellm": "litellm",
-        "prometheus": "localhost",
+        "router": "router", "vllm": "vllm", "llama-cpp": "llama-cpp", "embed": "embed",
+        "rerank": "rerank", "litellm": "litellm", "prometheus": "localhost",
     }  # fmt: skip
 
 

@@ -92,3 +92,53 @@ def test_vision_demo_says_clearly_when_the_model_has_no_vision(
     assert "did not accept the image" in done.stderr
     assert "image input is not supported" in done.stderr  # llama-server's own words
     assert "--mmproj" in done.stderr
+
+
+def test_retrieval_bench_through_the_session_router(
+    router: stack.Endpoint, artifacts: Path
+) -> None:
+    out = artifacts / "retrieval"
+    run(
+        "benchmarks/retrieval_bench.py", "--base-url", router.url + "/v1",
+        "--api-key", stack.ROUTER_API_KEY, "--batches", "1,4", "--documents", "3",
+        "--requests", "2", "--input-tokens", "64", "--out", str(out),
+    )  # fmt: skip
+    report = json.loads((out / "retrieval.json").read_text())
+    assert [r["batch"] for r in report["embeddings"]] == [1, 4]
+    assert all(r["inputs_per_s"] > 0 and r["tokens_per_input"] >= 32 for r in report["embeddings"])
+    assert report["embeddings"][0]["dimension"] == [64]  # the tiny model's n_embd
+    [rerank] = report["rerank"]
+    assert rerank["documents"] == 3 and rerank["latency_p50_ms"] > 0
+    assert "| documents |" in (out / "retrieval.md").read_text()
+
+
+def test_retrieval_bench_spawns_its_own_engines(artifacts: Path) -> None:
+    """--spawn: synthetic models, compose's embed and rerank commands, the router, here."""
+    out = artifacts / "retrieval-spawn"
+    run(
+        "benchmarks/retrieval_bench.py", "--spawn", "--shapes", "tiny",
+        "--llama-server", str(stack.llama_server_bin()), "--work", str(out / "models"),
+        "--batches", "2", "--documents", "2", "--requests", "1", "--input-tokens", "32",
+        "--out", str(out),
+    )  # fmt: skip
+    report = json.loads((out / "retrieval.json").read_text())
+    assert report["target"].startswith("synthetic tiny-shape")
+    assert report["embeddings"][0]["inputs"] == 2
+
+
+def test_rag_demo_retrieves_reranks_and_asks_tier_low(router: stack.Endpoint) -> None:
+    done = run(
+        "rag-integration/rag_demo.py", "--base-url", router.url + "/v1",
+        "--api-key", stack.ROUTER_API_KEY, "--json",
+    )  # fmt: skip
+    result = json.loads(done.stdout)
+    assert len(result["nearest"]) == 4  # the embeddings' candidates
+    assert len(result["reranked"]) == 2 and set(result["reranked"]) <= set(result["nearest"])
+    messages = result["prompt_messages"]
+    assert messages[0]["role"] == "system" and messages[-1]["content"] == result["question"]
+    # The reranked documents are in the prompt, in a stable order (by id: cache-friendly).
+    ids = [i for i in sorted(result["reranked"])]
+    documents = messages[1]["content"]
+    assert all(f"[{i}]" in documents for i in ids)
+    assert documents.index(f"[{ids[0]}]") < documents.index(f"[{ids[1]}]")
+    assert set(result["timings"]) == {"embed_s", "rerank_s", "chat_s"}
