@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -67,7 +68,8 @@ WORDS = (
 
 
 def text_of(tokens: int, seed: int) -> str:
-    """About ``tokens`` tokens for the byte vocabulary of the synthetic models (one per byte)."""
+    """``tokens`` tokens for the byte vocabulary of the synthetic models: one per byte, with the
+    BOS token (words joined by "-": a space would be SentencePiece's three-byte U+2581)."""
     words: list[str] = []
     size = 0
     i = seed
@@ -76,7 +78,7 @@ def text_of(tokens: int, seed: int) -> str:
         words.append(word)
         size += len(word) + 1
         i = i * 7 + 3
-    return " ".join(words)[: max(tokens - 1, 1)]
+    return "-".join(words)[: max(tokens - 1, 1)]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -167,7 +169,9 @@ def bench_rerank(
     }
 
 
-def spawn(shapes: str, llama_server: Path, work: Path, logs: Path, stack: ExitStack) -> str:
+def spawn(
+    shapes: str, llama_server: Path, work: Path, logs: Path, stack: ExitStack, threads: int
+) -> str:
     """Synthetic models, two CPU llama-servers with compose's commands, the router: its URL."""
     sys.path.insert(0, str(ROOT / "tests"))
     sys.path.insert(0, str(ROOT / "tests" / "e2e"))
@@ -184,9 +188,10 @@ def spawn(shapes: str, llama_server: Path, work: Path, logs: Path, stack: ExitSt
     for kind, (n_embd, n_layer, n_head, n_ff) in SHAPES[shapes].items():
         path = work / f"synthetic-{kind}-{shapes}.gguf"
         if not path.exists():
+            dtype = np.float32 if shapes == "tiny" else np.float16
 
-            def matrix(rows: int, cols: int) -> Any:
-                return (rng.standard_normal((rows, cols)) * 0.02).astype(np.float32)
+            def matrix(rows: int, cols: int, dtype: Any = dtype) -> Any:
+                return (rng.standard_normal((rows, cols)) * 0.02).astype(dtype)
 
             file_type = (
                 gguf.LlamaFileType.ALL_F32 if shapes == "tiny" else gguf.LlamaFileType.MOSTLY_F16
@@ -203,7 +208,12 @@ def spawn(shapes: str, llama_server: Path, work: Path, logs: Path, stack: ExitSt
                 n_ctx=8192,
             )
         port = free_port()
-        swap = {"--model": str(path), "--host": "127.0.0.1", "--port": str(port)}
+        swap = {
+            "--model": str(path),
+            "--host": "127.0.0.1",
+            "--port": str(port),
+            "--threads": str(threads),
+        }
         args = iter(compose_command(kind, {}))
         argv = [str(llama_server)]
         for arg in args:
@@ -288,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llama-server", type=Path, help="the llama-server binary (--spawn)")
     parser.add_argument("--shapes", choices=sorted(SHAPES), default="real")
     parser.add_argument("--work", type=Path, default=ROOT / "artifacts" / "retrieval-models")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="--spawn: each engine's CPU threads (compose: RETRIEVAL_THREADS, 4)",
+    )
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--embed-model", default="gemma-embed")
     parser.add_argument("--rerank-model", default="gemma-rerank")
@@ -304,8 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         if args.spawn:
             args.work.mkdir(parents=True, exist_ok=True)
-            base_url = spawn(args.shapes, args.llama_server, args.work, args.out / "logs", stack)
-            target = f"synthetic {args.shapes}-shape models on this machine's CPU"
+            base_url = spawn(
+                args.shapes, args.llama_server, args.work, args.out / "logs", stack, args.threads
+            )
+            target = (
+                f"synthetic {args.shapes}-shape models on this machine's CPU "
+                f"({os.cpu_count()} cores, {args.threads} threads per engine)"
+            )
         else:
             base_url = args.base_url
             target = base_url

@@ -11,11 +11,11 @@ import http.server
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import stack
+from e2eutil import HubRecorder
 from tiny_gguf import write_tiny_llama
 from vllm_stub import VllmStub
 
@@ -119,14 +119,6 @@ def prometheus(
     )
     with running(endpoint.process):
         yield endpoint
-
-
-@dataclass
-class HubRecorder:
-    """A stand-in for the Hugging Face Hub: its URL and every request it got."""
-
-    url: str
-    requests: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="session")

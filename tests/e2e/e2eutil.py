@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import httpx
 import openai
@@ -19,6 +20,15 @@ HARD_PROMPT = (
     "Prove that there are infinitely many prime numbers, then derive the time complexity of the "
     "sieve of Eratosthenes step by step and explain why it is O(n log log n)."
 )
+
+
+@dataclass
+class HubRecorder:
+    """A stand-in for the Hugging Face Hub (the ``hub`` fixture): its URL and every request it
+    got."""
+
+    url: str
+    requests: list[str] = field(default_factory=list)
 
 
 def router_headers() -> dict[str, str]:

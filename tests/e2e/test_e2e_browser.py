@@ -19,8 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import stack
-from conftest import HubRecorder
-from e2eutil import HARD_PROMPT, metric_sum, scrape
+from e2eutil import HARD_PROMPT, HubRecorder, metric_sum, scrape
 from playwright.sync_api import Page, sync_playwright
 
 from adaptive_router.testing.processes import wait_until

@@ -1,6 +1,7 @@
 """Bad input, generated: schemathesis builds requests from the router's own OpenAPI document
 (bodies that match the schema and bodies that break it: wrong types, missing and extra fields,
-bytes that are not UTF-8) and sends them to the live router in front of the real llama-servers.
+bytes that are not UTF-8) and sends them to the live router in front of the real llama-servers,
+the retrieval engines included.
 
 No answer may be a 5xx; every 4xx is an OpenAI-style error; the router stays healthy. Most
 generated bodies are rejected by the router's validation; some reach llama-server and come back
@@ -60,10 +61,13 @@ def router(
     high = stack.llama_server(
         "fuzz-tier-high", tiny_model, stack.TIER_HIGH_ALIAS, logs, extra_args=cap
     )
+    embed = stack.retrieval_server("embed", tiny_model, logs, name="fuzz-embed")
+    rerank = stack.retrieval_server("rerank", tiny_model, logs, name="fuzz-rerank")
     router = stack.router(
-        tmp_path_factory.mktemp("fuzz"), low.url, high.url, logs, name="fuzz-router"
-    )
-    with running(low.process, high.process, router.process):
+        tmp_path_factory.mktemp("fuzz"), low.url, high.url, logs, name="fuzz-router",
+        retrieval={"embed": embed.url, "rerank": rerank.url},
+    )  # fmt: skip
+    with running(low.process, high.process, embed.process, rerank.process, router.process):
         yield router
 
 
@@ -71,7 +75,8 @@ def test_generated_requests_never_get_a_5xx(router: stack.Endpoint, artifacts: P
     schema = schemathesis.openapi.from_dict(httpx.get(router.url + "/openapi.json").json())
     operations = [result.ok() for result in schema.get_all_operations()]
     paths = {op.path for op in operations}
-    assert {"/v1/chat/completions", "/v1/completions", "/v1/route"} <= paths
+    assert {"/v1/chat/completions", "/v1/completions", "/v1/route", "/v1/embeddings",
+            "/v1/rerank", "/rerank"} <= paths  # fmt: skip
     statuses: Counter[str] = Counter()
     failures: list[dict[str, Any]] = []
     session = requests.Session()

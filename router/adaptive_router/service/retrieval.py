@@ -152,6 +152,10 @@ class RetrievalProxy:
         info = check(body, self.limits[kind])
         client_model = self.resolve_model(kind, info.model)
         body["model"] = self.pools[kind].served_model
+        if info.top_n is not None and info.top_n > info.inputs:
+            # "All of them", in the range llama-server parses: it reads top_n as a C int and
+            # fails with HTTP 500 on a larger number (found by tests/e2e/test_e2e_fuzz.py).
+            body["top_n"] = info.inputs
         return RetrievalRequest(
             request_id=request_id_of(scope),
             started=started,

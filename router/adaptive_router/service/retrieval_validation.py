@@ -26,6 +26,8 @@ class RetrievalInfo:
     model: str | None
     inputs: int
     """Texts to embed, or documents to score."""
+    top_n: int | None = None
+    """Rerank: how many results the client wants (None: all)."""
 
 
 def _invalid(param: str, message: str, code: str = "invalid_value") -> APIError:
@@ -133,7 +135,7 @@ def rerank_request(body: dict[str, Any], max_documents: int) -> RetrievalInfo:
     returned = body.get("return_documents")
     if returned is not None and not isinstance(returned, bool):
         raise _invalid("return_documents", "'return_documents' must be true or false.")
-    return RetrievalInfo(model=model, inputs=len(documents))
+    return RetrievalInfo(model=model, inputs=len(documents), top_n=top_n)
 
 
 # -- the same rules as an OpenAPI document -------------------------------------------------------

@@ -82,6 +82,16 @@ def test_rerank_returns_the_best_documents_first_on_both_paths(retrieval: Router
     assert retrieval.metric("router_retrieval_inputs_total", tier="rerank") == 6
 
 
+def test_a_top_n_beyond_the_documents_means_all_of_them(
+    retrieval: RouterHandle, retrieval_engines: dict[str, Any]
+) -> None:
+    body = {"query": "bear", "documents": ["a bear", "a car"], "top_n": 10**30}
+    answer = retrieval.client.post("/v1/rerank", json=body)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["results"]) == 2
+    assert retrieval_engines["rerank"].stats.requests[-1]["top_n"] == 2
+
+
 @pytest.mark.parametrize(
     ("path", "body", "param"),
     [
