@@ -95,6 +95,7 @@ DEFAULTS: dict[str, str] = {
     "CPU_TIER_HIGH_MODEL_FILE": "gemma-4-E4B-it-Q4_K_M.gguf",
     "CPU_CTX_SIZE": "16384",
     "CPU_PARALLEL": "2",
+    "RETRIEVAL_DEVICE": "cpu",
     "EMBED_MODEL_FILE": "embeddinggemma-300M-qat-Q4_0.gguf",
     "RERANK_MODEL_FILE": "bge-reranker-v2-m3-Q4_K_M.gguf",
     "ROUTER_TIER_LOW_CONTEXT_TOKENS": "8192",
@@ -167,6 +168,7 @@ class Settings:
     cpu_high_file: str = ""
     cpu_ctx: int = 16384
     cpu_parallel: int = 2
+    retrieval_device: str = "cpu"
     embed_file: str = "embeddinggemma-300M-qat-Q4_0.gguf"
     rerank_file: str = "bge-reranker-v2-m3-Q4_K_M.gguf"
 
@@ -230,6 +232,11 @@ class Settings:
         profile = get("STRATUM_PROFILE")
         if profile not in PROFILE_NAMES:
             raise PlanError(f"STRATUM_PROFILE={profile!r}: one of {', '.join(PROFILE_NAMES)}")
+        retrieval_device = get("RETRIEVAL_DEVICE")
+        if retrieval_device not in ("cpu", "gpu"):
+            raise PlanError(f"RETRIEVAL_DEVICE={retrieval_device!r}: cpu or gpu")
+        if retrieval_device == "gpu" and profile == "cpu":
+            raise PlanError("RETRIEVAL_DEVICE=gpu, but the cpu profile has no GPU")
         return cls(
             profile=profile,
             vllm_device=number("VLLM_GPU_DEVICE_ID", int, 0, 63),
@@ -238,6 +245,7 @@ class Settings:
             cpu_high_file=get("CPU_TIER_HIGH_MODEL_FILE"),
             cpu_ctx=number("CPU_CTX_SIZE", int, 512, 262144),
             cpu_parallel=number("CPU_PARALLEL", int, 1, 256),
+            retrieval_device=retrieval_device,
             embed_file=get("EMBED_MODEL_FILE"),
             rerank_file=get("RERANK_MODEL_FILE"),
             vllm_model=get("VLLM_MODEL"),
@@ -602,9 +610,10 @@ def plan_cpu_engine(s: Settings, tier: str, file: str) -> EnginePlan:
     return plan
 
 
-def plan_retrieval(s: Settings) -> list[EnginePlan]:
-    """The embedding and reranking llama-servers on the CPU: each GGUF whole in RAM and its
-    compute buffers (embedding models keep no KV cache between requests)."""
+def plan_retrieval(s: Settings, gpu: bool = False) -> list[EnginePlan]:
+    """The embedding and reranking llama-servers: each GGUF whole in RAM (or, ``gpu``, on the
+    card with its own CUDA context) and its compute buffers (embedding models keep no KV cache
+    between requests)."""
     plans = []
     for key, what, var, file in (
         ("embed", "embeddings", "EMBED_MODEL_FILE", s.embed_file),
@@ -616,11 +625,15 @@ def plan_retrieval(s: Settings) -> list[EnginePlan]:
                 f"{var}={file!r} is not in the planner's table ({', '.join(RETRIEVAL_FILES)}); "
                 "add it to RETRIEVAL_FILES in scripts/vram_facts.py"
             )
+        overhead = {"compute_buffers": ALLOWANCES["retrieval_cpu_compute"].gib}
+        if gpu:
+            overhead["cuda_context"] = ALLOWANCES["cuda_context"].gib
+        where = "on the GPU" if gpu else "on the CPU"
         plans.append(EnginePlan(
-            f"llama-server on the CPU ({what}: {file})",
+            f"llama-server {where} ({what}: {file})",
             {"gguf_file": known[0] / GIB},
             0.0,
-            {"compute_buffers": ALLOWANCES["retrieval_cpu_compute"].gib},
+            overhead,
             key=key,
         ))  # fmt: skip
     return plans
@@ -685,8 +698,11 @@ def make_plan(
     consistency(s)
     devices[s.vllm_device].engines.append(vllm)
     devices[s.llama_device].engines.append(llama)
+    if s.retrieval_device == "gpu":  # docker-compose.retrieval-gpu.yml: tier_high's card
+        devices[s.llama_device].engines.extend(plan_retrieval(s, gpu=True))
     plan = Plan(list(devices.values()), devices[s.llama_device], min_free)
-    plan.beside = plan_retrieval(s)
+    if s.retrieval_device != "gpu":
+        plan.beside = plan_retrieval(s)
     need = ALLOWANCES["vllm_activations"].gib
     if vllm.kv_gib <= 0:
         plan.problems.append(

@@ -85,7 +85,7 @@ prepare_env() {
         while IFS= read -r line; do export "${line?}"; done < <(profile_values "$PROFILE")
       fi
       load_env "$STRATUM_ROOT/.env.example"
-      COMPOSE_FILE="$(default_compose_files "${STRATUM_PROFILE:-gpu}")"
+      COMPOSE_FILE="$(default_compose_files "${STRATUM_PROFILE:-gpu}" "${RETRIEVAL_DEVICE:-cpu}")"
       export COMPOSE_FILE
       return 0
     fi
@@ -131,9 +131,15 @@ prepare_env() {
 # record_compose_files CREATED: COMPOSE_FILE in .env names the profile's compose files, so that
 # every `docker compose ...` run in this folder (the docs' commands) sees the same stack.
 record_compose_files() {
-  local profile files want
+  local profile files want retrieval
   profile="$(env_get "$ENV_FILE" STRATUM_PROFILE)"
-  want="$(default_compose_files "${profile:-gpu}")"
+  retrieval="$(env_get "$ENV_FILE" RETRIEVAL_DEVICE)"
+  case "${retrieval:-cpu}" in
+    cpu) ;;
+    gpu) [[ "${profile:-gpu}" != cpu ]] || die "RETRIEVAL_DEVICE=gpu, but the cpu profile has no GPU; set RETRIEVAL_DEVICE=cpu in .env" ;;
+    *) die "RETRIEVAL_DEVICE=$retrieval in .env: cpu (the default) or gpu" ;;
+  esac
+  want="$(default_compose_files "${profile:-gpu}" "${retrieval:-cpu}")"
   files="$(env_get "$ENV_FILE" COMPOSE_FILE)"
   if [[ "$1" == 1 || -z "$files" ]]; then
     if [[ "$DRY_RUN" == 1 ]]; then
@@ -146,6 +152,10 @@ record_compose_files() {
     die "the cpu profile needs docker-compose.cpu.yml in COMPOSE_FILE (.env has COMPOSE_FILE=$files); set COMPOSE_FILE=$want"
   elif [[ "${profile:-gpu}" != cpu && ":$files:" == *":docker-compose.cpu.yml:"* ]]; then
     die ".env's COMPOSE_FILE=$files includes docker-compose.cpu.yml, but its profile is ${profile:-gpu}; set COMPOSE_FILE=$want"
+  elif [[ "${retrieval:-cpu}" == gpu && ":$files:" != *":docker-compose.retrieval-gpu.yml:"* ]]; then
+    die "RETRIEVAL_DEVICE=gpu needs docker-compose.retrieval-gpu.yml in COMPOSE_FILE (.env has COMPOSE_FILE=$files); set COMPOSE_FILE=$want"
+  elif [[ "${retrieval:-cpu}" != gpu && ":$files:" == *":docker-compose.retrieval-gpu.yml:"* ]]; then
+    die ".env's COMPOSE_FILE=$files puts the retrieval engines on the GPU, but RETRIEVAL_DEVICE is ${retrieval:-cpu}; set RETRIEVAL_DEVICE=gpu (the memory plan counts them then) or COMPOSE_FILE=$want"
   else
     ok "COMPOSE_FILE=$files"
   fi

@@ -424,9 +424,9 @@ ALLOWANCES: dict[str, Allowance] = {
     ),
     "retrieval_cpu_compute": Allowance(
         0.5,
-        "a CPU retrieval engine's compute buffers for its 2048-token micro-batch (attention over "
-        "a whole input at once). An allowance; the start log prints the real figure ('CPU "
-        "compute buffer size').",
+        "a retrieval engine's compute buffers for its 2048-token micro-batch (attention over "
+        "a whole input at once), on the CPU or the GPU. An allowance; the start log prints the "
+        "real figure ('compute buffer size').",
     ),
     "mmproj_compute": Allowance(
         0.3,

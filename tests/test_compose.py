@@ -315,3 +315,32 @@ def test_retrieval_engines_are_wired_to_the_router_litellm_and_openwebui(
     assert webui["OFFLINE_MODE"] == "true"
     for key in ("RAG_OPENAI_API_KEY", "RAG_EXTERNAL_RERANKER_API_KEY"):
         assert "OPENWEBUI_LITELLM_KEY" in webui[key]
+
+
+def test_retrieval_gpu_override_is_the_cpu_command_on_tier_highs_card(
+    compose: dict[str, Any],
+) -> None:
+    """docker-compose.retrieval-gpu.yml (RETRIEVAL_DEVICE=gpu): a valid merge; each retrieval
+    engine gets tier_high's CUDA image and card, and compose's command plus --n-gpu-layers 99,
+    nothing else."""
+    from stackutil import compose_command
+
+    merged = load_compose("docker-compose.retrieval-gpu.yml")
+    schema = json.loads((ROOT / "tests/data/compose-spec/compose-spec.schema.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(merged)
+    tier_high = merged["services"]["llama-cpp"]
+    for name in ("embed", "rerank"):
+        svc = merged["services"][name]
+        assert svc["image"] == tier_high["image"]
+        [device] = svc["deploy"]["resources"]["reservations"]["devices"]
+        assert device["device_ids"] == tier_high["deploy"]["resources"]["reservations"][
+            "devices"][0]["device_ids"]  # fmt: skip
+        base = compose_command(name, {})
+        gpu = compose_command(name, {}, ("docker-compose.retrieval-gpu.yml",))
+        at = gpu.index("--n-gpu-layers")
+        assert gpu[at + 1] == "99" and gpu[:at] + gpu[at + 2 :] == base
+    # The other services are untouched.
+    plain = load_compose()
+    assert {k: v for k, v in merged["services"].items() if k not in ("embed", "rerank")} == {
+        k: v for k, v in plain["services"].items() if k not in ("embed", "rerank")
+    }

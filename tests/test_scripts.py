@@ -664,6 +664,31 @@ def test_start_refuses_a_cpu_env_whose_compose_files_lack_the_cpu_override(box: 
     assert "the cpu profile needs docker-compose.cpu.yml in COMPOSE_FILE" in out.stderr
 
 
+def test_retrieval_on_the_gpu_needs_its_compose_file_and_a_gpu_profile(box: Sandbox) -> None:
+    """RETRIEVAL_DEVICE=gpu: COMPOSE_FILE must carry docker-compose.retrieval-gpu.yml (start.sh
+    writes it when it writes COMPOSE_FILE; one that disagrees is refused with the fix), and the
+    cpu profile cannot have it."""
+    assert box.run("start.sh", "--env-only").returncode == 0
+    env = box.root / ".env"
+    env.write_text(env.read_text() + "RETRIEVAL_DEVICE=gpu\n")
+    out = box.run("start.sh", "--dry-run")
+    assert out.returncode == 1
+    assert "RETRIEVAL_DEVICE=gpu needs docker-compose.retrieval-gpu.yml" in out.stderr
+    assert "COMPOSE_FILE=docker-compose.yml:docker-compose.retrieval-gpu.yml" in out.stderr
+    env.write_text(re.sub(r"^COMPOSE_FILE=.*\n", "", env.read_text(), flags=re.M))
+    assert box.run("start.sh", "--env-only").returncode == 0
+    files = re.findall(r"^COMPOSE_FILE=(.*)$", env.read_text(), re.M)
+    assert files == ["docker-compose.yml:docker-compose.retrieval-gpu.yml"]
+    env.write_text(env.read_text() + "RETRIEVAL_DEVICE=cpu\n")  # back, without the file
+    out = box.run("start.sh", "--dry-run")
+    assert out.returncode == 1 and "but RETRIEVAL_DEVICE is cpu" in out.stderr
+    env.unlink()
+    assert box.run("start.sh", "--profile", "cpu", "--env-only").returncode == 0
+    env.write_text(env.read_text() + "RETRIEVAL_DEVICE=gpu\n")
+    out = box.run("start.sh", "--dry-run")
+    assert out.returncode == 1 and "the cpu profile has no GPU" in out.stderr
+
+
 def test_lines_appended_to_env_win_as_they_do_for_compose(box: Sandbox) -> None:
     """`cat artifacts/compose/images.env >> .env` (README): the scripts read the last value."""
     assert box.run("start.sh", "--profile", "cpu", "--env-only").returncode == 0

@@ -199,7 +199,7 @@ def test_compose_defaults_are_the_16gb_plan() -> None:
         for m in COMPOSE_VAR.finditer((ROOT / name).read_text()):
             found.setdefault(m.group(1), (m.group(2), m.group(3)))
     for key, default in plan_vram.DEFAULTS.items():
-        if key in ("LLAMA_MMPROJ_FILE", "STRATUM_PROFILE"):  # read by the scripts, not compose
+        if key in ("LLAMA_MMPROJ_FILE", "STRATUM_PROFILE", "RETRIEVAL_DEVICE"):  # scripts only
             continue
         assert key in found, f"{key} is not in docker-compose.yml"
         op, value = found[key]
@@ -241,3 +241,36 @@ def test_vram_rule_is_quiet_in_the_planned_steady_state_and_fires_when_memory_is
     router.gpu_monitor.poll_once()
     squeezed = router.decide(hard)
     assert (squeezed.tier, squeezed.reason) == ("tier_low", "vram")
+
+
+def test_retrieval_engines_are_counted_in_ram_or_on_tier_highs_card(tmp_path: Path) -> None:
+    """RETRIEVAL_DEVICE=cpu (default): both retrieval engines in RAM beside the card, no VRAM.
+    gpu (docker-compose.retrieval-gpu.yml): on tier_high's card, each with its CUDA context; no
+    shipped profile leaves room, and the refusal says what to move."""
+    values = plan_vram.PROFILES["24gb"].values
+    env = tmp_path / ".env"
+    env.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    gpus = ",".join(f"{g:.3f}" for g in plan_vram.PROFILES["24gb"].memory_gib)
+    on_cpu = json.loads(run("--env", str(env), "--gpu-gb", gpus, "--json").stdout)
+    assert on_cpu["fits"]
+    assert on_cpu["devices"]["GPU 0"]["engines"] == ["vllm (tier_low)", "llama-server (tier_high)"]
+    assert on_cpu["engines"]["embed"]["overhead_gib"] == {"compute_buffers": 0.5}
+    env.write_text(env.read_text() + "RETRIEVAL_DEVICE=gpu\n")
+    out = run("--env", str(env), "--gpu-gb", gpus, "--json")
+    on_gpu = json.loads(out.stdout)
+    assert out.returncode == 1 and not on_gpu["fits"]
+    engines = on_gpu["devices"]["GPU 0"]["engines"]
+    assert len(engines) == 4 and all("on the GPU" in e for e in engines[2:])
+    assert set(on_gpu["engines"]["rerank"]["overhead_gib"]) == {"compute_buffers", "cuda_context"}
+    added = on_gpu["devices"]["GPU 0"]["planned_gib"] - on_cpu["devices"]["GPU 0"]["planned_gib"]
+    assert added == pytest.approx(
+        on_gpu["engines"]["embed"]["total_gib"] + on_gpu["engines"]["rerank"]["total_gib"], abs=0.01
+    )
+    assert "LLAMA_N_CPU_MOE" in run("--env", str(env), "--gpu-gb", gpus).stdout
+    # Room made as the refusal says (experts of 5 more layers in RAM): it fits.
+    moe = int(values["LLAMA_N_CPU_MOE"]) + 5
+    env.write_text(env.read_text() + f"LLAMA_N_CPU_MOE={moe}\n")
+    assert run("--env", str(env), "--gpu-gb", gpus).returncode == 0
+    env.write_text("STRATUM_PROFILE=cpu\nROUTER_VISION_TIERS=none\nRETRIEVAL_DEVICE=gpu\n")
+    refused = run("--env", str(env), "--ram-gb", "15")
+    assert refused.returncode == 2 and "cpu profile has no GPU" in refused.stderr

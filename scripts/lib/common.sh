@@ -98,15 +98,15 @@ load_env() {
   done <"$file"
 }
 
-# default_compose_files PROFILE: the compose files a profile runs, as COMPOSE_FILE lists them
-# (relative to the repository root): the cpu profile adds docker-compose.cpu.yml (both tiers on
-# llama.cpp's CPU server, no GPU reservations).
+# default_compose_files PROFILE [RETRIEVAL_DEVICE]: the compose files a profile runs, as
+# COMPOSE_FILE lists them (relative to the repository root): the cpu profile adds
+# docker-compose.cpu.yml (both tiers on llama.cpp's CPU server, no GPU reservations);
+# RETRIEVAL_DEVICE=gpu adds docker-compose.retrieval-gpu.yml (the retrieval engines on the GPU).
 default_compose_files() {
-  if [[ "${1:-gpu}" == cpu ]]; then
-    printf '%s' "docker-compose.yml:docker-compose.cpu.yml"
-  else
-    printf '%s' "docker-compose.yml"
-  fi
+  local files=docker-compose.yml
+  [[ "${1:-gpu}" == cpu ]] && files+=":docker-compose.cpu.yml"
+  [[ "${2:-cpu}" == gpu ]] && files+=":docker-compose.retrieval-gpu.yml"
+  printf '%s' "$files"
 }
 
 # compose ARGS...: docker compose in the repository root with the files .env names (COMPOSE_FILE,
@@ -115,7 +115,7 @@ default_compose_files() {
 compose() {
   (
     cd "$STRATUM_ROOT" || exit 1
-    COMPOSE_FILE="${COMPOSE_FILE:-$(default_compose_files "${STRATUM_PROFILE:-gpu}")}" \
+    COMPOSE_FILE="${COMPOSE_FILE:-$(default_compose_files "${STRATUM_PROFILE:-gpu}" "${RETRIEVAL_DEVICE:-cpu}")}" \
       docker compose --project-directory "$STRATUM_ROOT" "$@"
   )
 }

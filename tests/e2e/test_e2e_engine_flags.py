@@ -398,3 +398,34 @@ def test_the_cpu_profile_answers_on_both_tiers_without_a_gpu(cpu_stack: str) -> 
         assert r.status_code == 200, r.text
         assert r.headers["x-router-tier"] == tier
         assert r.json()["choices"][0]["message"]["role"] == "assistant"
+
+
+@pytest.mark.parametrize("service", ["embed", "rerank"])
+@pytest.mark.parametrize("files", [(), ("docker-compose.retrieval-gpu.yml",)], ids=["cpu", "gpu"])
+def test_the_retrieval_commands_are_accepted_by_the_real_llama_server(
+    service: str, files: tuple[str, ...], tiny_model: Path, artifacts: Path
+) -> None:
+    """compose's embed and rerank commands, and the GPU override's (the same plus
+    --n-gpu-layers, which a CPU build accepts and ignores), start the real server in its mode."""
+    port = free_port()
+    swap = {"--model": str(tiny_model), "--host": "127.0.0.1", "--port": str(port),
+            "--threads": "1"}  # fmt: skip
+    args = iter(compose_command(service, {}, files))
+    argv = [str(stack.llama_server_bin())]
+    for arg in args:
+        if arg in swap:
+            next(args)
+            argv += [arg, swap[arg]]
+        else:
+            argv.append(arg)
+    name = f"compose-flags-{service}-{'gpu' if files else 'cpu'}"
+    server = Process(name, argv, artifacts / "logs", ready_url=f"http://127.0.0.1:{port}/health")
+    with running(server):
+        path, body = (
+            ("/v1/embeddings", {"input": "hello"}) if service == "embed"
+            else ("/v1/rerank", {"query": "hello", "documents": ["a", "b"]})
+        )  # fmt: skip
+        r = httpx.post(f"http://127.0.0.1:{port}{path}", json=body, timeout=30)
+        assert r.status_code == 200, r.text
+    log = server.log_path.read_text(errors="replace")
+    assert "invalid argument" not in log and "unknown argument" not in log
