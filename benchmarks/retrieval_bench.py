@@ -178,7 +178,7 @@ def spawn(
     import gguf
     import numpy as np
     import tiny_gguf
-    from stackutil import compose_command
+    from stackutil import compose_argv
 
     from adaptive_router.testing.processes import Process, free_port, running
 
@@ -214,14 +214,7 @@ def spawn(
             "--port": str(port),
             "--threads": str(threads),
         }
-        args = iter(compose_command(kind, {}))
-        argv = [str(llama_server)]
-        for arg in args:
-            if arg in swap:
-                next(args)
-                argv += [arg, swap[arg]]
-            else:
-                argv.append(arg)
+        argv = [str(llama_server), *compose_argv(kind, {}, swap)]
         urls[kind] = f"http://127.0.0.1:{port}"
         processes.append(
             Process(

@@ -140,3 +140,25 @@ def compose_command(
     if isinstance(command, list):
         return [substitute(str(part), values) for part in command]
     return shlex.split(substitute(command, values))
+
+
+def compose_argv(
+    service: str,
+    values: Mapping[str, str],
+    swap: Mapping[str, str],
+    files: tuple[str, ...] = (),
+    drop: tuple[str, ...] = (),
+) -> list[str]:
+    """:func:`compose_command` with the value of each flag in ``swap`` replaced (container paths
+    and addresses for loopback ones) and each flag in ``drop`` left out with its value."""
+    args = iter(compose_command(service, values, files))
+    out: list[str] = []
+    for arg in args:
+        if arg in drop:
+            next(args)
+        elif arg in swap:
+            next(args)
+            out += [arg, swap[arg]]
+        else:
+            out.append(arg)
+    return out

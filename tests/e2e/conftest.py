@@ -38,8 +38,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def engines(tiny_model: Path, artifacts: Path) -> Iterator[tuple[stack.Endpoint, stack.Endpoint]]:
     """tier_low and tier_high: two real llama-servers serving the tiny model. llama-server's own
-    debug switch LLAMA_SERVER_SLOTS_DEBUG makes GET /slots show each slot's last prompt, so a
-    test can read what reached a tier (the document chat's retrieved passage)."""
+    debug switch LLAMA_SERVER_SLOTS_DEBUG (tools/server/server-context.cpp, b11434: /slots then
+    includes each slot's last prompt) lets a test read what reached a tier (the document chat's
+    retrieved passage)."""
     debug = {"LLAMA_SERVER_SLOTS_DEBUG": "1"}
     # A real model ends its answers; the tiny one never does (its end-of-text token is never
     # sampled), so an answer without max_tokens ends at 128 tokens (llama-server --n-predict),

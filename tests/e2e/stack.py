@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from stackutil import compose_command, require, require_tool, substitute
+from stackutil import compose_argv, require, require_tool, substitute
 
 from adaptive_router.testing.processes import Process, free_port
 
@@ -124,14 +124,7 @@ def retrieval_server(
     model, address and thread count swapped for loopback ones."""
     port = free_port()
     swap = {"--model": str(model), "--host": "127.0.0.1", "--port": str(port), "--threads": "1"}
-    args = iter(compose_command(service, {}))
-    argv = [str(llama_server_bin())]
-    for arg in args:
-        if arg in swap:
-            next(args)
-            argv += [arg, swap[arg]]
-        else:
-            argv.append(arg)
+    argv = [str(llama_server_bin()), *compose_argv(service, {}, swap)]
     url = f"http://127.0.0.1:{port}"
     return Endpoint(Process(name or service, argv, log_dir, ready_url=url + "/health"), url)
 

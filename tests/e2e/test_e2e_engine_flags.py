@@ -27,7 +27,7 @@ import httpx
 import pytest
 import stack
 from e2eutil import router_headers, sse_events
-from stackutil import compose_command, load_compose_file, load_module, require
+from stackutil import compose_argv, compose_command, load_compose_file, load_module, require
 from tiny_gguf import GEMMA4_TOKENS, write_tiny_llama
 
 from adaptive_router.testing.processes import Process, free_port, running
@@ -232,18 +232,8 @@ def compose_llama_argv(
     loopback ones and --mmproj left out."""
     values = PROFILES[profile].values
     files = ("docker-compose.cpu.yml",) if values["STRATUM_PROFILE"] == "cpu" else ()
-    args = iter(compose_command(service, values, files))
     swap = {"--model": str(model), "--host": "127.0.0.1", "--port": str(port)}
-    out: list[str] = []
-    for arg in args:
-        if arg == "--mmproj":
-            next(args)
-        elif arg in swap:
-            next(args)
-            out += [arg, swap[arg]]
-        else:
-            out.append(arg)
-    return out
+    return compose_argv(service, values, swap, files, drop=("--mmproj",))
 
 
 @pytest.fixture(scope="module")
@@ -410,14 +400,7 @@ def test_the_retrieval_commands_are_accepted_by_the_real_llama_server(
     port = free_port()
     swap = {"--model": str(tiny_model), "--host": "127.0.0.1", "--port": str(port),
             "--threads": "1"}  # fmt: skip
-    args = iter(compose_command(service, {}, files))
-    argv = [str(stack.llama_server_bin())]
-    for arg in args:
-        if arg in swap:
-            next(args)
-            argv += [arg, swap[arg]]
-        else:
-            argv.append(arg)
+    argv = [str(stack.llama_server_bin()), *compose_argv(service, {}, swap, files)]
     name = f"compose-flags-{service}-{'gpu' if files else 'cpu'}"
     server = Process(name, argv, artifacts / "logs", ready_url=f"http://127.0.0.1:{port}/health")
     with running(server):

@@ -264,7 +264,7 @@ def create_app(
             for name in service.models()
         ]
         for kind, pool in pools.items():
-            names = service.embed_models if kind == "embed" else service.rerank_models
+            names = retrieval.models[kind]
             task = "embedding" if kind == "embed" else "rerank"
             data += [
                 {

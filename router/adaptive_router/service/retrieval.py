@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from starlette.types import Receive, Scope, Send
 
@@ -142,7 +142,9 @@ class RetrievalProxy:
             param="model",
         )
 
-    async def read(self, scope: Scope, receive: Receive, kind: Kind) -> RetrievalRequest:
+    async def read(
+        self, scope: Scope, receive: Receive, kind: Kind, request_id: str
+    ) -> RetrievalRequest:
         started = time.perf_counter()
         headers = scope["headers"]
         self.intake.check_auth(header(headers, b"authorization"))
@@ -157,7 +159,7 @@ class RetrievalProxy:
             # fails with HTTP 500 on a larger number (found by tests/e2e/test_e2e_fuzz.py).
             body["top_n"] = info.inputs
         return RetrievalRequest(
-            request_id=request_id_of(scope),
+            request_id=request_id,
             started=started,
             kind=kind,
             client_model=client_model,
@@ -166,12 +168,13 @@ class RetrievalProxy:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, kind: Kind) -> None:
+        request_id = request_id_of(scope)
         try:
-            request = await self.read(scope, receive, kind)
+            request = await self.read(scope, receive, kind, request_id)
         except APIError as exc:
             self.metrics.request("invalid", kind, "rejected", str(exc.status)).inc()
             await _send(send, exc.status, exc.json_bytes(),
-                        [(b"x-request-id", request_id_of(scope).encode("latin-1"))])  # fmt: skip
+                        [(b"x-request-id", request_id.encode("latin-1"))])  # fmt: skip
             return
         pool = self.pools[kind]
         pool_metrics = self.metrics.tier(kind)
@@ -271,8 +274,3 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
         "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
     })  # fmt: skip
     await send({"type": "http.response.body", "body": body})
-
-
-def describe_pools(pools: Mapping[str, TierRuntime]) -> dict[str, Any]:
-    """The retrieval part of /health."""
-    return {name: pool.describe() for name, pool in pools.items()}

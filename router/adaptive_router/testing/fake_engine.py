@@ -111,12 +111,7 @@ class FakeEngine:
     async def _set_behavior(self, receive: Receive, send: Send) -> None:
         """``POST /fake/behavior {"first_token_delay_s": 5}``: change the behaviour of a fake
         engine running in another process (tests that slow an engine down, then heal it)."""
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        raw = await _read_body(receive)
         try:
             self.behavior = Behavior(**{**self.behavior.__dict__, **json.loads(raw)})
         except (TypeError, ValueError) as exc:
@@ -146,24 +141,10 @@ class FakeEngine:
         """llama-server's /v1/embeddings (``embedding_dim`` floats per input, from a hash of
         the text) and /v1/rerank (score: share of the query's words in the document, results
         best first, cut to top_n), in its answer shapes, with the same faults as chat."""
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        body = json.loads(raw)
+        body = json.loads(await _read_body(receive))
         self.stats.requests.append(body)
         b = self.behavior
-        if b.fault == "500":
-            await _json(send, 500, {"error": {"message": "internal engine error",
-                                              "type": "server_error"}})  # fmt: skip
-            return
-        if b.fault == "loading":
-            await _json(send, 503, _loading_error())
-            return
-        if b.fault == "hang":
-            await asyncio.sleep(3600)
+        if await _answer_fault(b.fault, send):
             return
         if b.fault == "too_large":
             text = ("input (3004 tokens) is too large to process. increase the physical batch "
@@ -201,12 +182,7 @@ class FakeEngine:
                                           "total_tokens": tokens}})  # fmt: skip
 
     async def _completion(self, chat: bool, receive: Receive, send: Send) -> None:
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        raw = await _read_body(receive)
         try:
             body = json.loads(raw)
         except json.JSONDecodeError:
@@ -249,16 +225,7 @@ class FakeEngine:
             await _json(send, 500, {"error": {"code": 500, "message": text,
                                               "type": "server_error"}})  # fmt: skip
             return
-        if b.fault == "500":
-            await _json(
-                send, 500, {"error": {"message": "internal engine error", "type": "server_error"}}
-            )
-            return
-        if b.fault == "loading":
-            await _json(send, 503, _loading_error())
-            return
-        if b.fault == "hang":
-            await asyncio.sleep(3600)
+        if await _answer_fault(b.fault, send):
             return
         disconnected = asyncio.Event()
 
@@ -363,6 +330,31 @@ def _has_image(body: dict[str, Any]) -> bool:
         ):
             return True
     return False
+
+
+async def _read_body(receive: Receive) -> bytes:
+    raw = b""
+    while True:
+        message = await receive()
+        raw += bytes(message.get("body", b""))
+        if not message.get("more_body"):
+            return raw
+
+
+async def _answer_fault(fault: Fault, send: Send) -> bool:
+    """Answer as the faults every endpoint shares (HTTP 500, 503 loading, a hang) do; False
+    when ``fault`` is none of them."""
+    if fault == "500":
+        await _json(
+            send, 500, {"error": {"message": "internal engine error", "type": "server_error"}}
+        )
+    elif fault == "loading":
+        await _json(send, 503, _loading_error())
+    elif fault == "hang":
+        await asyncio.sleep(3600)
+    else:
+        return False
+    return True
 
 
 def _loading_error() -> dict[str, Any]:
