@@ -30,13 +30,15 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import auth_headers, int_list, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,21 +83,11 @@ def text_of(tokens: int, seed: int) -> str:
     return "-".join(words)[: max(tokens - 1, 1)]
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 class Retrieval:
     def __init__(self, base_url: str, api_key: str | None, timeout: float) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(
             base_url=base_url.rstrip("/"),
-            headers=headers,
+            headers=auth_headers(api_key or ""),
             timeout=timeout,
             limits=httpx.Limits(max_connections=64),
         )
@@ -135,8 +127,8 @@ def bench_embeddings(
         "seconds": round(wall, 3),
         "inputs_per_s": round(batch * requests / wall, 2),
         "tokens_per_s": round(tokens / wall, 1),
-        "latency_p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
-        "latency_p95_ms": round(percentile(latencies, 0.95) * 1000, 1),
+        "latency_p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "latency_p95_ms": round(percentile(latencies, 95) * 1000, 1),
         "dimension": sorted(dims),
     }
 
@@ -162,8 +154,8 @@ def bench_rerank(
         "documents": documents,
         "requests": requests,
         "tokens_per_request": tokens // requests,
-        "latency_p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
-        "latency_p95_ms": round(percentile(latencies, 0.95) * 1000, 1),
+        "latency_p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "latency_p95_ms": round(percentile(latencies, 95) * 1000, 1),
         "documents_per_s": round(documents * requests / sum(latencies), 2),
         "tokens_per_s": round(tokens / sum(latencies), 1),
     }
@@ -300,9 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--embed-model", default="gemma-embed")
     parser.add_argument("--rerank-model", default="gemma-rerank")
-    parser.add_argument("--batches", default="1,16", help="embedding batch sizes")
+    parser.add_argument("--batches", type=int_list, default=[1, 16], help="embedding batch sizes")
     parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--documents", default="10,40", help="documents per rerank request")
+    parser.add_argument(
+        "--documents", type=int_list, default=[10, 40], help="documents per rerank request"
+    )
     parser.add_argument("--requests", type=int, default=4)
     parser.add_argument("--input-tokens", type=int, default=256)
     parser.add_argument("--timeout", type=float, default=600.0)
@@ -329,16 +323,16 @@ def main(argv: list[str] | None = None) -> int:
                 bench_embeddings(
                     client,
                     args.embed_model,
-                    int(b),
+                    batch,
                     args.requests,
                     args.concurrency,
                     args.input_tokens,
                 )
-                for b in args.batches.split(",")
+                for batch in args.batches
             ]
             rerank = [
-                bench_rerank(client, args.rerank_model, int(n), args.requests, args.input_tokens)
-                for n in args.documents.split(",")
+                bench_rerank(client, args.rerank_model, n, args.requests, args.input_tokens)
+                for n in args.documents
             ]
         except (RuntimeError, httpx.HTTPError) as exc:
             print(f"error: {exc}", file=sys.stderr)
