@@ -406,30 +406,25 @@ retrieval_model_file() {
   fi
 }
 
+# need_gguf WHO FILE: FILE in docker/llama-cpp/models is ok, else WHO's GGUF joins the caller's
+# "missing" list.
+need_gguf() {
+  if [[ -f "$STRATUM_ROOT/docker/llama-cpp/models/$2" ]]; then
+    ok "$1: $(basename "$2")"
+  else
+    missing+=("$1 GGUF $(basename "$2")")
+  fi
+}
+
 check_models() {
   info "Models"
-  local missing=() engine file
+  local missing=() tier engine
   if [[ "$MODE" == cpu ]]; then
-    local tier file
-    for tier in LOW HIGH; do
-      file="$(cpu_model_file "$tier")"
-      if [[ -f "$STRATUM_ROOT/docker/llama-cpp/models/$file" ]]; then
-        ok "tier_${tier,,}: $file"
-      else
-        missing+=("tier_${tier,,} GGUF $file")
-      fi
-    done
+    for tier in LOW HIGH; do need_gguf "tier_${tier,,}" "$(cpu_model_file "$tier")"; done
   else
     check_gpu_models
   fi
-  for engine in EMBED RERANK; do
-    file="$(retrieval_model_file "$engine")"
-    if [[ -f "$STRATUM_ROOT/docker/llama-cpp/models/$file" ]]; then
-      ok "${engine,,}: $file"
-    else
-      missing+=("${engine,,} GGUF $file")
-    fi
-  done
+  for engine in EMBED RERANK; do need_gguf "${engine,,}" "$(retrieval_model_file "$engine")"; done
   (( ${#missing[@]} == 0 )) && return 0
   warn "missing: ${missing[*]}"
   if [[ "$DRY_RUN" == 1 ]]; then
@@ -454,8 +449,7 @@ check_models() {
 
 # check_gpu_models: the 26B GGUF (and its projector) and vLLM's checkpoint; adds to `missing`.
 check_gpu_models() {
-  local gguf="$STRATUM_ROOT/docker/llama-cpp/models/${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}"
-  if [[ -f "$gguf" ]]; then ok "tier_high: $(basename "$gguf")"; else missing+=("tier_high GGUF $(basename "$gguf")"); fi
+  need_gguf tier_high "${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}"
   # The projector llama-server loads (LLAMA_MMPROJ_ARGS; set but empty = none, as in compose).
   local mmproj_args="${LLAMA_MMPROJ_ARGS---mmproj /models/mmproj-gemma-4-26B-A4B-it-Q8_0.gguf}" mmproj
   if [[ -n "$mmproj_args" ]]; then

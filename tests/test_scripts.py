@@ -533,6 +533,11 @@ def test_start_without_models_and_no_download(box: Sandbox) -> None:
     out = box.run("start.sh", "--no-download")
     assert out.returncode == 1
     assert "download-models.sh" in out.stderr
+    # Each missing file is named, the tiers' and the retrieval engines'.
+    for missing in ("tier_high GGUF gemma-4-26B-A4B-it-Q4_K_M.gguf",
+                    "embed GGUF embeddinggemma-300M-qat-Q4_0.gguf",
+                    "rerank GGUF bge-reranker-v2-m3-Q4_K_M.gguf"):  # fmt: skip
+        assert missing in out.stderr
 
 
 # -- health-check.sh --------------------------------------------------------------------------------
