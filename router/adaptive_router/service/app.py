@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..config import TIERS, RoutingConfig, Tier
@@ -350,27 +351,21 @@ class RouterApp:
     def __init__(self, api: FastAPI, proxy: Proxy, retrieval: RetrievalProxy) -> None:
         self.api = api
         self.state = api.state
-        self._proxy = proxy
-        self._retrieval = retrieval
+        self._posts: dict[str, ASGIApp] = {
+            **{path: partial(proxy, endpoint=e) for path, e in PROXY_ROUTES.items()},
+            **{path: partial(retrieval, kind=k) for path, k in RETRIEVAL_ROUTES.items()},
+        }
+        """The POST paths served outside FastAPI, each with its handler, built once."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = PROXY_ROUTES.get(scope["path"])
-            if endpoint is not None:
+            handler = self._posts.get(scope["path"])
+            if handler is not None:
                 try:
-                    await self._proxy(scope, receive, send, endpoint)
+                    await handler(scope, receive, send)
                 except Exception:
                     log.exception("unexpected error on POST %s", scope["path"])
                     with contextlib.suppress(RuntimeError):  # unless the answer had begun
-                        await internal_error()(scope, receive, send)
-                return
-            kind = RETRIEVAL_ROUTES.get(scope["path"])
-            if kind is not None:
-                try:
-                    await self._retrieval(scope, receive, send, kind)
-                except Exception:
-                    log.exception("unexpected error on POST %s", scope["path"])
-                    with contextlib.suppress(RuntimeError):
                         await internal_error()(scope, receive, send)
                 return
         await self.api(scope, receive, send)
