@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 
-def auroc(labels: Sequence[float], scores: Sequence[float]) -> float:
+def auroc(labels: Iterable[float], scores: Iterable[float]) -> float:
     """Area under the ROC curve by the rank-sum formula; ties count one half."""
     pairs = sorted(zip(scores, labels, strict=True))
     n_pos = sum(1 for _, y in pairs if y)
@@ -24,7 +24,7 @@ def auroc(labels: Sequence[float], scores: Sequence[float]) -> float:
     return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
-def confusion(labels: Sequence[float], predicted: Sequence[bool]) -> dict[str, int]:
+def confusion(labels: Iterable[float], predicted: Iterable[bool]) -> dict[str, int]:
     """Counts with tier_high as the positive class."""
     tp = sum(1 for y, p in zip(labels, predicted, strict=True) if y and p)
     fn = sum(1 for y, p in zip(labels, predicted, strict=True) if y and not p)
@@ -33,7 +33,7 @@ def confusion(labels: Sequence[float], predicted: Sequence[bool]) -> dict[str, i
     return {"tp": tp, "fn": fn, "fp": fp, "tn": tn}
 
 
-def balanced_accuracy(labels: Sequence[float], predicted: Sequence[bool]) -> float:
+def balanced_accuracy(labels: Iterable[float], predicted: Iterable[bool]) -> float:
     c = confusion(labels, predicted)
     tpr = c["tp"] / max(c["tp"] + c["fn"], 1)
     tnr = c["tn"] / max(c["tn"] + c["fp"], 1)

@@ -22,13 +22,10 @@ import argparse
 import asyncio
 import json
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import RequestResult, auth_headers, chat_body, percentile, stream_chat
 
 WORDS = (

@@ -27,8 +27,6 @@ from typing import Any
 
 import httpx
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import RequestResult, auth_headers, chat_body, int_list, stream_chat, summarize
 from prompts import PROMPT_SETS, prompt_set
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import percentile
 
 from adaptive_router import AdaptiveRouter, ComplexityScorer, RoutingConfig

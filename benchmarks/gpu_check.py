@@ -173,7 +173,7 @@ def model_params(shape: Mapping[str, int], n_vocab: int) -> int:
 def write_model(path: Path, shape: Mapping[str, int], seed: int = 0) -> dict[str, Any]:
     """A llama-architecture GGUF in F16 (norms F32) with random weights, written fast.
 
-    The vocabulary and chat template are tests/e2e/tiny_gguf.py's (byte tokens: one token per
+    The vocabulary and chat template are stratum_tools/tiny_gguf.py's (byte tokens: one token per
     byte of text). To write gigabytes in seconds every matrix is a view into one random F16
     pool (the layers share their values; the compute does not care), except the output layer,
     whose end-of-text row is zeroed so answers run to max_tokens.
@@ -181,7 +181,7 @@ def write_model(path: Path, shape: Mapping[str, int], seed: int = 0) -> dict[str
     import gguf
     import numpy as np
 
-    tiny = load_script(ROOT / "tests" / "e2e" / "tiny_gguf.py")
+    from stratum_tools import tiny_gguf as tiny
     started = time.perf_counter()
     e, f, layers = shape["n_embd"], shape["n_ff"], shape["n_layer"]
     rng = np.random.default_rng(seed)

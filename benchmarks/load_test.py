@@ -16,14 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import RequestResult, auth_headers, chat_body, stream_chat, summarize
 
 EASY = "What is the capital of France?"

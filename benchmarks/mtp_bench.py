@@ -15,13 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import RequestResult, auth_headers, chat_body, percentile, stream_chat
 from prompts import PROMPT_SETS, prompt_set
 

@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import httptools
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import chat_body, int_list, percentile
 
 from adaptive_router.testing.processes import Process, cpu_seconds, free_ports, running
@@ -209,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     if nginx is not None:
         conf = work / "nginx.conf"
         conf.write_text(NGINX_CONF.format(dir=work, engine_port=engine_port, port=nginx_port))
-        proxy = Process(
+        nginx_proxy = Process(
             "nginx", [nginx, "-p", str(work), "-c", str(conf)], work,
             ready_url=f"http://127.0.0.1:{nginx_port}/health",
         )  # fmt: skip
-        paths.append(("nginx", proxy, f"http://127.0.0.1:{nginx_port}", SERVED))
+        paths.append(("nginx", nginx_proxy, f"http://127.0.0.1:{nginx_port}", SERVED))
     elif not args.no_nginx:
         print("nginx is not installed (Debian: apt install nginx): its rows are left out")
 

@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import (
     RequestResult,
     add_endpoint_arguments,
@@ -72,7 +70,8 @@ WORDS = [
 
 
 def text_of(unit: str, chars: int, **fmt: Any) -> str:
-    out, k = [], 0
+    out: list[str] = []
+    k = 0
     while sum(len(p) for p in out) < chars:
         out.append(unit.format(k=k, **fmt) if fmt else unit)
         k += 1

@@ -36,8 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import auth_headers, int_list, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,14 +163,12 @@ def spawn(
     shapes: str, llama_server: Path, work: Path, logs: Path, stack: ExitStack, threads: int
 ) -> str:
     """Synthetic models, two CPU llama-servers with compose's commands, the router: its URL."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
     import gguf
     import numpy as np
-    import tiny_gguf
-    from stackutil import compose_argv
 
     from adaptive_router.testing.processes import Process, free_port, running
+    from stratum_tools import tiny_gguf
+    from stratum_tools.compose import compose_argv
 
     rng = np.random.default_rng(0)
     urls: dict[str, str] = {}
@@ -273,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--base-url", help="the router's (or LiteLLM's) OpenAI base URL")
-    target.add_argument(
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--base-url", help="the router's (or LiteLLM's) OpenAI base URL")
+    where.add_argument(
         "--spawn",
         action="store_true",
         help="start synthetic engines and a router here (needs --llama-server)",

@@ -22,12 +22,9 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prompt_builder import Document, build_messages
 
 # EmbeddingGemma's task prefixes (Google's model card): the engine embeds what it is given, so

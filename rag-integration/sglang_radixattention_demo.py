@@ -22,7 +22,8 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# An entry script that measures with the benchmarks' client (benchmarks/measure.py): run from
+# anywhere, it finds it beside its own folder (pytest and mypy read pyproject.toml's paths).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from measure import add_endpoint_arguments, auth_headers, chat_body, percentile, stream_chat
 from prompt_builder import Document, build_messages, build_messages_wrong, shared_fraction

@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx
 
+# An entry script that measures with the benchmarks' client (benchmarks/measure.py): run from
+# anywhere, it finds it beside its own folder (pytest and mypy read pyproject.toml's paths).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from measure import (
     RequestResult,
@@ -84,7 +86,7 @@ async def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | Non
     url = args.base_url.rstrip("/") + "/v1/chat/completions"
     headers = auth_headers(args.api_key)
     png = test_image_png()
-    rows = []
+    rows: list[dict[str, Any]] = []
     async with httpx.AsyncClient(timeout=httpx.Timeout(args.timeout, connect=10)) as client:
         text_only = await stream_chat(
             client, url, chat_body(args.model, [{"role": "user", "content": QUESTION}], 8), headers

@@ -96,7 +96,7 @@ if [[ -z "$TORCH_PY" ]]; then
 fi
 # The router from the source tree (works without installing it) and gguf from the sdist's
 # llama.cpp/gguf-py when the interpreter has none.
-export PYTHONPATH="$ROOT/router:$WORK/llama-src/llama.cpp/gguf-py${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$ROOT:$ROOT/router:$WORK/llama-src/llama.cpp/gguf-py${PYTHONPATH:+:$PYTHONPATH}"
 GPU_CHECK=("$PY" "$ROOT/benchmarks/gpu_check.py")
 MODE_FLAG=()
 [[ "$CPU" == 1 ]] && MODE_FLAG=(--cpu)
@@ -217,8 +217,8 @@ if [[ "$DRY" == 1 ]]; then
   echo "checks:"
   check "python $PY with the router's dependencies" "\"$PY\" -c 'import adaptive_router.service.app, httpx, numpy' 2>/dev/null"
   check "gguf (installed, or the sdist's gguf-py once extracted)" "\"$PY\" -c 'import gguf' 2>/dev/null || [[ -n \"$LLAMA_SRC\" ]]"
-  check "benchmarks/gpu_check.py, benchmarks/measure.py, scripts/plan_vram.py, tests/e2e/tiny_gguf.py" \
-    "[[ -f '$ROOT/benchmarks/gpu_check.py' && -f '$ROOT/benchmarks/measure.py' && -f '$ROOT/scripts/plan_vram.py' && -f '$ROOT/tests/e2e/tiny_gguf.py' ]]"
+  check "benchmarks/gpu_check.py, benchmarks/measure.py, scripts/plan_vram.py, stratum_tools/tiny_gguf.py" \
+    "[[ -f '$ROOT/benchmarks/gpu_check.py' && -f '$ROOT/benchmarks/measure.py' && -f '$ROOT/scripts/plan_vram.py' && -f '$ROOT/stratum_tools/tiny_gguf.py' ]]"
   check "timeout, tar" "command -v timeout >/dev/null && command -v tar >/dev/null"
   if [[ -n "$LLAMA_SERVER" ]]; then
     check "llama-server $LLAMA_SERVER runs" "\"$LLAMA_SERVER\" --version >/dev/null 2>&1"

@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-# A script beside its module, not a package: its directory goes on the path first.
 from vram_facts import (
     ALLOWANCES,
     ARCH,

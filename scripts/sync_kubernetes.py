@@ -23,7 +23,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plan_vram  # the profiles and the .env reader, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from stackutil import ROOT, require
-from stackutil import load_module as load
 
 from adaptive_router.testing.processes import Process, free_port, running
 
@@ -61,7 +60,8 @@ def test_bench_reports_the_engine_s_real_ttft_and_itl(fake_engine: str, tmp_path
 
 
 def test_percentiles_and_summary() -> None:
-    measure = load("benchmarks/measure.py")
+    import measure
+
     assert measure.percentile([1, 2, 3, 4], 50) == 2.5
     assert measure.percentile([5], 99) == 5
     ok = measure.RequestResult(ok=True, ttft_s=0.1, e2e_s=0.5, itl_s=[0.01] * 4, output_tokens=5)
@@ -74,7 +74,8 @@ def test_percentiles_and_summary() -> None:
 
 
 def test_prompt_builder_puts_what_is_shared_first() -> None:
-    builder = load("rag-integration/prompt_builder.py")
+    import prompt_builder as builder
+
     docs = [builder.Document("b", "second " * 40), builder.Document("a", "first " * 40)]
     one = builder.build_messages("You answer from documents.", docs, "Question one?")
     two = builder.build_messages("You answer from documents.", list(reversed(docs)), "Two?")
@@ -89,7 +90,8 @@ def test_prompt_builder_puts_what_is_shared_first() -> None:
 
 
 def test_vision_request_follows_gemma_4_conventions() -> None:
-    vision = load("rag-integration/vision_demo.py")
+    import vision_demo as vision
+
     png = vision.test_image_png()
     assert png.startswith(b"\x89PNG")
     body = vision.image_request("m", png, 280, 16, per_request_budget=True)
@@ -132,7 +134,8 @@ def test_vision_demo_rejects_an_unknown_budget() -> None:
 def test_task_routing_eval_on_openwebui_s_own_templates(tmp_path: Path) -> None:
     """OpenWebUI's default background-task templates (read from the pinned package that the
     end-to-end suite installs) over every dev-set prompt: none may reach tier_high."""
-    module = load("benchmarks/task_routing_eval.py")
+    import task_routing_eval as module
+
     config = require(module.default_open_webui_config(), "OpenWebUI", "bash scripts/e2e-deps.sh")
     out = tmp_path / "tasks.json"
     done = subprocess.run(
@@ -156,7 +159,8 @@ def test_task_routing_eval_on_openwebui_s_own_templates(tmp_path: Path) -> None:
 def test_proxy_overhead_measures_direct_router_and_nginx_in_one_run(tmp_path: Path) -> None:
     """A short run of the hot-path benchmark: every path streams without an error and each
     proxy's CPU per request is reported (nginx is installed by .ci/run; skipped locally if not)."""
-    module = load("benchmarks/proxy_overhead.py")
+    import proxy_overhead as module
+
     nginx = shutil.which("nginx") or shutil.which("nginx", path=module.SBIN)
     require(nginx, "nginx", "Debian: apt install nginx-light (.ci/run installs it)")
     out = tmp_path / "overhead.json"

@@ -8,7 +8,10 @@ from typing import Any
 
 import jsonschema
 import pytest
-from stackutil import ROOT, env_example, load_compose, load_module
+from stackutil import ROOT, env_example
+from vram_facts import CHECKPOINTS
+
+from stratum_tools.compose import compose_command, load_compose
 
 SERVICES = {"vllm", "llama-cpp", "embed", "rerank", "router", "litellm", "open-webui",
             "prometheus", "grafana", "postgres", "litellm-keys"}  # fmt: skip
@@ -219,7 +222,7 @@ def test_env_example_models_are_the_real_ones() -> None:
     assert env["LLAMA_MODEL_FILE"] == "gemma-4-26B-A4B-it-Q4_K_M.gguf"
     # An E4B build the planner knows (its parts and sizes, with sources).
     assert "gemma-4-E4B" in env["VLLM_MODEL"]
-    assert env["VLLM_MODEL"] in load_module("scripts/plan_vram.py").CHECKPOINTS
+    assert env["VLLM_MODEL"] in CHECKPOINTS
     assert "27b" not in (ROOT / ".env.example").read_text().lower()
 
 
@@ -323,7 +326,6 @@ def test_retrieval_gpu_override_is_the_cpu_command_on_tier_highs_card(
     """docker-compose.retrieval-gpu.yml (RETRIEVAL_DEVICE=gpu): a valid merge; each retrieval
     engine gets tier_high's CUDA image and card, and compose's command plus --n-gpu-layers 99,
     nothing else."""
-    from stackutil import compose_command
 
     merged = load_compose("docker-compose.retrieval-gpu.yml")
     schema = json.loads((ROOT / "tests/data/compose-spec/compose-spec.schema.json").read_text())

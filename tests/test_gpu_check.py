@@ -8,7 +8,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from stackutil import ROOT, load_module, require_tool
+import gpu_check
+from stackutil import ROOT, require_tool
 
 SCRIPT = ROOT / "scripts" / "gpu-check.sh"
 
@@ -98,7 +99,6 @@ SAMPLE_STEPS = {
 
 
 def test_report_writer_makes_json_and_markdown(tmp_path: Path) -> None:
-    gpu_check = load_module("benchmarks/gpu_check.py")
     steps = tmp_path / "steps"
     steps.mkdir()
     for name, data in SAMPLE_STEPS.items():
@@ -124,7 +124,6 @@ def test_report_writer_makes_json_and_markdown(tmp_path: Path) -> None:
 
 
 def test_report_writer_without_any_step(tmp_path: Path) -> None:
-    gpu_check = load_module("benchmarks/gpu_check.py")
     assert gpu_check.main(["report", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["headline"]["met"] is None
@@ -132,7 +131,6 @@ def test_report_writer_without_any_step(tmp_path: Path) -> None:
 
 
 def test_llama_buffer_lines_are_parsed() -> None:
-    gpu_check = load_module("benchmarks/gpu_check.py")
     log = (
         "load_tensors:        CUDA0 model buffer size =  3072.50 MiB\n"
         "load_tensors:   CPU_Mapped model buffer size =     1.06 MiB\n"
@@ -149,7 +147,6 @@ def test_llama_buffer_lines_are_parsed() -> None:
 
 def test_planner_kv_formula_for_the_synthetic_model() -> None:
     """16 slots of a 16384-token context, 24 layers of 2048 F16 K and V: 3 GiB."""
-    gpu_check = load_module("benchmarks/gpu_check.py")
     shape = gpu_check.MODEL_SHAPES["gpu"]
     model = {"shape": shape, "n_vocab": 259,
              "weight_bytes_f16": 2 * gpu_check.model_params(shape, 259)}  # fmt: skip

@@ -24,9 +24,12 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import plan_vram
 import pytest
 import yaml
-from stackutil import ROOT, compose_command, load_compose, load_module, require_tool, substitute
+from stackutil import ROOT, require_tool
+
+from stratum_tools.compose import compose_command, load_compose, substitute
 
 K8S = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("single-gpu", "multi-replica")
@@ -209,11 +212,10 @@ def test_engines_run_the_compose_command_for_their_profile(
         assert argv[0] == "serve"
         argv = argv[1:]
     assert argv == compose_command(service, values)
-    assert values == load_module("scripts/plan_vram.py").read_env(K8S / OVERLAY_PROFILE[overlay])
+    assert values == plan_vram.read_env(K8S / OVERLAY_PROFILE[overlay])
 
 
 def test_the_settings_are_the_planners_profiles_and_fit_their_cards() -> None:
-    plan_vram = load_module("scripts/plan_vram.py")
     for overlay, profile in (("single-gpu", "16gb"), ("multi-replica", "dual-16gb")):
         values = settings(render(overlay))
         chosen = plan_vram.PROFILES[profile]
@@ -266,8 +268,11 @@ def test_llama_server_waits_for_the_files_it_loads(mmproj: bool, tmp_path: Path)
     values["LLAMA_MMPROJ_ARGS"] = values["LLAMA_MMPROJ_ARGS"].replace("/models", str(models))
     # Instead of waiting, say what it would wait for.
     line = wait["args"][0].replace("/models", str(models)).replace("sleep 15", "exit 3")
-    run = lambda: subprocess.run(["/bin/sh", "-c", line], capture_output=True, text=True,  # noqa: E731
-                                 env={"PATH": "/usr/bin:/bin", **values})  # fmt: skip
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["/bin/sh", "-c", line], capture_output=True, text=True,
+                              env={"PATH": "/usr/bin:/bin", **values})  # fmt: skip
+
     out = run()
     assert out.returncode == 3 and values["LLAMA_MODEL_FILE"] in out.stdout
     (models / values["LLAMA_MODEL_FILE"]).write_bytes(b"GGUF")

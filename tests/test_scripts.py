@@ -15,8 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import plan_vram
 import pytest
-from stackutil import ROOT, load_module, require_tool
+from stackutil import ROOT, require_tool
 
 from adaptive_router.testing.processes import free_ports
 
@@ -327,7 +328,6 @@ def test_start_counts_what_other_processes_hold_on_the_card(box: Sandbox) -> Non
 
 
 def test_start_accepts_the_24gb_profile_on_a_24gb_card(box: Sandbox) -> None:
-    plan_vram = load_module("scripts/plan_vram.py")
     box.gpu(GPU_24GB)
     box.models()
     env = {**plan_vram.PROFILES["24gb"].values, "VLLM_KV_CACHE_DTYPE": "fp8"}

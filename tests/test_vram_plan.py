@@ -10,15 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import plan_vram
 import pytest
 import yaml
-from stackutil import ROOT, load_module
+from stackutil import ROOT
+from vram_facts import ARCH
 
 from adaptive_router import AdaptiveRouter, RoutingConfig
 from adaptive_router.gpu import GpuReading
 from adaptive_router.testing.fake_nvml import FakeNvml
 
-plan_vram = load_module("scripts/plan_vram.py")
 SCRIPT = ROOT / "scripts" / "plan_vram.py"
 COMPOSE_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-)([^}]*)\}")
 
@@ -48,7 +49,7 @@ def test_calibration_table_covers_google_gguf_and_vllm_figures() -> None:
 
 def test_linear_layers_match_a_published_count() -> None:
     """xbill9's FP8 build of E4B re-quantizes 3,972,792,320 values: every linear layer."""
-    assert plan_vram.ARCH["gemma-4-E4B"].params()["linears"] == 3_972_792_320
+    assert ARCH["gemma-4-E4B"].params()["linears"] == 3_972_792_320
 
 
 @pytest.mark.parametrize("profile", sorted(plan_vram.PROFILES))

@@ -7,18 +7,15 @@ Floors sit a little under the figures reported in the README (measured by
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from _metrics import auroc, balanced_accuracy
 
 from adaptive_router import AdaptiveRouter, RoutingConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVSET = ROOT / "data" / "routing_devset.jsonl"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from _metrics import auroc, balanced_accuracy  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -37,9 +37,9 @@ from playwright.sync_api import sync_playwright
 from stackutil import ROOT, require, require_tool
 from test_e2e_browser import CHROMIUM_ARGS, WATCH_REPLY
 from test_e2e_observability import dashboard_queries
-from tiny_gguf import write_tiny_llama
 
 from adaptive_router.testing.processes import wait_until
+from stratum_tools.tiny_gguf import write_tiny_llama
 
 ARTIFACTS = ROOT / "artifacts" / "compose"
 OVERRIDE = "tests/compose/litellm-without-database.yml"

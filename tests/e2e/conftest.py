@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import stack
 from e2eutil import HubRecorder
-from tiny_gguf import write_tiny_llama
 from vllm_stub import VllmStub
 
 from adaptive_router.testing.processes import free_port, running
+from stratum_tools.tiny_gguf import write_tiny_llama
 
 
 @pytest.fixture(scope="session")

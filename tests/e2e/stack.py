@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from stackutil import compose_argv, require, require_tool, substitute
+from stackutil import require, require_tool
 
 from adaptive_router.testing.processes import Process, free_port
+from stratum_tools.compose import compose_argv, substitute
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -12,6 +12,7 @@ import openai
 import pytest
 import stack
 from e2eutil import EASY_PROMPT, HARD_PROMPT, metric_sum, router_headers, scrape, sse_events
+from openai.types.chat import ChatCompletionMessageParam
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +50,13 @@ def test_openai_sdk_through_litellm(
     sdk: openai.OpenAI, router: stack.Endpoint, model: str, prompt: str, tier: str, stream: bool
 ) -> None:
     before = scrape(router.url)
-    messages = [{"role": "user", "content": prompt}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": prompt}]
     if stream:
         with sdk.chat.completions.with_streaming_response.create(
             model=model,
             messages=messages,
             max_tokens=12,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
         ) as raw:
             headers = raw.headers
             chunks = list(raw.parse())
@@ -66,7 +67,7 @@ def test_openai_sdk_through_litellm(
         raw_reply = sdk.chat.completions.with_raw_response.create(
             model=model,
             messages=messages,
-            max_tokens=12,  # type: ignore[arg-type]
+            max_tokens=12,
         )
         headers = raw_reply.headers
         reply = raw_reply.parse()

@@ -27,12 +27,13 @@ import httpx
 import pytest
 import stack
 from e2eutil import router_headers, sse_events
-from stackutil import compose_argv, compose_command, load_compose_file, load_module, require
-from tiny_gguf import GEMMA4_TOKENS, write_tiny_llama
+from plan_vram import PROFILES
+from stackutil import require
 
 from adaptive_router.testing.processes import Process, free_port, running
+from stratum_tools.compose import compose_argv, compose_command, load_compose_file
+from stratum_tools.tiny_gguf import GEMMA4_TOKENS, write_tiny_llama
 
-PROFILES = load_module("scripts/plan_vram.py").PROFILES
 TEMPLATE = Path(__file__).parent / "data" / "gemma-4-chat-template.jinja"
 
 

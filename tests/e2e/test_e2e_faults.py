@@ -21,9 +21,9 @@ import httpx
 import pytest
 import stack
 from e2eutil import EASY_PROMPT, HARD_PROMPT, metric_sum, router_headers, scrape, sse_events
-from tiny_gguf import write_tiny_llama
 
 from adaptive_router.testing.processes import Process, free_port, running, wait_until
+from stratum_tools.tiny_gguf import write_tiny_llama
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Answer:
     text: str
 
     def events(self) -> list[dict[str, Any] | str]:
-        return list(sse_events(iter(self.text.splitlines())))  # type: ignore[arg-type]
+        return list(sse_events(iter(self.text.splitlines())))
 
 
 @pytest.fixture(scope="module")

@@ -11,23 +11,20 @@ without. Figures go to artifacts/e2e/replicas.json.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import affinity_bench
 import httpx
 import pytest
 import stack
 from e2eutil import EASY_PROMPT, HARD_PROMPT, router_headers
 from test_e2e_load import load
-from tiny_gguf import write_tiny_llama
 
 from adaptive_router.testing.processes import running, wait_until
-
-sys.path.insert(0, str(stack.ROOT / "benchmarks"))
-import affinity_bench
+from stratum_tools.tiny_gguf import write_tiny_llama
 
 FIGURES: dict[str, Any] = {}
 
@@ -151,13 +148,12 @@ def test_a_saturated_replica_sheds_its_traffic_to_the_other(replicas: Replicas) 
         t.start()
     try:
         for router in (replicas.least_load, replicas.affinity):
-            wait_until(
-                lambda r=router: (
-                    _load_of(r, replicas.label("high_a")).get("llamacpp:requests_deferred", 0) >= 1
-                ),
-                20,
-                "the router to see high_a's queue",
-            )
+
+            def queued(r: stack.Endpoint = router) -> bool:
+                load = _load_of(r, replicas.label("high_a"))
+                return load.get("llamacpp:requests_deferred", 0) >= 1
+
+            wait_until(queued, 20, "the router to see high_a's queue")
         shares = {}
         for name, router in (("least_load", replicas.least_load), ("affinity", replicas.affinity)):
             served = [
@@ -240,11 +236,14 @@ def test_a_replica_killed_mid_run_costs_no_client_an_error(replicas: Replicas) -
     assert all(where == replicas.label("low_b") for where in after)
 
     def tier_low() -> dict[str, Any]:
-        return httpx.get(router.url + "/health", timeout=5).json()["tiers"]["tier_low"]
+        health = httpx.get(router.url + "/health", timeout=5).json()
+        tier: dict[str, Any] = health["tiers"]["tier_low"]
+        return tier
 
     def state_of_low_a() -> str:
         by_label = {r["url"].split("//")[1].removesuffix("/v1"): r for r in tier_low()["replicas"]}
-        return by_label[replicas.label("low_a")]["state"]
+        state: str = by_label[replicas.label("low_a")]["state"]
+        return state
 
     # The traffic may have stopped trying low_a before three failures opened its circuit (least
     # load prefers low_b); then the health probe reports it, within one interval (2 s).
