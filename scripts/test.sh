@@ -1,21 +1,38 @@
 #!/usr/bin/env bash
-# Run every check of the repository: lint, types and tests. CI runs exactly this command.
+# Run the checks of the repository: lint, types and tests. CI runs this command with no option.
 set -euo pipefail
 
 usage() {
   cat <<'TXT'
-Usage: bash scripts/test.sh [--no-install] [--no-e2e | --compose] [PYTEST_ARGS...]
+Usage: bash scripts/test.sh [--fast | --no-e2e | --compose] [--no-install] [PYTEST_ARGS...]
+       bash scripts/test.sh --lint | --types
 
-Creates .venv (or $VENV) if needed, installs the pinned development requirements and the
-router package, installs the end-to-end parts (scripts/e2e-deps.sh: llama-server built from
-source on the first run, about 10 minutes; LiteLLM; OpenWebUI), then runs ruff, mypy and
-pytest over router/tests and tests/ (tests/e2e starts the real stack on loopback; tests/compose
-builds the images and starts the cpu profile under the Docker engine with scripts/start.sh).
+Creates .venv (or $VENV) if needed and installs the locked development requirements into it,
+then runs one tier of checks:
 
-  --no-install   skip the pip install steps (faster when nothing changed)
-  --no-e2e       skip the end-to-end and compose suites and their installs
-  --compose      run the real-Docker suite (tests/compose) alone, without lint
+  (no option)    everything, as CI does: ruff, mypy and pytest over router/tests and tests/,
+                 the end-to-end suite included (tests/e2e starts the real stack on loopback;
+                 its parts come from scripts/e2e-deps.sh: llama-server built from source on the
+                 first run, about 10 minutes; LiteLLM; OpenWebUI) and the real-Docker suite
+                 (tests/compose builds the images and starts the cpu profile under the Docker
+                 engine with scripts/start.sh)
+  --fast         lint, types and the unit tests (the decision engine, the service against fake
+                 engines, the stack's files and scripts): under 2 minutes; run it before a commit
+  --no-e2e       lint, types and every test but the end-to-end and compose suites
+  --compose      the real-Docker suite (tests/compose) alone, without lint
+  --lint         ruff's checks and formatter alone (a pre-commit hook)
+  --types        mypy alone (a pre-commit hook)
+
+  --no-install   skip the installs (they are skipped anyway while the lock is unchanged)
   -h, --help     this text
+
+Installs are locked: requirements-dev.lock (every package and the SHA-256 of its files) with
+pip --require-hashes, then the router (router/) and the repository's tools (stratum_tools/),
+editable, with nothing else. To add or change a dependency, edit router/requirements.txt (the
+router image's), router/build-requirements.txt or requirements-dev.txt, then regenerate both
+locks with one command and commit them with the change:
+
+  bash scripts/lock.sh
 
 With CI=true a missing tool (the Docker engine included) is a failure, never a skip. Logs,
 screenshots and the figures of the end-to-end run are written to artifacts/e2e/, those of the
@@ -23,19 +40,31 @@ compose suite (every container's log, the images' sizes) to artifacts/compose/.
 TXT
 }
 
+TIER=all
 INSTALL=1
-E2E=1
-COMPOSE_ONLY=0
 PYTEST_ARGS=()
+set_tier() {
+  if [[ "$TIER" != all ]]; then
+    echo "error: $TIER and $1 do not go together (see --help)" >&2
+    exit 2
+  fi
+  TIER="$1"
+}
 for arg in "$@"; do
   case "$arg" in
     -h|--help) usage; exit 0 ;;
     --no-install) INSTALL=0 ;;
-    --no-e2e) E2E=0 ;;
-    --compose) COMPOSE_ONLY=1 ;;
+    --fast|--no-e2e|--compose|--lint|--types) set_tier "$arg" ;;
     *) PYTEST_ARGS+=("$arg") ;;
   esac
 done
+
+# The unit tests of --fast: no engine, no stack, no Docker; each file runs in seconds.
+FAST_TESTS=(
+  router/tests
+  tests/test_api_doc.py tests/test_compose.py tests/test_docs.py tests/test_locks.py
+  tests/test_versions.py tests/test_vram_plan.py
+)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -55,41 +84,63 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   echo "==> creating virtual environment in $VENV"
   "$PYTHON" -m venv "$VENV"
   INSTALL=1
+  rm -f "$VENV/.stratum-lock.sha256"
 fi
-if [[ "$INSTALL" == 1 ]]; then
-  echo "==> installing pinned development requirements"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-  # The router and the repository's own tools (stratum_tools), editable: every module imports by
-  # name, with nothing on sys.path by hand (pyproject.toml).
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e ./router -e .
-  if [[ "$E2E" == 1 ]]; then
-    echo "==> installing the end-to-end parts (cached; the first llama.cpp build takes ~10 minutes)"
-    PYTHON="$VENV/bin/python" bash scripts/e2e-deps.sh
-  fi
+# What the installs depend on; while it is unchanged they are skipped (the stamp is in the venv).
+STAMP="$VENV/.stratum-lock.sha256"
+inputs_hash() { sha256sum requirements-dev.lock router/pyproject.toml pyproject.toml; }
+if [[ "$INSTALL" == 1 ]] && [[ "$(cat "$STAMP" 2>/dev/null)" != "$(inputs_hash)" ]]; then
+  echo "==> installing the locked development requirements (requirements-dev.lock)"
+  pip=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+  "${pip[@]}" --require-hashes -r requirements-dev.lock
+  # The router and the repository's tools (stratum_tools), editable: every module imports by
+  # name (pyproject.toml). No dependencies and no build environment: both came from the lock.
+  "${pip[@]}" --no-deps --no-build-isolation -e ./router -e .
+  inputs_hash >"$STAMP"
 fi
-if [[ "$E2E" == 0 && "$COMPOSE_ONLY" == 1 ]]; then
-  echo "error: --no-e2e and --compose do not go together" >&2
-  exit 2
-fi
-if [[ "$E2E" == 0 ]]; then
-  PYTEST_ARGS=(-m "not e2e and not compose" "${PYTEST_ARGS[@]}")
+if [[ "$INSTALL" == 1 && "$TIER" == all ]]; then
+  echo "==> installing the end-to-end parts (cached; the first llama.cpp build takes ~10 minutes)"
+  PYTHON="$VENV/bin/python" bash scripts/e2e-deps.sh
 fi
 
 export PATH="$VENV/bin:$PATH"
 export CI="${CI:-false}"
-if [[ "$COMPOSE_ONLY" == 1 ]]; then
-  echo "==> pytest (the real-Docker suite)"
-  exec pytest --durations=15 tests/compose "${PYTEST_ARGS[@]}"
-fi
 
-echo "==> ruff"
-ruff check .
-ruff format --check .
+lint() {
+  echo "==> ruff"
+  ruff check .
+  ruff format --check .
+}
+types() {
+  echo "==> mypy"
+  # Every Python file, strict (pyproject.toml); tests/e2e/conftest.py apart, as its name is taken.
+  mypy
+  mypy tests/e2e/conftest.py
+}
 
-echo "==> mypy"
-# Every Python file, strict (pyproject.toml); tests/e2e/conftest.py apart, as its name is taken.
-mypy
-mypy tests/e2e/conftest.py
-
-echo "==> pytest"
-pytest --durations=15 router/tests tests "${PYTEST_ARGS[@]}"
+case "$TIER" in
+  --lint) lint ;;
+  --types) types ;;
+  --compose)
+    echo "==> pytest (the real-Docker suite)"
+    exec pytest --durations=15 tests/compose "${PYTEST_ARGS[@]}"
+    ;;
+  --fast)
+    lint
+    types
+    echo "==> pytest (unit tests)"
+    pytest -m "not e2e and not compose" "${FAST_TESTS[@]}" "${PYTEST_ARGS[@]}"
+    ;;
+  --no-e2e)
+    lint
+    types
+    echo "==> pytest"
+    pytest --durations=15 -m "not e2e and not compose" router/tests tests "${PYTEST_ARGS[@]}"
+    ;;
+  all)
+    lint
+    types
+    echo "==> pytest"
+    pytest --durations=15 router/tests tests "${PYTEST_ARGS[@]}"
+    ;;
+esac
