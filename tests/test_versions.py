@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from stackutil import ROOT, load_compose
+from stackutil import ROOT
+
+from stratum_tools.compose import load_compose
 
 VERSIONS = ROOT / "docs" / "VERSIONS.md"
 
@@ -117,6 +119,12 @@ def test_router() -> None:
     assert re.search(rf'^version = "{re.escape(shipped)}"$', read("router/pyproject.toml"), re.M)
     assert compose_image("router") == f"stratum-router:{shipped}"
     assert f"stratum-router:{shipped}" in read("deploy/kubernetes/base/router.yaml")
+    for overlay in ("single-gpu", "multi-replica"):
+        kustomization = read(f"deploy/kubernetes/overlays/{overlay}/kustomization.yaml")
+        assert f"newName: stratum-router\n    newTag: {shipped}\n" in kustomization
+    # The docs' build and load commands name the same tag.
+    tags = re.findall(r"stratum-router:([\w.]+)", read("docs/DEPLOY-KUBERNETES.md"))
+    assert set(tags) == {shipped}
     assert tested == shipped
 
 

@@ -5,6 +5,8 @@ HTTP service that uses it (:mod:`adaptive_router.service`, the optional ``[servi
 Test doubles for both live in :mod:`adaptive_router.testing`.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .config import ConfigError, RoutingConfig, dump_default_config, load_config
 from .conversation import Conversation, read_conversation
 from .features import DIMENSIONS
@@ -20,7 +22,11 @@ from .rules import (
 from .scorer import ComplexityScorer, ScoreBreakdown
 from .sla import LatencyEMA
 
-__version__ = "0.2.0"
+try:
+    # One place for the version: router/pyproject.toml, read back from the installed metadata.
+    __version__ = version("gemma4-adaptive-router")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "DIMENSIONS",

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from . import __version__
 from .config import ConfigError, RoutingConfig, dump_default_config, fields_markdown, load_config
 
 
@@ -20,6 +21,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         prog="adaptive-router",
         description="Adaptive router for Gemma 4 tiers. Commands: serve, route, config.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the HTTP service (see 'adaptive-router serve --help')")
     route = sub.add_parser("route", help="print the decision for a prompt (no GPU rules)")

@@ -80,3 +80,14 @@ def test_serve_drains_streams_in_flight_on_sigterm(tmp_path: Path) -> None:
             # uvicorn finishes the stream, then exits by re-raising the signal it caught.
             assert router.popen is not None
             assert router.popen.wait(30) in (0, -signal.SIGTERM)
+
+
+def test_version_is_the_packages_one() -> None:
+    """One place for the version (router/pyproject.toml), printed by the console script."""
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    version = next(
+        line.split('"')[1] for line in pyproject.splitlines() if line.startswith("version = ")
+    )
+    out = run("-m", "adaptive_router.cli", "--version")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"adaptive-router {version}"

