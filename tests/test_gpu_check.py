@@ -1,15 +1,20 @@
-"""scripts/gpu-check.sh and benchmarks/gpu_check.py without a GPU: the command line, the dry run,
-the report writer, the log parser and shellcheck. The real run (--cpu) takes about 30 s and the
+"""scripts/gpu-check.sh and stratum_tools/gpu_check without a GPU: the command line, the dry run,
+the time budget, the report writer, the log parser and shellcheck. The real run (--cpu) takes about 30 s and the
 GPU run a GPU: neither is here."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
+import tomllib
 from pathlib import Path
 
-import gpu_check
 from stackutil import ROOT, require_tool
+
+from stratum_tools.gpu_check import run as gpu_run
+from stratum_tools.gpu_check import steps as gpu_check
 
 SCRIPT = ROOT / "scripts" / "gpu-check.sh"
 
@@ -103,9 +108,10 @@ def test_report_writer_makes_json_and_markdown(tmp_path: Path) -> None:
     steps.mkdir()
     for name, data in SAMPLE_STEPS.items():
         (steps / f"{name}.json").write_text(json.dumps(data))
-    (steps / "status.tsv").write_text(
-        "facts\tok\t1\t30\t\nbuild\tskipped-time\t0\t200\tneeds 60 s\nbench\tok\t60\t150\t\n"
-    )
+    budget = gpu_run.Budget(480, tmp_path)
+    budget.record("facts", "ok", 1, 30)
+    budget.record("build", "skipped-time", 0, 200, "needs 60 s")
+    budget.record("bench", "ok", 60, 150)
     assert gpu_check.main(["report", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["mode"] == "gpu"
@@ -153,3 +159,29 @@ def test_planner_kv_formula_for_the_synthetic_model() -> None:
     predicted = gpu_check.predicted_llama(model, 16)
     assert predicted["kv_mib"] == 2 * 24 * 16384 * 2048 * 2 / 2**20
     assert 1.5e9 < gpu_check.model_params(shape, 259) < 1.7e9
+
+
+def test_a_step_past_its_limit_is_stopped_and_one_that_does_not_fit_is_skipped(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "steps").mkdir()
+    budget = gpu_run.Budget(gpu_run.RESERVE_REPORT + 3, tmp_path)
+    began = time.monotonic()
+    budget.step("slow", 1, 1, [sys.executable, "-c", "import time; time.sleep(60)"], {})
+    assert time.monotonic() - began < 30
+    budget.step("big", 100, 50, [sys.executable, "-c", "pass"], {})
+    rows = json.loads((tmp_path / "steps" / "status.json").read_text())
+    assert [(r["step"], r["status"]) for r in rows] == [
+        ("slow", "timeout"),
+        ("big", "skipped-time"),
+    ]
+    assert budget.failed
+
+
+def test_the_steps_import_from_the_projects_roots() -> None:
+    """A step process gets the same import roots as pytest (pyproject.toml), so it imports
+    plan_vram and measure by name, as the tests do."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pythonpath = config["tool"]["pytest"]["ini_options"]["pythonpath"]
+    roots = [str(r.relative_to(ROOT)) for r in gpu_run.IMPORT_ROOTS if r != ROOT]
+    assert set(roots) - {"router"} <= set(pythonpath)

@@ -1,18 +1,19 @@
-#!/usr/bin/env python3
-"""The Python half of scripts/gpu-check.sh: one GPU check of the whole path, in one run.
+"""The GPU check's steps, each run as its own process by :mod:`stratum_tools.gpu_check.run`.
 
-    python benchmarks/gpu_check.py facts  --out DIR [--cpu]
-    python benchmarks/gpu_check.py model  --out DIR --work DIR [--cpu]
-    python benchmarks/gpu_check.py nvml   --out DIR --work DIR [--cpu] [--torch-python PY]
-    python benchmarks/gpu_check.py bench  --out DIR --work DIR --llama-server BIN [--cpu]
-    python benchmarks/gpu_check.py plan   --out DIR
-    python benchmarks/gpu_check.py report --out DIR
+    python -m stratum_tools.gpu_check.steps facts  --out DIR [--cpu]
+    python -m stratum_tools.gpu_check.steps model  --out DIR --work DIR [--cpu]
+    python -m stratum_tools.gpu_check.steps nvml   --out DIR --work DIR [--cpu] [--torch-python PY]
+    python -m stratum_tools.gpu_check.steps bench  --out DIR --work DIR --llama-server BIN [--cpu]
+    python -m stratum_tools.gpu_check.steps plan   --out DIR
+    python -m stratum_tools.gpu_check.steps report --out DIR
 
-Each step writes ``DIR/steps/<step>.json``; ``report`` gathers them (and the step table the
-shell script keeps in ``DIR/steps/status.tsv``: what ran, for how long, what was skipped for
-time) into ``DIR/report.json`` and ``DIR/report.md``. Internal commands: ``fake-router`` (the
-router with ``adaptive_router.testing.FakeNvml`` fed from a file: the ``--cpu`` stand-in for a
-GPU), ``hog-memory`` and ``hog-util`` (PyTorch: hold GPU memory, keep the GPU busy).
+Each step writes ``DIR/steps/<step>.json``; ``report`` gathers them (and the step table the run
+keeps in ``DIR/steps/status.json``: what ran, for how long, what was skipped for time) into
+``DIR/report.json`` and ``DIR/report.md``. A step process finds the router, ``scripts/`` and
+``benchmarks/`` on the ``PYTHONPATH`` the run gives it (``run.step_env``). Internal commands:
+``fake-router`` (the router with ``adaptive_router.testing.FakeNvml`` fed from a file: the
+``--cpu`` stand-in for a GPU), ``hog-memory`` and ``hog-util`` (PyTorch: hold GPU memory, keep
+the GPU busy).
 
 Only the standard library at import time: ``hog-*`` run under the PyTorch interpreter, which may
 have nothing else; each step imports what it needs.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
+import importlib
 import json
 import math
 import os
@@ -35,10 +36,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from stratum_tools import ROOT
+
+STEPS = [sys.executable, "-m", "stratum_tools.gpu_check.steps"]
+"""This module as a command (its internal commands run under other interpreters as well)."""
 GIB = 1024**3
 MIB = 1024**2
 ALIAS = "stratum-gpu-check"
@@ -66,21 +69,6 @@ def router_argv(python: str, engine_url: str, port: int) -> list[str]:
     return [python, "-m", "adaptive_router.middleware", "--tier-low-url", engine_url + "/v1",
             "--tier-high-url", engine_url + "/v1", "--host", "127.0.0.1", "--port", str(port),
             "--log-level", "warning"]  # fmt: skip
-
-
-def load_script(path: Path) -> ModuleType:
-    """A file of scripts/ or benchmarks/ (not packages) as a module; its folder on sys.path."""
-    folder = str(path.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    if path.stem in sys.modules:
-        return sys.modules[path.stem]
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def step_path(out: Path, step: str) -> Path:
@@ -182,6 +170,7 @@ def write_model(path: Path, shape: Mapping[str, int], seed: int = 0) -> dict[str
     import numpy as np
 
     from stratum_tools import tiny_gguf as tiny
+
     started = time.perf_counter()
     e, f, layers = shape["n_embd"], shape["n_ff"], shape["n_layer"]
     rng = np.random.default_rng(seed)
@@ -211,7 +200,8 @@ def write_model(path: Path, shape: Mapping[str, int], seed: int = 0) -> dict[str
 
 def gemma_comparison() -> list[dict[str, Any]]:
     """Gemma 4 E4B and 26B-A4B as scripts/vram_facts.py states them (with its sources)."""
-    facts = load_script(ROOT / "scripts" / "vram_facts.py")
+    import vram_facts as facts
+
     rows = []
     for name, file in (("gemma-4-E4B", "gemma-4-E4B-it-Q4_K_M.gguf"),
                        ("gemma-4-26B-A4B", "gemma-4-26B-A4B-it-Q4_K_M.gguf")):  # fmt: skip
@@ -261,8 +251,8 @@ async def load_round(url: str, model: str, concurrency: int, per_client: int, st
                      prompt_len: int, max_tokens: int) -> list[Any]:  # fmt: skip
     """``concurrency`` clients, each streaming ``per_client`` chats one after another."""
     import httpx
+    import measure
 
-    measure = load_script(ROOT / "benchmarks" / "measure.py")
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=300.0, limits=limits) as client:
 
@@ -279,7 +269,8 @@ async def load_round(url: str, model: str, concurrency: int, per_client: int, st
 
 
 def summarize_path(results: Sequence[Any]) -> dict[str, Any]:
-    measure = load_script(ROOT / "benchmarks" / "measure.py")
+    import measure
+
     ok = [r for r in results if r.ok and r.ttft_s is not None]
     ttft = [r.ttft_s * 1000 for r in ok]
     tps = [t for r in ok if (t := r.tokens_per_s) is not None]
@@ -530,7 +521,7 @@ def cmd_hog_util(args: argparse.Namespace) -> int:
 def hog(python: str, command: str, *extra: str) -> Iterator[dict[str, Any]]:
     """Run ``hog-<command>`` under the PyTorch interpreter until the block ends."""
     proc = subprocess.Popen(
-        [python, str(Path(__file__).resolve()), f"hog-{command}", *extra],
+        [python, *STEPS[1:], f"hog-{command}", *extra],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -627,7 +618,7 @@ def cmd_nvml(args: argparse.Namespace) -> int:
     headroom_gb = args.headroom_gb
     env = {"ROUTER_VRAM_HEADROOM_GB": str(headroom_gb), "ROUTER_TIER_LOW_MODEL": "fake",
            "ROUTER_TIER_HIGH_MODEL": "fake", "ROUTER_SLA_PROBE_INTERVAL_S": "0"}  # fmt: skip
-    py, me = sys.executable, str(Path(__file__).resolve())
+    py = sys.executable
     control = args.work / "fake-nvml.json"
     engine = Process(
         "fake-engine", [py, "-m", "adaptive_router.testing.fake_engine", "--port",
@@ -636,7 +627,7 @@ def cmd_nvml(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.cpu:
         control.write_text("{}")
-        argv = [py, me, "fake-router", "--port", str(router_port), "--tier-url",
+        argv = [*STEPS, "fake-router", "--port", str(router_port), "--tier-url",
                 engine_url + "/v1", "--control", str(control)]  # fmt: skip
     else:
         argv = router_argv(py, engine_url, router_port)
@@ -743,8 +734,9 @@ def predicted_llama(model: Mapping[str, Any], parallel: int) -> dict[str, Any]:
     """What the planner's own formulas predict for the synthetic model under the bench's flags:
     weights as stored (F16), the KV cache by plan_vram.llama_kv_bytes (every layer full
     attention, F16 cache), the compute buffers and CUDA context by its stated ALLOWANCES."""
-    plan_vram = load_script(ROOT / "scripts" / "plan_vram.py")
-    facts = load_script(ROOT / "scripts" / "vram_facts.py")
+    import plan_vram
+    import vram_facts as facts
+
     shape = model["shape"]
     head_dim = shape["n_embd"] // shape["n_head"]
     arch = facts.Arch(
@@ -852,15 +844,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def read_status(out: Path) -> list[dict[str, Any]]:
-    rows = []
-    path = out / "steps" / "status.tsv"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            parts = line.split("\t")
-            if len(parts) >= 4:
-                rows.append({"step": parts[0], "status": parts[1], "seconds": float(parts[2]),
-                             "limit_s": float(parts[3]),
-                             "note": parts[4] if len(parts) > 4 else ""})  # fmt: skip
+    """The run's step table (:class:`stratum_tools.gpu_check.run.Budget` writes it)."""
+    try:
+        rows: list[dict[str, Any]] = json.loads((out / "steps" / "status.json").read_text())
+    except (OSError, ValueError):
+        return []
     return rows
 
 
