@@ -2,6 +2,7 @@
 """What a proxy adds to a streamed request: direct vs the router vs nginx, in one run.
 
     python benchmarks/proxy_overhead.py [--concurrency 1,64] [--requests 400] [--tokens 64]
+                                        [--clients ours,aiohttp,httpx] [--rounds N]
                                         [--json out.json]
 
 Starts, each in its own process group on loopback: the package's fake engine streaming
@@ -15,6 +16,10 @@ proxy's CPU milliseconds per request: user + system time of its processes over t
 by the requests. CPU per request is the figure a shared 2-core machine disturbs least; the load
 generator is a minimal HTTP/1.1 client (httptools, in C) so that its own CPU takes as little as
 possible from the servers it measures.
+
+``--clients`` adds a router row for each other upstream HTTP client, the same router with its
+``UpstreamPool`` replaced (benchmarks/upstream_clients.py: aiohttp, httpx); ``--rounds`` repeats
+every path that many times, interleaved, and the table shows each figure's median.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import asyncio
 import json
 import shutil
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -37,6 +43,7 @@ from measure import chat_body, int_list, percentile
 from adaptive_router.testing.processes import Process, cpu_seconds, free_ports, running
 
 SERVED = "gemma-4-e4b"
+CLIENTS = ("ours", "aiohttp", "httpx")
 PROMPT = [{"role": "user", "content": "What time is it in Tokyo?"}]
 
 NGINX_CONF = """\
@@ -178,11 +185,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=64, help="chunks each fake reply streams")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--no-nginx", action="store_true", help="leave nginx out")
+    parser.add_argument(
+        "--clients",
+        type=lambda text: [c for c in text.split(",") if c],
+        default=["ours"],
+        help="routers to measure, by upstream client: ours, aiohttp, httpx (default ours)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every path, interleaved")
     args = parser.parse_args(argv)
+    if unknown := set(args.clients) - set(CLIENTS):
+        parser.error(f"unknown client(s) {sorted(unknown)}; choose from {', '.join(CLIENTS)}")
 
     work = Path(tempfile.mkdtemp(prefix="proxy-overhead-"))
     py = sys.executable
-    engine_port, router_port, nginx_port = free_ports(3)
+    engine_port, nginx_port, *router_ports = free_ports(2 + len(args.clients))
     engine_url = f"http://127.0.0.1:{engine_port}"
     engine = Process(
         "engine",
@@ -190,18 +206,22 @@ def main(argv: list[str] | None = None) -> int:
          "--model", SERVED, "--flavor", "vllm", "--tokens", str(args.tokens)],
         work, ready_url=engine_url + "/health",
     )  # fmt: skip
-    router = Process(
-        "router",
-        [py, "-m", "adaptive_router.middleware", "--tier-low-url", engine_url + "/v1",
-         "--tier-high-url", engine_url + "/v1", "--host", "127.0.0.1", "--port",
-         str(router_port), "--log-level", "warning"],
-        work, ready_url=f"http://127.0.0.1:{router_port}/livez",
-        env={"ROUTER_GPU_MONITOR": "false", "ROUTER_TIER_HIGH_MODEL": SERVED},
-    )  # fmt: skip
-    paths: list[tuple[str, Process | None, str, str]] = [
-        ("direct", None, engine_url, SERVED),
-        ("router", router, f"http://127.0.0.1:{router_port}", "gemma4-fast"),
-    ]
+    paths: list[tuple[str, Process | None, str, str]] = [("direct", None, engine_url, SERVED)]
+    for client, router_port in zip(args.clients, router_ports, strict=True):
+        name = "router" if client == "ours" else f"router-{client}"
+        command = ["-m", "adaptive_router.middleware"]
+        if client != "ours":
+            script = Path(__file__).with_name("upstream_clients.py")
+            command = [str(script), "serve", "--client", client, "--"]
+        router = Process(
+            name,
+            [py, *command, "--tier-low-url", engine_url + "/v1", "--tier-high-url",
+             engine_url + "/v1", "--host", "127.0.0.1", "--port", str(router_port),
+             "--log-level", "warning"],
+            work, ready_url=f"http://127.0.0.1:{router_port}/livez",
+            env={"ROUTER_GPU_MONITOR": "false", "ROUTER_TIER_HIGH_MODEL": SERVED},
+        )  # fmt: skip
+        paths.append((name, router, f"http://127.0.0.1:{router_port}", "gemma4-fast"))
     # Debian installs nginx in /usr/sbin, which is not on a normal user's PATH.
     nginx = None if args.no_nginx else shutil.which("nginx") or shutil.which("nginx", path=SBIN)
     if nginx is not None:
@@ -215,16 +235,23 @@ def main(argv: list[str] | None = None) -> int:
     elif not args.no_nginx:
         print("nginx is not installed (Debian: apt install nginx): its rows are left out")
 
-    results: dict[str, dict[int, dict[str, float]]] = {}
+    rounds: dict[str, dict[int, list[dict[str, float]]]] = {
+        name: {c: [] for c in args.concurrency} for name, _, _, _ in paths
+    }
     with ExitStack() as stack:
         stack.enter_context(running(engine, *(p for _, p, _, _ in paths if p is not None)))
-        for name, proxy, url, model in paths:
-            results[name] = {}
-            for c in args.concurrency:
-                row = measure(proxy, url, model, c, args.requests)
-                row = {k: round(v, 3) for k, v in row.items()}
-                results[name][c] = row
-                print(f"  {name:7s} c={c:<3d} {json.dumps(row)}")
+        for _ in range(args.rounds):
+            for name, proxy, url, model in paths:
+                for c in args.concurrency:
+                    row = measure(proxy, url, model, c, args.requests)
+                    row = {k: round(v, 3) for k, v in row.items()}
+                    rounds[name][c].append(row)
+                    print(f"  {name:14s} c={c:<3d} {json.dumps(row)}")
+    results = {
+        name: {c: {k: round(statistics.median(r[k] for r in rows), 3) for k in rows[0]}
+               for c, rows in by_c.items()}
+        for name, by_c in rounds.items()
+    }  # fmt: skip
 
     print()
     print("| path | concurrency | TTFT p50 (ms) | TTFT p95 (ms) | added TTFT p50 (ms) "
@@ -239,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['errors']:.0f} | {'—' if cpu is None else f'{cpu:.2f}'} |")  # fmt: skip
     if args.json:
         payload: dict[str, Any] = {"tokens": args.tokens, "requests": args.requests,
-                                   "results": results}  # fmt: skip
+                                   "results": results, "rounds": rounds}  # fmt: skip
         args.json.write_text(json.dumps(payload, indent=2))
     shutil.rmtree(work, ignore_errors=True)
     return 0

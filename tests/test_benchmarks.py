@@ -179,3 +179,46 @@ def test_proxy_overhead_measures_direct_router_and_nginx_in_one_run(tmp_path: Pa
             assert 0 < row["ttft_p50_ms"] <= row["ttft_p95_ms"]
             assert ("cpu_ms_per_request" in row) == (path != "direct")
     assert "| router | 8 |" in done.stdout and "| nginx | 1 |" in done.stdout
+
+
+def test_proxy_overhead_puts_each_upstream_client_in_the_same_router(tmp_path: Path) -> None:
+    """The client comparison (docs/BENCHMARKS.md): one router per client, all streaming."""
+    out = tmp_path / "clients.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/proxy_overhead.py"), "--clients",
+         "ours,aiohttp,httpx", "--no-nginx", "--concurrency", "2", "--requests", "20",
+         "--tokens", "8", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"direct", "router", "router-aiohttp", "router-httpx"}
+    for path in ("router", "router-aiohttp", "router-httpx"):
+        row = results[path]["2"]
+        assert row["errors"] == 0 and row["cpu_ms_per_request"] > 0
+
+
+def test_every_upstream_client_fails_over_for_the_same_reasons(tmp_path: Path) -> None:
+    """A dead, silent, stalling or cut engine: each client reports the error kind the router
+    fails over on, after the same timeout; a slow first token within the limit is an answer."""
+    out = tmp_path / "faults.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/upstream_clients.py"), "faults", "--json",
+         str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+    expected = {
+        "healthy": "HTTP 200",
+        "dead (connection refused)": "UpstreamError connect",
+        "never answers (hang)": "UpstreamError timeout",
+        "slow first token (0.5 s, within the limit)": "HTTP 200",
+        "stalls mid-stream (3 s between tokens)": "UpstreamError timeout",
+        "cuts the connection mid-stream": "UpstreamError protocol",
+    }
+    assert set(results) == set(expected)
+    for scenario, by_client in results.items():
+        assert set(by_client) == {"ours", "aiohttp", "httpx"}
+        for client, outcome in by_client.items():
+            assert outcome["result"].startswith(expected[scenario]), (scenario, client, outcome)
