@@ -62,8 +62,8 @@ done
 # The unit tests of --fast: no engine, no stack, no Docker; each file runs in seconds.
 FAST_TESTS=(
   router/tests
-  tests/test_api_doc.py tests/test_compose.py tests/test_docs.py tests/test_locks.py
-  tests/test_versions.py tests/test_vram_plan.py
+  tests/test_api_doc.py tests/test_compose.py tests/test_docs.py tests/test_gpu_check.py
+  tests/test_locks.py tests/test_versions.py tests/test_vram_plan.py
 )
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
