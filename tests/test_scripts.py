@@ -283,8 +283,8 @@ def test_start_dry_run_with_a_16gb_gpu_passes_preflight(box: Sandbox) -> None:
     [
         ("NVIDIA GeForce RTX 4060, 8188, 8.9, 580.95.05", {}, "plan in .env.example does not fit this card"),
         ("NVIDIA GeForce RTX 3090, 24576, 8.6, 580.95.05", {}, "vLLM refuses an FP8 KV cache"),
-        ("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 575.64.05", {}, "v0.29.0-cu129"),
-        ("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 560.35.03", {"VLLM_IMAGE": "vllm/vllm-openai:v0.29.0-cu129"}, "needs >= 575.57"),
+        ("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 575.64.05", {}, "v0.31.0-cu129"),
+        ("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 560.35.03", {"VLLM_IMAGE": "vllm/vllm-openai:v0.31.0-cu129"}, "needs >= 575.57"),
     ],
 )  # fmt: skip
 def test_start_refuses_what_cannot_work(
@@ -365,7 +365,7 @@ def test_start_cpu_profile_needs_no_gpu_and_runs_both_tiers_on_llama_cpp(box: Sa
         c.endswith("COMPOSE_FILE=docker-compose.yml:docker-compose.cpu.yml") for c in compose_calls
     )
     manifests = {c.split()[-1] for c in box.calls() if c.startswith("docker manifest inspect")}
-    assert any(":server-b11459@" in m for m in manifests)
+    assert any(m.endswith(":server-b12464") for m in manifests)
     assert not any("server-cuda" in m or "vllm-openai" in m for m in manifests)
 
 
@@ -404,16 +404,16 @@ def test_start_will_not_switch_the_profile_of_an_existing_env(box: Sandbox) -> N
 def test_start_names_an_image_that_cannot_be_pulled_and_how_to_fix_it(box: Sandbox) -> None:
     box.gpu()
     box.models()
-    out = box.run("start.sh", "--dry-run", STUB_MISSING_IMAGES="server-cuda-b11459")
+    out = box.run("start.sh", "--dry-run", STUB_MISSING_IMAGES="server-cuda-b12464")
     assert out.returncode == 1
-    assert "ghcr.io/ggml-org/llama.cpp:server-cuda-b11459@sha256:" in out.stderr
+    assert "ghcr.io/ggml-org/llama.cpp:server-cuda-b12464@sha256:" in out.stderr
     assert "Set LLAMA_CPP_IMAGE in .env" in out.stderr
     assert "github.com/ggml-org/llama.cpp/pkgs/container/llama.cpp" in out.stderr
     assert "docker manifest inspect" in out.stderr
     assert not any(" up -d" in c for c in box.calls())
     # An image already on this machine needs no registry (an offline restart).
-    local = "ghcr.io/ggml-org/llama.cpp:server-cuda-b11459@sha256:fff6185edd2fbc4093aa5970bf6db53ed11c283e3a1c52a3e244cf27047264f4"
-    out = box.run("start.sh", "--dry-run", STUB_MISSING_IMAGES="server-cuda-b11459",
+    local = "ghcr.io/ggml-org/llama.cpp:server-cuda-b12464@sha256:ae96e52f8b2106ea82bad786ee2d08bb9b0a8c93403df9c27ae1bf065a118089"
+    out = box.run("start.sh", "--dry-run", STUB_MISSING_IMAGES="server-cuda-b12464",
                   STUB_LOCAL_IMAGES=local)  # fmt: skip
     assert out.returncode == 0, out.stderr
     manifests = [c for c in box.calls() if c.startswith("docker manifest inspect")]
