@@ -351,7 +351,7 @@ def checkpoint_weights(checkpoint: Checkpoint, fp8_online: bool, images: bool) -
 
 def vllm_request_kv_bytes(arch: Arch, max_model_len: int, dtype_bytes: float) -> float:
     """KV bytes one request at max_model_len holds: full-attention layers keep every token,
-    sliding-window layers at most window - 1 + the in-flight tokens (vllm 0.29.0
+    sliding-window layers at most window - 1 + the in-flight tokens (vllm 0.31.0
     SlidingWindowSpec.max_admission_blocks_per_request, get_max_concurrency_for_kv_cache_config)."""
     total = 0.0
     for layer in range(arch.layers):
@@ -403,7 +403,7 @@ def plan_vllm(s: Settings, gpu_gib: float) -> EnginePlan:
 def llama_kv_bytes(
     arch: Arch, layers_here: int, ctx: int, parallel: int, dtype_bytes: float
 ) -> float:
-    """llama-server's KV cache (src/llama-kv-cache-iswa.cpp, b11434) for the last
+    """llama-server's KV cache (src/llama-kv-cache-iswa.cpp, b11549) for the last
     ``layers_here`` layers: with --parallel N and the default non-unified cache each slot gets
     ctx/N cells (padded to 256) in the full-attention layers and min(ctx/N, window + ubatch)
     cells (padded to 256) in the sliding ones; layers that reuse another's KV have none."""

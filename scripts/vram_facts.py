@@ -171,7 +171,7 @@ ARCH: dict[str, Arch] = {
         sources={
             "layers, hidden, shared-expert intermediate, heads, kv heads, head dims, window, "
             "vocab, experts 128 (top 8), moe_intermediate 704, attention_k_eq_v": HF_CONFIG,
-            "30 layers = 26B-A4B": "llama.cpp src/models/gemma4.cpp (b11434): case 30",
+            "30 layers = 26B-A4B": "llama.cpp src/models/gemma4.cpp (b11549): case 30",
             "vision ~550M": MODEL_CARD,
             "25.2B parameters in all (cross-check)": MODEL_CARD,
         },
@@ -256,14 +256,14 @@ CHECKPOINTS: dict[str, Checkpoint] = {
 }
 FP8_ONLINE = (
     "vLLM's --quantization fp8 quantizes linear layers only: Fp8Config.get_quant_method returns "
-    "None for VocabParallelEmbedding (vllm 0.29.0 model_executor/layers/quantization/fp8.py), and "
+    "None for VocabParallelEmbedding (vllm 0.31.0 model_executor/layers/quantization/fp8.py), and "
     "Gemma 4's encoders stay BF16 (gemma4_mm.py)"
 )
 
 # --- GGUF files llama-server can load ------------------------------------------------------------
 
 GGUF_Q4_K_M = (
-    "llama.cpp src/llama-quant.cpp (b11434), LLAMA_FTYPE_MOSTLY_Q4_K_M: Q4_K by default; "
+    "llama.cpp src/llama-quant.cpp (b11549), LLAMA_FTYPE_MOSTLY_Q4_K_M: Q4_K by default; "
     "token_embd (tied output) Q6_K; attn_v and ffn_down(_exps) Q6_K on the layers "
     "use_more_bits() picks (14 of 30), else Q4_K; 1-D tensors F32"
 )
@@ -385,7 +385,7 @@ ALLOWANCES: dict[str, Allowance] = {
         0.5,
         "per process: the CUDA context and libraries (cuBLAS, kernels) outside any engine's own "
         "accounting; vLLM takes its memory snapshot after creating it, so it comes on top of "
-        "the --gpu-memory-utilization share (vllm 0.29.0 v1/worker/gpu_worker.py). An "
+        "the --gpu-memory-utilization share (vllm 0.31.0 v1/worker/gpu_worker.py). An "
         "allowance, not a measurement.",
     ),
     "vllm_activations": Allowance(
@@ -403,7 +403,7 @@ ALLOWANCES: dict[str, Allowance] = {
     "vllm_cuda_graphs": Allowance(
         1.0,
         "CUDA graphs (without --enforce-eager): vLLM estimates their memory and subtracts it "
-        "inside its share (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1 by default in 0.29). An "
+        "inside its share (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1 by default in 0.31). An "
         "allowance; the first start also compiles, which can add to the measured peak.",
     ),
     "llama_compute": Allowance(
@@ -448,7 +448,7 @@ GPUS_MIB = {
 
 VLLM_BLOCK_SIZE = 16
 VLLM_BATCHED_TOKENS = 2048
-"""Default max_num_batched_tokens for the API server on GPUs under 70 GiB (vllm 0.29.0
+"""Default max_num_batched_tokens for the API server on GPUs under 70 GiB (vllm 0.31.0
 engine/arg_utils.py); with async scheduling two batches are in flight (config/vllm.py,
 max_in_flight_tokens)."""
 VLLM_IN_FLIGHT_TOKENS = 2 * VLLM_BATCHED_TOKENS

@@ -291,6 +291,16 @@ def test_cpu_image_is_the_same_llama_cpp_build_as_the_cuda_image(compose: dict[s
     assert build and re.fullmatch(rf".*:server-b{build.group(1)}(@sha256:[0-9a-f]{{64}})?", cpu)
 
 
+def test_openwebui_embeds_with_embeddinggemmas_prompts(compose: dict[str, Any]) -> None:
+    """EmbeddingGemma's model card prompts for retrieval, prepended by OpenWebUI itself: it does
+    so only while RAG_EMBEDDING_PREFIX_FIELD_NAME is unset (retrieval/utils.py, 0.12.4)."""
+    env = compose["services"]["open-webui"]["environment"]
+    assert env["RAG_EMBEDDING_QUERY_PREFIX"] == "task: search result | query: "
+    assert env["RAG_EMBEDDING_CONTENT_PREFIX"] == "title: none | text: "
+    assert "RAG_EMBEDDING_PREFIX_FIELD_NAME" not in env
+    assert "embeddinggemma" in compose["services"]["embed"]["command"]
+
+
 def test_retrieval_engines_are_wired_to_the_router_litellm_and_openwebui(
     compose: dict[str, Any],
 ) -> None:
