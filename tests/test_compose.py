@@ -215,8 +215,9 @@ def test_router_config_file_loads_with_the_router_itself() -> None:
 
 def test_env_example_models_are_the_real_ones() -> None:
     env = env_example()
-    assert env["LLAMA_MODEL_REPO"] == "ggml-org/gemma-4-26B-A4B-it-GGUF"
-    assert env["LLAMA_MODEL_FILE"] == "gemma-4-26B-A4B-it-Q4_K_M.gguf"
+    assert env["LLAMA_MODEL_REPO"] == "google/gemma-4-26B-A4B-it-qat-q4_0-gguf"
+    assert env["LLAMA_MODEL_FILE"] == "gemma-4-26B_q4_0-it.gguf"
+    assert env["LLAMA_MMPROJ_FILE"] == "gemma-4-26B-it-mmproj.gguf"  # the same repository's
     # An E4B build the planner knows (its parts and sizes, with sources).
     assert "gemma-4-E4B" in env["VLLM_MODEL"]
     assert env["VLLM_MODEL"] in load_module("scripts/plan_vram.py").CHECKPOINTS

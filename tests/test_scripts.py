@@ -221,8 +221,8 @@ class Sandbox:
     def models(self) -> None:
         self.retrieval_models()
         models = self.root / "docker/llama-cpp/models"
-        (models / "gemma-4-26B-A4B-it-Q4_K_M.gguf").write_bytes(b"GGUF")
-        (models / "mmproj-gemma-4-26B-A4B-it-Q8_0.gguf").write_bytes(b"GGUF")
+        (models / "gemma-4-26B_q4_0-it.gguf").write_bytes(b"GGUF")
+        (models / "gemma-4-26B-it-mmproj.gguf").write_bytes(b"GGUF")
         repo = "models--xbill9--gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4"
         snap = self.root / ".cache/huggingface/hub" / repo / "snapshots/abc"
         snap.mkdir(parents=True)
@@ -320,7 +320,8 @@ def test_start_refuses_a_plan_that_does_not_fit_and_shows_the_numbers(box: Sandb
 def test_start_counts_what_other_processes_hold_on_the_card(box: Sandbox) -> None:
     box.gpu()
     box.models()
-    assert box.run("start.sh", "--dry-run", STUB_GPU_USED="300").returncode == 0
+    # The 16 GB plan leaves 1.17 GiB: room for a headless driver's few MiB, not a desktop's.
+    assert box.run("start.sh", "--dry-run", STUB_GPU_USED="100").returncode == 0
     out = box.run("start.sh", "--dry-run", STUB_GPU_USED="1536")  # a desktop session, say
     assert out.returncode == 1
     assert "1.50 GiB already used by other processes" in out.stdout
@@ -534,7 +535,7 @@ def test_start_without_models_and_no_download(box: Sandbox) -> None:
     assert out.returncode == 1
     assert "download-models.sh" in out.stderr
     # Each missing file is named, the tiers' and the retrieval engines'.
-    for missing in ("tier_high GGUF gemma-4-26B-A4B-it-Q4_K_M.gguf",
+    for missing in ("tier_high GGUF gemma-4-26B_q4_0-it.gguf",
                     "embed GGUF embeddinggemma-300M-qat-Q4_0.gguf",
                     "rerank GGUF bge-reranker-v2-m3-Q4_K_M.gguf"):  # fmt: skip
         assert missing in out.stderr
@@ -800,3 +801,15 @@ def test_download_helper_says_clearly_when_offline(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "cannot reach the Hugging Face Hub" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_download_helper_refuses_a_hub_file_other_than_the_planned_one() -> None:
+    """The default 26B file and its projector are pinned by size and SHA-256 (the plan was made
+    for them): a Hub answer that differs stops the download with what to do."""
+    dm = load_module("scripts/download_models.py")
+    repo, name = "google/gemma-4-26B-A4B-it-qat-q4_0-gguf", "gemma-4-26B_q4_0-it.gguf"
+    size, sha = dm.PINNED[(repo, name)]
+    dm.check_pinned(dm.RemoteFile(repo, name, size, sha))  # the planned file: fine
+    dm.check_pinned(dm.RemoteFile("ggml-org/gemma-4-26B-A4B-it-GGUF", "x.gguf", 1, None))
+    with pytest.raises(dm.DownloadError, match="not the file this release was checked against"):
+        dm.check_pinned(dm.RemoteFile(repo, name, size + 2144, "0" * 64))
