@@ -39,7 +39,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def engines(tiny_model: Path, artifacts: Path) -> Iterator[tuple[stack.Endpoint, stack.Endpoint]]:
     """tier_low and tier_high: two real llama-servers serving the tiny model. llama-server's own
-    debug switch LLAMA_SERVER_SLOTS_DEBUG (tools/server/server-context.cpp, b11434: /slots then
+    debug switch LLAMA_SERVER_SLOTS_DEBUG (tools/server/server-context.cpp, b11549: /slots then
     includes each slot's last prompt) lets a test read what reached a tier (the document chat's
     retrieved passage)."""
     debug = {"LLAMA_SERVER_SLOTS_DEBUG": "1"}
