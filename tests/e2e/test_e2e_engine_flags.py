@@ -3,9 +3,10 @@
 - vLLM: every flag of the command, rendered for each GPU profile, exists in vLLM's argument
   parser with the value form used: read from the pinned version's source distribution (PyPI,
   checked by SHA-256, never built): the flags ``engine/arg_utils.py`` and the frontend's argument
-  classes declare (``entrypoints/launchers/cli_args.py`` in 0.29, ``entrypoints/common/cli_args.py``
-  in 0.34: found wherever they are), the types of the config fields behind them, the registered
-  tool-call and reasoning parsers, and the modalities Gemma 4 takes.
+  classes declare (``entrypoints/launchers/cli_args.py`` in 0.29 and 0.31,
+  ``entrypoints/common/cli_args.py`` in 0.34: found wherever they are), the types of the config
+  fields behind them, the registered tool-call and reasoning parsers, and the modalities Gemma 4
+  takes.
 - llama-server: the real llama-server the suite builds starts with the command's flags, and a
   tool-calling request through the router comes back as parsed ``tool_calls`` (Gemma 4's own
   chat template, llama-server's own Gemma 4 tool-call parser). The CPU build ignores the GPU

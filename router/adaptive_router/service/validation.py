@@ -1,8 +1,9 @@
 """Check request bodies before anything is routed: clear 400s naming the field, never a 500.
 
 Only what the router itself relies on is checked (the shape of ``messages`` / ``prompt``,
-``model``, ``stream``, ``max_tokens``); every other field passes through untouched for the
-engine to judge, so a field the router does not know is never lost.
+``model``, ``stream``, ``max_tokens``), plus the few fields that would let a request replace an
+engine's chat template or its grammar internals (:data:`ENGINE_OWNED`); every other field passes
+through untouched for the engine to judge, so a field the router does not know is never lost.
 """
 
 from __future__ import annotations
@@ -32,6 +33,55 @@ def parse_json(raw: bytes) -> dict[str, Any]:
     return body
 
 
+ENGINE_OWNED: dict[str, str] = {
+    # vLLM: ChatCompletionRequest.chat_template, a Jinja template rendered for this one request
+    # (vllm/entrypoints/openai/chat_completion/protocol.py, 0.31.0; a request-supplied template
+    # is the denial of service fixed in 0.32.0, PYSEC-2026-4344).
+    "chat_template": "replaces the engine's chat template",
+    # llama-server: what its OpenAI layer derives from the model's chat template and hands to the
+    # sampler; /v1/completions copies them from the body unchecked (tools/server/server-schema.cpp
+    # and server-common.cpp, b11549; chat_format .. generation_prompt as in b11434, which older
+    # images still read). grammar_triggers: CVE-2026-134540, fixed in b12405.
+    "grammar_triggers": "is the engine's lazy-grammar trigger list",
+    "grammar_lazy": "is the engine's lazy-grammar switch",
+    "grammar_type": "tells the engine a grammar came from its chat template",
+    "preserved_tokens": "is the engine's list of template tokens",
+    "reasoning_budget_start_tag": "is the engine's thinking tag from its chat template",
+    "reasoning_budget_end_tag": "is the engine's thinking tag from its chat template",
+    "reasoning_budget_end_tags": "is the engine's thinking tag from its chat template",
+    "chat_format": "is the engine's chat format from its chat template",
+    "chat_parser": "is the engine's output parser from its chat template",
+    "parse_tool_calls": "is the engine's tool-call parser switch",
+    "generation_prompt": "is the engine's generation prompt from its chat template",
+}
+"""Request fields refused with a 400 on every path (the tiers, named or routed, and fallback).
+They reach an engine's template or grammar machinery, which only the engine may set; output is
+constrained the public way (``response_format``, ``tools``) and thinking switched with
+``chat_template_kwargs``, which pass. Refused here too for a user who pins an older engine."""
+
+
+def _refuse_engine_owned(body: dict[str, Any]) -> None:
+    if not ENGINE_OWNED.keys().isdisjoint(body):  # one set operation on the common path
+        for name, what in ENGINE_OWNED.items():
+            if body.get(name) is not None:
+                raise _unsupported(name, what)
+    kwargs = body.get("chat_template_kwargs")
+    if isinstance(kwargs, dict) and kwargs.get("chat_template") is not None:
+        # vLLM reads a template here too (pooling/base/io_processor.py, 0.31.0).
+        raise _unsupported("chat_template_kwargs.chat_template", ENGINE_OWNED["chat_template"])
+
+
+def _unsupported(param: str, what: str) -> APIError:
+    return APIError(
+        400,
+        f"'{param}' {what}; a request may not set it. Constrain the output with "
+        "'response_format' or 'tools'; switch thinking with "
+        "'chat_template_kwargs': {\"enable_thinking\": true}.",
+        code="unsupported_parameter",
+        param=param,
+    )
+
+
 def _missing(param: str) -> APIError:
     return APIError(400, f"'{param}' is required.", code="missing_required_parameter", param=param)
 
@@ -52,6 +102,7 @@ class RequestInfo:
 
 
 def _common(body: dict[str, Any]) -> tuple[str | None, bool, int | None]:
+    _refuse_engine_owned(body)
     model = body.get("model")
     if model is not None and (not isinstance(model, str) or not model):
         raise _invalid("model", "'model' must be a non-empty string.")
@@ -200,7 +251,7 @@ _PROMPT_SCHEMA: dict[str, Any] = {
 
 def request_schema(endpoint: str) -> dict[str, Any]:
     """JSON schema of a ``chat`` or ``completion`` body, from the rules above. Other fields are
-    allowed: they pass through to the engine untouched."""
+    allowed, they pass through to the engine untouched, except the engine-owned ones."""
     required, field = (
         ("messages", {"type": "array", "minItems": 1, "items": _MESSAGE_SCHEMA})
         if endpoint == "chat"
@@ -215,6 +266,10 @@ def request_schema(endpoint: str) -> dict[str, Any]:
             "stream": {"type": ["boolean", "null"]},
             "max_tokens": _TOKEN_COUNT,
             "max_completion_tokens": _TOKEN_COUNT,
+            **{
+                name: {"type": "null", "description": f"Refused: {what}."}
+                for name, what in ENGINE_OWNED.items()
+            },
         },
     }
 

