@@ -25,7 +25,6 @@ import argparse
 import json
 import math
 import os
-import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -35,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # A script beside its module, not a package: its directory goes on the path first.
+import envfile  # the one .env reader
 from vram_facts import (
     ALLOWANCES,
     ARCH,
@@ -114,27 +114,11 @@ colon); for every other key an empty value means the default, as with ${VAR:-def
 
 
 def read_env(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines as docker compose reads a .env file (comments, blank lines, quotes)."""
-    values: dict[str, str] = {}
+    """The .env file's values as docker compose reads them (scripts/envfile.py)."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PlanError(f"cannot read {path}: {exc.strerror}") from None
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise PlanError(f"{path}:{number}: not a KEY=VALUE line: {line!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
-    return values
+        return envfile.read_env(path)
+    except envfile.EnvFileError as exc:
+        raise PlanError(str(exc)) from None
 
 
 @dataclass(frozen=True)
