@@ -155,7 +155,7 @@ def test_names_the_engine_and_the_shortfall_when_the_card_is_too_small(tmp_path:
         ("ROUTER_VISION_TIERS=tier_low", "takes no images here"),
         ("ROUTER_VISION_TIERS=none", "does not list it"),
         ("ROUTER_TIER_HIGH_CONTEXT_TOKENS=16384", "LLAMA_CTX_SIZE / LLAMA_PARALLEL"),
-        ("this is not a setting", "not a KEY=VALUE line"),
+        ("this is not a setting", "key cannot contain a space"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(tmp_path: Path, line: str, message: str) -> None:
