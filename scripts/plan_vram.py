@@ -28,7 +28,7 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,12 @@ DEFAULTS: dict[str, str] = {
 
 
 PROFILE_NAMES = ("gpu", "dual-gpu", "cpu")
-"""What STRATUM_PROFILE may say: one card, one card per engine, or no GPU at all."""
+"""How the engines share the hardware: one card, one card per engine, or no GPU at all."""
+
+LAYOUTS = {"16gb": "gpu", "24gb": "gpu", "32gb": "gpu", "dual-16gb": "dual-gpu", "cpu": "cpu",
+           "gpu": "gpu", "dual-gpu": "dual-gpu"}  # fmt: skip
+"""What STRATUM_PROFILE may say: a shipped profile's name (start.sh writes it with the
+profile's settings), or gpu / dual-gpu for a layout of your own; and the layout each means."""
 
 OPTIONAL_FLAGS = frozenset(
     {"VLLM_QUANTIZATION_ARGS", "VLLM_EAGER_ARGS", "LLAMA_MMPROJ_FILE", "LLAMA_MMPROJ_ARGS"}
@@ -213,9 +218,11 @@ class Settings:
         if unknown:
             raise PlanError(f"ROUTER_VISION_TIERS: unknown tier(s) {sorted(unknown)}")
         parallel = number("LLAMA_PARALLEL", int, 1, 256)
-        profile = get("STRATUM_PROFILE")
-        if profile not in PROFILE_NAMES:
-            raise PlanError(f"STRATUM_PROFILE={profile!r}: one of {', '.join(PROFILE_NAMES)}")
+        profile = LAYOUTS.get(get("STRATUM_PROFILE"), "")
+        if not profile:
+            raise PlanError(
+                f"STRATUM_PROFILE={get('STRATUM_PROFILE')!r}: one of {', '.join(LAYOUTS)}"
+            )
         retrieval_device = get("RETRIEVAL_DEVICE")
         if retrieval_device not in ("cpu", "gpu"):
             raise PlanError(f"RETRIEVAL_DEVICE={retrieval_device!r}: cpu or gpu")
@@ -910,7 +917,7 @@ class Profile:
     @property
     def keys(self) -> list[str]:
         """The settings this profile's block in .env.example lists."""
-        return CPU_KEYS if self.values["STRATUM_PROFILE"] == "cpu" else GPU_KEYS
+        return CPU_KEYS if LAYOUTS[self.values["STRATUM_PROFILE"]] == "cpu" else GPU_KEYS
 
 
 GPU_KEYS = [
@@ -957,11 +964,17 @@ PROFILES: dict[str, Profile] = {
             "LLAMA_CTX_SIZE": "32768", "ROUTER_TIER_LOW_CONTEXT_TOKENS": "16384",
             "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "16384",
         }),
-        Profile("cpu", "no GPU: a machine with 16 GB of RAM (15 GiB planned)", (15.0,), {
+        Profile("cpu", "no GPU: 15 GiB of free RAM planned (a machine with 24 GB)", (15.0,), {
             **DEFAULTS, "STRATUM_PROFILE": "cpu", "ROUTER_VISION_TIERS": "none",
         }),
     )
 }  # fmt: skip
+
+
+# .env records which profile it holds: each profile's STRATUM_PROFILE is its own name.
+PROFILES = {
+    name: replace(p, values={**p.values, "STRATUM_PROFILE": name}) for name, p in PROFILES.items()
+}
 
 
 def profile_gpu_gib(profile: str) -> float:

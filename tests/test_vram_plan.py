@@ -72,7 +72,9 @@ def test_every_shipped_profile_fits_its_memory_with_a_gib_to_spare(profile: str)
     assert float(values["ROUTER_VRAM_HEADROOM_GB"]) * 1e9 / 2**30 < plan["expected_free_gib"]
     cards = {values["VLLM_GPU_DEVICE_ID"], values["LLAMA_GPU_DEVICE_ID"]}
     assert (
-        len(plan["devices"]) == len(cards) == (2 if values["STRATUM_PROFILE"] == "dual-gpu" else 1)
+        len(plan["devices"])
+        == len(cards)
+        == (2 if plan_vram.LAYOUTS[values["STRATUM_PROFILE"]] == "dual-gpu" else 1)
     )
 
 
@@ -201,6 +203,8 @@ def test_compose_defaults_are_the_16gb_plan() -> None:
     for key, default in plan_vram.DEFAULTS.items():
         if key in ("LLAMA_MMPROJ_FILE", "STRATUM_PROFILE", "RETRIEVAL_DEVICE"):  # scripts only
             continue
+        if key.startswith("ROUTER_"):  # the router's own, with the stack's config file
+            continue  # test_router_config_file_agrees_with_the_16gb_plan
         assert key in found, f"{key} is not in docker-compose.yml"
         op, value = found[key]
         assert value == default, f"{key}: compose {value!r}, planner {default!r}"
@@ -208,9 +212,20 @@ def test_compose_defaults_are_the_16gb_plan() -> None:
 
 
 def test_router_config_file_agrees_with_the_16gb_plan() -> None:
-    config = yaml.safe_load((ROOT / "docker/router/router_config.yaml").read_text())
-    assert config["vision_tiers"] == plan_vram.DEFAULTS["ROUTER_VISION_TIERS"].split(",")
-    assert config["vram_headroom_gb"] == float(plan_vram.DEFAULTS["ROUTER_VRAM_HEADROOM_GB"])
+    """With none of the profile's ROUTER_* lines in .env (compose passes them empty), the router
+    reads the 16 GB plan: from docker/router/router_config.yaml or its own defaults."""
+    from adaptive_router.config import load_config
+
+    empty = {k: "" for k in plan_vram.DEFAULTS if k.startswith("ROUTER_")}
+    config = load_config(ROOT / "docker/router/router_config.yaml", environ=empty)
+    assert list(config.vision_tiers) == plan_vram.DEFAULTS["ROUTER_VISION_TIERS"].split(",")
+    assert config.vram_headroom_gb == float(plan_vram.DEFAULTS["ROUTER_VRAM_HEADROOM_GB"])
+    assert config.tier_low_context_tokens == int(
+        plan_vram.DEFAULTS["ROUTER_TIER_LOW_CONTEXT_TOKENS"]
+    )
+    assert config.tier_high_context_tokens == int(
+        plan_vram.DEFAULTS["ROUTER_TIER_HIGH_CONTEXT_TOKENS"]
+    )
 
 
 def _reading(gpu_gib: float, used_gib: float) -> GpuReading:

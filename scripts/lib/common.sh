@@ -76,7 +76,17 @@ load_env() {
   eval "$lines"
 }
 
-# default_compose_files PROFILE [RETRIEVAL_DEVICE]: the compose files a profile runs, as
+# profile_layout STRATUM_PROFILE: how a profile uses the hardware: gpu (one card: 16gb, 24gb,
+# 32gb, or a layout of your own), dual-gpu (a card per engine: dual-16gb) or cpu (no GPU).
+profile_layout() {
+  case "${1:-}" in
+    cpu) printf cpu ;;
+    dual-16gb|dual-gpu) printf dual-gpu ;;
+    *) printf gpu ;;
+  esac
+}
+
+# default_compose_files LAYOUT [RETRIEVAL_DEVICE]: the compose files a profile runs, as
 # COMPOSE_FILE lists them (relative to the repository root): the cpu profile adds
 # docker-compose.cpu.yml (both tiers on llama.cpp's CPU server, no GPU reservations);
 # RETRIEVAL_DEVICE=gpu adds docker-compose.retrieval-gpu.yml (the retrieval engines on the GPU).
@@ -93,7 +103,7 @@ default_compose_files() {
 compose() {
   (
     cd "$STRATUM_ROOT" || exit 1
-    COMPOSE_FILE="${COMPOSE_FILE:-$(default_compose_files "${STRATUM_PROFILE:-gpu}" "${RETRIEVAL_DEVICE:-cpu}")}" \
+    COMPOSE_FILE="${COMPOSE_FILE:-$(default_compose_files "$(profile_layout "${STRATUM_PROFILE:-}")" "${RETRIEVAL_DEVICE:-cpu}")}" \
       docker compose --project-directory "$STRATUM_ROOT" "$@"
   )
 }
