@@ -399,8 +399,8 @@ def _dotenv(box: Sandbox) -> dict[str, str]:
 
 
 def test_a_profile_asked_for_on_a_copied_env_example_is_shown_then_applied(box: Sandbox) -> None:
-    """README's `cp .env.example .env` (the 16 GB profile) then --profile 24gb: start.sh lists
-    what would change and, with --yes, changes exactly that; secrets and own lines stay."""
+    """A copied .env.example (the 16 GB profile), then --profile 24gb: start.sh lists what would
+    change and, with --yes, changes exactly that; secrets and own lines stay."""
     example = (box.root / ".env.example").read_text()
     mine = example.replace("LITELLM_MASTER_KEY=\n", "LITELLM_MASTER_KEY=sk-mine\n")
     mine += "# my own note\nMY_SETTING=kept # and its comment\n"
@@ -781,7 +781,8 @@ def test_retrieval_on_the_gpu_needs_its_compose_file_and_a_gpu_profile(box: Sand
 
 
 def test_lines_appended_to_env_win_as_they_do_for_compose(box: Sandbox) -> None:
-    """`cat artifacts/compose/images.env >> .env` (README): the scripts read the last value."""
+    """`cat artifacts/compose/images.env >> .env` (docs/DEVELOPMENT.md): the scripts read the
+    last value."""
     assert box.run("start.sh", "--profile", "cpu", "--env-only").returncode == 0
     env = box.root / ".env"
     env.write_text(env.read_text() + "LITELLM_IMAGE=example/litellm:local\n")
