@@ -871,6 +871,11 @@ def test_install_cuda_dry_run_prints_the_plan(box: Sandbox, tmp_path: Path) -> N
     out = box.run("install-cuda-linux.sh", "--dry-run", STRATUM_OS_RELEASE=str(osr))
     assert "driver 580.95.05 is installed and loaded: skipping" in out.stdout
     assert "nvidia-driver-580-open" not in out.stdout
+    # The CUDA 13 vLLM image needs 580.65.06 (start.sh refuses less): an older 580 is upgraded.
+    box.gpu("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 580.20.00")
+    out = box.run("install-cuda-linux.sh", "--dry-run", STRATUM_OS_RELEASE=str(osr))
+    assert "driver 580.20.00 is older than 580.65.06: upgrading" in out.stderr
+    assert "would run: apt-get install -y nvidia-driver-580-open" in out.stdout
     osr.write_text('ID=fedora\nVERSION_ID="41"\nPRETTY_NAME="Fedora 41"\n')
     out = box.run("install-cuda-linux.sh", "--dry-run", STRATUM_OS_RELEASE=str(osr))
     assert out.returncode == 1 and "Ubuntu 22.04 and 24.04" in out.stderr
