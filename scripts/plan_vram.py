@@ -1014,7 +1014,7 @@ def env_example_section() -> str:
             out.append("# Active below: the default plan.")
             out += [f"{k}={profile.values[k]}" for k in profile.keys]
         else:
-            out.append("# Copy these lines over the ones above (or into .env) to use it:")
+            out.append(f"# `bash scripts/start.sh --profile {profile.name}` writes these to .env:")
             out += [f"#   {k}={profile.values[k]}" for k in profile.keys]
     out.append(END)
     return "\n".join(out) + "\n"
