@@ -87,7 +87,8 @@ ruff format --check router benchmarks rag-integration tests grafana scripts
 echo "==> mypy"
 (cd router && mypy)
 # The scripts start.sh and compose run on the host (standard library only; typed like the router).
-mypy --strict scripts/plan_vram.py scripts/vram_facts.py scripts/team_keys.py scripts/sync_kubernetes.py
+mypy --strict scripts/plan_vram.py scripts/vram_facts.py scripts/team_keys.py scripts/sync_kubernetes.py \
+  scripts/envfile.py
 
 echo "==> pytest"
 pytest -c router/pyproject.toml --rootdir "$ROOT" --durations=15 router/tests tests "${PYTEST_ARGS[@]}"

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from stackutil import ROOT, load_module
 
 from adaptive_router import AdaptiveRouter, RoutingConfig
