@@ -97,15 +97,19 @@ prepare_env() {
     chmod 600 "$ENV_FILE"
     created=1
     if [[ -n "$PROFILE" ]]; then
-      while IFS= read -r line; do env_set "$ENV_FILE" "${line%%=*}" "${line#*=}"; done < <(profile_values "$PROFILE")
+      local lines=()
+      while IFS= read -r line; do lines+=("$line"); done < <(profile_values "$PROFILE")
+      envfile set "$ENV_FILE" "${lines[@]}" || die "cannot write .env (see above)"
       ok "created .env from .env.example with the $PROFILE profile"
     else
       ok "created .env from .env.example"
     fi
   elif [[ -n "$PROFILE" ]]; then
+    refuse_retired_settings
     apply_profile "$PROFILE"
+  else
+    refuse_retired_settings
   fi
-  refuse_retired_settings
   local key value
   for key in LITELLM_MASTER_KEY WEBUI_SECRET_KEY GRAFANA_ADMIN_PASSWORD POSTGRES_PASSWORD OPENWEBUI_LITELLM_KEY ROUTER_API_KEY; do
     value="$(env_get "$ENV_FILE" "$key")"

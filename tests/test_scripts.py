@@ -466,9 +466,11 @@ def test_start_refuses_the_retired_bind_setting_and_says_what_replaces_it(
     assert box.run("start.sh", "--env-only").returncode == 0
     with (box.root / ".env").open("a") as env:
         env.write(f"{key}=0.0.0.0\n")
-    out = box.run("start.sh", "--dry-run")
-    assert out.returncode == 1
-    assert f"{key} in .env is no longer read" in out.stderr
+    before = (box.root / ".env").read_text()
+    for args in (["--dry-run"], ["--profile", "cpu", "--yes", "--env-only"]):
+        out = box.run("start.sh", *args)
+        assert out.returncode == 1 and f"{key} in .env is no longer read" in out.stderr
+        assert (box.root / ".env").read_text() == before  # refused before anything changed
     assert "TEAM_BIND_ADDRESS" in out.stderr and "INTERNAL_BIND_ADDRESS" in out.stderr
     assert f"Replace the line {key}=0.0.0.0 in .env" in out.stderr
 
