@@ -48,12 +48,16 @@ run() {
   fi
 }
 
+# The CUDA 13 vLLM image needs 580.65.06 on the 580 branch (start.sh checks the same).
+MIN_DRIVER="$BRANCH"
+[[ "$BRANCH" == 580 ]] && MIN_DRIVER=580.65.06
+
 OS_RELEASE="${STRATUM_OS_RELEASE:-/etc/os-release}"
 [[ -r "$OS_RELEASE" ]] || die "cannot read $OS_RELEASE; this script supports Ubuntu 22.04 and 24.04 only."
 # shellcheck disable=SC1090
 . "$OS_RELEASE"
 if [[ "${ID:-}" != ubuntu || ! "${VERSION_ID:-}" =~ ^(22\.04|24\.04)$ ]]; then
-  die "this script supports Ubuntu 22.04 and 24.04 (found ${PRETTY_NAME:-unknown}). On other systems install the NVIDIA driver >= $BRANCH, Docker Engine with compose, and the NVIDIA Container Toolkit by hand."
+  die "this script supports Ubuntu 22.04 and 24.04 (found ${PRETTY_NAME:-unknown}). On other systems install the NVIDIA driver >= $MIN_DRIVER, Docker Engine with compose, the NVIDIA Container Toolkit and python3-venv by hand (without a GPU, for the cpu profile: Docker with compose and python3-venv)."
 fi
 if [[ "$DRY_RUN" == 0 && "$(id -u)" != 0 ]]; then
   die "run as root: sudo bash scripts/install-cuda-linux.sh (or --dry-run to see the plan)"
@@ -69,9 +73,6 @@ else
   run apt-get install -y python3-venv
 fi
 
-# The CUDA 13 vLLM image needs 580.65.06 on the 580 branch (start.sh checks the same).
-MIN_DRIVER="$BRANCH"
-[[ "$BRANCH" == 580 ]] && MIN_DRIVER=580.65.06
 info "1/3 NVIDIA driver (>= $MIN_DRIVER, open kernel modules)"
 driver=""
 if have nvidia-smi; then
