@@ -10,9 +10,10 @@ usage() {
 Usage: bash scripts/health-check.sh [--json] [--no-requests]
 
 For each service: the container's state, its health endpoint and, for the engines, whether the
-model is loaded. Then one real chat request through the router (:9000) to each tier. Exits 1
-when a required service (router, vLLM, llama-server, LiteLLM) or a tier request fails; OpenWebUI,
-Prometheus and Grafana are reported but optional.
+model is loaded. Then real requests through the router (:9000, with ROUTER_API_KEY from .env):
+a chat to each tier, an embedding and a rerank. Exits 1 when a required service (router, vLLM,
+llama-server, the embedding and reranking engines, LiteLLM and its database) or one of these
+requests fails; OpenWebUI, Prometheus and Grafana are reported but optional.
 
   --json          machine-readable output (one JSON object)
   --no-requests   skip the test requests (no tokens generated)

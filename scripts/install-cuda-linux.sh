@@ -11,8 +11,9 @@ usage() {
 Usage: sudo bash scripts/install-cuda-linux.sh [--dry-run] [--driver-branch 580]
 
 Installs, on Ubuntu 22.04 or 24.04, only what is missing:
+  0. python3-venv (scripts/download-models.sh makes a virtual environment for its downloader)
   1. the NVIDIA driver with open kernel modules (nvidia-driver-<branch>-open; Blackwell needs the
-     open modules; branch >= 580 runs the CUDA 13 vLLM image)
+     open modules; 580.65.06 or newer runs the CUDA 13 vLLM image)
   2. Docker Engine and the compose plugin (Docker's apt repository)
   3. the NVIDIA Container Toolkit, then `nvidia-ctk runtime configure --runtime=docker`
 and finally runs a GPU container (nvidia-smi inside Docker) to prove it works.
@@ -47,12 +48,16 @@ run() {
   fi
 }
 
+# The CUDA 13 vLLM image needs 580.65.06 on the 580 branch (start.sh checks the same).
+MIN_DRIVER="$BRANCH"
+[[ "$BRANCH" == 580 ]] && MIN_DRIVER=580.65.06
+
 OS_RELEASE="${STRATUM_OS_RELEASE:-/etc/os-release}"
 [[ -r "$OS_RELEASE" ]] || die "cannot read $OS_RELEASE; this script supports Ubuntu 22.04 and 24.04 only."
 # shellcheck disable=SC1090
 . "$OS_RELEASE"
 if [[ "${ID:-}" != ubuntu || ! "${VERSION_ID:-}" =~ ^(22\.04|24\.04)$ ]]; then
-  die "this script supports Ubuntu 22.04 and 24.04 (found ${PRETTY_NAME:-unknown}). On other systems install the NVIDIA driver >= $BRANCH, Docker Engine with compose, and the NVIDIA Container Toolkit by hand."
+  die "this script supports Ubuntu 22.04 and 24.04 (found ${PRETTY_NAME:-unknown}). On other systems install the NVIDIA driver >= $MIN_DRIVER, Docker Engine with compose, the NVIDIA Container Toolkit and python3-venv by hand (without a GPU, for the cpu profile: Docker with compose and python3-venv)."
 fi
 if [[ "$DRY_RUN" == 0 && "$(id -u)" != 0 ]]; then
   die "run as root: sudo bash scripts/install-cuda-linux.sh (or --dry-run to see the plan)"
@@ -60,15 +65,23 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 REBOOT=0
 
-info "1/3 NVIDIA driver (>= $BRANCH, open kernel modules)"
+info "0/3 python3-venv (for scripts/download-models.sh)"
+if python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  ok "python3 can make virtual environments: skipping"
+else
+  run apt-get update
+  run apt-get install -y python3-venv
+fi
+
+info "1/3 NVIDIA driver (>= $MIN_DRIVER, open kernel modules)"
 driver=""
 if have nvidia-smi; then
   driver="$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1 | xargs || true)"
 fi
-if [[ -n "$driver" ]] && version_ge "$driver" "$BRANCH"; then
+if [[ -n "$driver" ]] && version_ge "$driver" "$MIN_DRIVER"; then
   ok "driver $driver is installed and loaded: skipping"
 else
-  [[ -n "$driver" ]] && warn "driver $driver is older than $BRANCH: upgrading"
+  [[ -n "$driver" ]] && warn "driver $driver is older than $MIN_DRIVER: upgrading"
   run apt-get update
   run apt-get install -y "nvidia-driver-${BRANCH}-open"
   REBOOT=1
@@ -128,5 +141,5 @@ run docker run --rm --gpus all "${VERIFY_IMAGE:-ubuntu:24.04}" nvidia-smi
 if [[ "$DRY_RUN" == 1 ]]; then
   info "Dry run: nothing was changed."
 else
-  ok "the GPU is visible to containers. Next: cp .env.example .env && bash scripts/start.sh"
+  ok "the GPU is visible to containers. Next: bash scripts/start.sh (README: choose a profile)"
 fi

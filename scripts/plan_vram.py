@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Plan the GPU memory of a Stratum .env before anything starts: does it fit, and how much is left?
 
-    python scripts/plan_vram.py --env .env --gpu-gb 15.93 [--gpu-used-gb 0.4] [--json]
-    python scripts/plan_vram.py --profile 16gb           # one of the shipped profiles
-    python scripts/plan_vram.py --write-generated        # .env.example's profiles, the doc tables
+    python3 scripts/plan_vram.py --env .env --gpu-gb 15.93 [--gpu-used-gb 0.4] [--json]
+    python3 scripts/plan_vram.py --profile 16gb           # one of the shipped profiles
+    python3 scripts/plan_vram.py --write-generated        # .env.example's profiles, the doc tables
 
 For each engine it works out, from the models' architecture (the ARCH table: every constant with
 its source) and the format of each part of the checkpoint (CHECKPOINTS, GGUF_FILES): the weights
@@ -25,14 +25,14 @@ import argparse
 import json
 import math
 import os
-import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import envfile  # the one .env reader (scripts/envfile.py, beside this script)
 from vram_facts import (
     ALLOWANCES,
     ARCH,
@@ -104,7 +104,12 @@ DEFAULTS: dict[str, str] = {
 
 
 PROFILE_NAMES = ("gpu", "dual-gpu", "cpu")
-"""What STRATUM_PROFILE may say: one card, one card per engine, or no GPU at all."""
+"""How the engines share the hardware: one card, one card per engine, or no GPU at all."""
+
+LAYOUTS = {"16gb": "gpu", "24gb": "gpu", "32gb": "gpu", "dual-16gb": "dual-gpu", "cpu": "cpu",
+           "gpu": "gpu", "dual-gpu": "dual-gpu"}  # fmt: skip
+"""What STRATUM_PROFILE may say: a shipped profile's name (start.sh writes it with the
+profile's settings), or gpu / dual-gpu for a layout of your own; and the layout each means."""
 
 OPTIONAL_FLAGS = frozenset(
     {"VLLM_QUANTIZATION_ARGS", "VLLM_EAGER_ARGS", "LLAMA_MMPROJ_FILE", "LLAMA_MMPROJ_ARGS"}
@@ -114,27 +119,11 @@ colon); for every other key an empty value means the default, as with ${VAR:-def
 
 
 def read_env(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines as docker compose reads a .env file (comments, blank lines, quotes)."""
-    values: dict[str, str] = {}
+    """The .env file's values as docker compose reads them (scripts/envfile.py)."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PlanError(f"cannot read {path}: {exc.strerror}") from None
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise PlanError(f"{path}:{number}: not a KEY=VALUE line: {line!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
-    return values
+        return envfile.read_env(path)
+    except envfile.EnvFileError as exc:
+        raise PlanError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -229,9 +218,11 @@ class Settings:
         if unknown:
             raise PlanError(f"ROUTER_VISION_TIERS: unknown tier(s) {sorted(unknown)}")
         parallel = number("LLAMA_PARALLEL", int, 1, 256)
-        profile = get("STRATUM_PROFILE")
-        if profile not in PROFILE_NAMES:
-            raise PlanError(f"STRATUM_PROFILE={profile!r}: one of {', '.join(PROFILE_NAMES)}")
+        profile = LAYOUTS.get(get("STRATUM_PROFILE"), "")
+        if not profile:
+            raise PlanError(
+                f"STRATUM_PROFILE={get('STRATUM_PROFILE')!r}: one of {', '.join(LAYOUTS)}"
+            )
         retrieval_device = get("RETRIEVAL_DEVICE")
         if retrieval_device not in ("cpu", "gpu"):
             raise PlanError(f"RETRIEVAL_DEVICE={retrieval_device!r}: cpu or gpu")
@@ -735,13 +726,21 @@ def make_plan(
         )
         what = "both engines" if len(device.engines) == 2 else device.engines[0].name
         used_now = device.used_by_others_gib
+        per_layer = _expert_layer_gib(s.llama_model_file)
+        layers = math.ceil((min_free - device.free_gib) / per_layer)
+        suggestion = (
+            f"LLAMA_N_CPU_MOE={s.llama_n_cpu_moe + layers} moves enough"
+            if any(e.key != "vllm" for e in device.engines)
+            and s.llama_n_cpu_moe + layers <= ARCH[GGUF_FILES[s.llama_model_file].arch].layers
+            else "raise LLAMA_N_CPU_MOE"
+        )
         plan.problems.append(
             f"the card ({device.name}, {device.total_gib:.2f} GiB"
             + (f", {used_now:.2f} GiB already used by other processes" if used_now else "")
             + f") cannot hold {what} with {min_free:.1f} GiB to spare: {held} GiB leaves "
             f"{device.free_gib:.2f} GiB, {min_free - device.free_gib:.2f} GiB short. Free it "
-            "from llama-server first (raise LLAMA_N_CPU_MOE: each layer of experts moved to RAM "
-            f"frees about {_expert_layer_gib(s.llama_model_file):.2f} GiB; "
+            f"from llama-server first ({suggestion}: each layer of experts moved to RAM frees "
+            f"about {per_layer:.2f} GiB; "
             "lower LLAMA_CTX_SIZE; drop LLAMA_MMPROJ_ARGS), or lower "
             "VLLM_GPU_MEMORY_UTILIZATION if vLLM keeps a KV cache."
         )
@@ -934,7 +933,7 @@ class Profile:
     @property
     def keys(self) -> list[str]:
         """The settings this profile's block in .env.example lists."""
-        return CPU_KEYS if self.values["STRATUM_PROFILE"] == "cpu" else GPU_KEYS
+        return CPU_KEYS if LAYOUTS[self.values["STRATUM_PROFILE"]] == "cpu" else GPU_KEYS
 
 
 GPU_KEYS = [
@@ -980,11 +979,17 @@ PROFILES: dict[str, Profile] = {
             "LLAMA_CTX_SIZE": "32768", "ROUTER_TIER_LOW_CONTEXT_TOKENS": "16384",
             "ROUTER_TIER_HIGH_CONTEXT_TOKENS": "16384",
         }),
-        Profile("cpu", "no GPU: a machine with 16 GB of RAM (15 GiB planned)", (15.0,), {
+        Profile("cpu", "no GPU: 15 GiB of free RAM planned (a machine with 24 GB)", (15.0,), {
             **DEFAULTS, "STRATUM_PROFILE": "cpu", "ROUTER_VISION_TIERS": "none",
         }),
     )
 }  # fmt: skip
+
+
+# .env records which profile it holds: each profile's STRATUM_PROFILE is its own name.
+PROFILES = {
+    name: replace(p, values={**p.values, "STRATUM_PROFILE": name}) for name, p in PROFILES.items()
+}
 
 
 def profile_gpu_gib(profile: str) -> float:
@@ -1008,7 +1013,7 @@ def summary(plan: Plan) -> str:
 
 
 BEGIN = (
-    "# >>> GPU profiles: generated by `python scripts/plan_vram.py --write-generated`; do not edit"
+    "# >>> GPU profiles: generated by `python3 scripts/plan_vram.py --write-generated`; do not edit"
 )
 END = "# <<< GPU profiles"
 
@@ -1024,7 +1029,7 @@ def env_example_section() -> str:
             out.append("# Active below: the default plan.")
             out += [f"{k}={profile.values[k]}" for k in profile.keys]
         else:
-            out.append("# Copy these lines over the ones above (or into .env) to use it:")
+            out.append(f"# `bash scripts/start.sh --profile {profile.name}` writes these to .env:")
             out += [f"#   {k}={profile.values[k]}" for k in profile.keys]
     out.append(END)
     return "\n".join(out) + "\n"

@@ -13,20 +13,23 @@ Checks this machine (Docker, Compose >= 2.20, NVIDIA driver and container toolki
 image can be pulled, the GPU memory plan of .env against the card (scripts/plan_vram.py), compute
 capability, driver vs image CUDA, RAM for the MoE offload, disk, free ports), creates .env
 from .env.example when missing (generating LITELLM_MASTER_KEY, WEBUI_SECRET_KEY,
-GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD and OPENWEBUI_LITELLM_KEY, never overwriting a value),
+GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD, OPENWEBUI_LITELLM_KEY and ROUTER_API_KEY, never
+overwriting a value),
 makes sure the models are downloaded, then starts vLLM, llama-server, the router, LiteLLM with
 its PostgreSQL, OpenWebUI (with its own LiteLLM key), Prometheus and Grafana in order and waits
 until every one is healthy. vLLM always starts before llama-server: when vLLM is down and
 llama-server is up (after a crash or a restart of vLLM), llama-server is stopped first.
 
   --profile NAME    16gb (the default), 24gb, 32gb, dual-16gb (one card per engine) or cpu (no
-                   GPU at all: small Gemma 4 models on llama.cpp's CPU server). Applied when .env
-                   is created; .env keeps it (STRATUM_PROFILE) for later starts.
+                   GPU at all: small Gemma 4 models on llama.cpp's CPU server). .env records the
+                   profile it holds (STRATUM_PROFILE); when it holds another one, start.sh shows
+                   what would change and applies it (asking first, or with --yes), keeping the
+                   secrets and every other line.
   --dry-run        check and print what would be done; change nothing, start nothing
   --env-only       create or complete .env (profile, secrets, COMPOSE_FILE), then stop: to
                    edit it before the first start
   --no-download    fail instead of downloading missing models
-  --yes            download missing models without asking
+  --yes            apply a --profile change and download missing models without asking
   --timeout N      seconds to wait for the services (default: START_TIMEOUT in .env, 1800)
   -h, --help       this text
 TXT
@@ -35,6 +38,7 @@ TXT
 DRY_RUN=0
 ENV_ONLY=0
 DOWNLOAD=ask
+YES=0
 TIMEOUT=""
 PROFILE=""
 while [[ $# -gt 0 ]]; do
@@ -46,7 +50,7 @@ while [[ $# -gt 0 ]]; do
     --dry-run) DRY_RUN=1 ;;
     --env-only) ENV_ONLY=1 ;;
     --no-download) DOWNLOAD=no ;;
-    --yes|-y) DOWNLOAD=yes ;;
+    --yes|-y) DOWNLOAD=yes; YES=1 ;;
     --timeout)
       [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || die "--timeout needs a number of seconds"
       TIMEOUT=$2; shift ;;
@@ -85,7 +89,7 @@ prepare_env() {
         while IFS= read -r line; do export "${line?}"; done < <(profile_values "$PROFILE")
       fi
       load_env "$STRATUM_ROOT/.env.example"
-      COMPOSE_FILE="$(default_compose_files "${STRATUM_PROFILE:-gpu}" "${RETRIEVAL_DEVICE:-cpu}")"
+      COMPOSE_FILE="$(default_compose_files "$(profile_layout "${STRATUM_PROFILE:-}")" "${RETRIEVAL_DEVICE:-cpu}")"
       export COMPOSE_FILE
       return 0
     fi
@@ -93,21 +97,21 @@ prepare_env() {
     chmod 600 "$ENV_FILE"
     created=1
     if [[ -n "$PROFILE" ]]; then
-      while IFS= read -r line; do env_set "$ENV_FILE" "${line%%=*}" "${line#*=}"; done < <(profile_values "$PROFILE")
+      local lines=()
+      while IFS= read -r line; do lines+=("$line"); done < <(profile_values "$PROFILE")
+      envfile set "$ENV_FILE" "${lines[@]}" || die "cannot write .env (see above)"
       ok "created .env from .env.example with the $PROFILE profile"
     else
       ok "created .env from .env.example"
     fi
   elif [[ -n "$PROFILE" ]]; then
-    local want have
-    want="$(profile_values "$PROFILE" | sed -n 's/^STRATUM_PROFILE=//p')"
-    have="$(env_get "$ENV_FILE" STRATUM_PROFILE)"
-    if [[ "${have:-gpu}" != "$want" ]]; then
-      die ".env is set up for the ${have:-gpu} profile, not $want. Edit its settings (the profile blocks at the end of .env.example), or move .env away and run start.sh --profile $PROFILE again to create a new one (copy your secrets over)."
-    fi
+    refuse_retired_settings
+    apply_profile "$PROFILE"
+  else
+    refuse_retired_settings
   fi
   local key value
-  for key in LITELLM_MASTER_KEY WEBUI_SECRET_KEY GRAFANA_ADMIN_PASSWORD POSTGRES_PASSWORD OPENWEBUI_LITELLM_KEY; do
+  for key in LITELLM_MASTER_KEY WEBUI_SECRET_KEY GRAFANA_ADMIN_PASSWORD POSTGRES_PASSWORD OPENWEBUI_LITELLM_KEY ROUTER_API_KEY; do
     value="$(env_get "$ENV_FILE" "$key")"
     if [[ -n "$value" ]]; then
       ok "$key is set (kept)"
@@ -118,7 +122,7 @@ prepare_env() {
       continue
     fi
     case "$key" in
-      LITELLM_MASTER_KEY|OPENWEBUI_LITELLM_KEY) value="sk-$(random_secret 24)" ;;
+      LITELLM_MASTER_KEY|OPENWEBUI_LITELLM_KEY|ROUTER_API_KEY) value="sk-$(random_secret 24)" ;;
       *) value="$(random_secret 24)" ;;  # hex: safe in DATABASE_URL too
     esac
     env_set "$ENV_FILE" "$key" "$value"
@@ -128,11 +132,77 @@ prepare_env() {
   load_env "$ENV_FILE"
 }
 
+# apply_profile NAME: make .env hold profile NAME's settings (scripts/plan_vram.py): show each
+# line that would change, then change only those (asking first, unless --yes), so the secrets
+# and the user's other lines stay. COMPOSE_FILE follows when it is the old profile's default.
+apply_profile() {
+  local name=$1 line key want have width=0 current retrieval
+  local -a keys=() wants=() haves=()
+  current="$(env_get "$ENV_FILE" STRATUM_PROFILE)"
+  retrieval="$(env_get "$ENV_FILE" RETRIEVAL_DEVICE)"
+  while IFS= read -r line; do
+    key=${line%%=*}; want=${line#*=}
+    have="$(env_get "$ENV_FILE" "$key")"
+    [[ "$have" == "$want" ]] && continue
+    keys+=("$key"); wants+=("$want"); haves+=("$have")
+  done < <(profile_values "$name")
+  have="$(env_get "$ENV_FILE" COMPOSE_FILE)"
+  want="$(default_compose_files "$(profile_layout "$name")" "${retrieval:-cpu}")"
+  if [[ "$have" != "$want" && "$have" == "$(default_compose_files "$(profile_layout "${current:-gpu}")" "${retrieval:-cpu}")" ]]; then
+    keys+=(COMPOSE_FILE); wants+=("$want"); haves+=("$have")
+  fi
+  if (( ${#keys[@]} == 0 )); then
+    ok ".env holds the $name profile"
+    return 0
+  fi
+  for key in "${keys[@]}"; do (( ${#key} > width )) && width=${#key}; done
+  if [[ "${current:-}" == "$name" ]]; then
+    log "  .env is set up for the $name profile, with lines changed since; --profile $name sets them back:"
+  else
+    log "  .env holds the ${current:-gpu} profile, not $name; --profile $name changes:"
+  fi
+  local i
+  for i in "${!keys[@]}"; do
+    printf '    %-*s  %s  ->  %s\n' "$width" "${keys[i]}" "${haves[i]:-(empty)}" "${wants[i]:-(empty)}"
+  done
+  if [[ "$DRY_RUN" == 1 ]]; then
+    log "  would apply these ${#keys[@]} changes to .env (secrets and other lines kept)"
+    for i in "${!keys[@]}"; do export "${keys[i]}=${wants[i]}"; done
+    return 0
+  fi
+  if [[ "$YES" != 1 ]]; then
+    [[ -t 0 ]] || die "not changed. Run again with --yes to apply the $name profile to .env, or edit .env yourself."
+    local answer
+    read -r -p "  Apply these changes to .env (secrets and your other lines are kept)? [y/N] " answer
+    [[ "$answer" =~ ^[Yy] ]] || die "not changed: .env keeps the ${current:-gpu} profile. Start without --profile to use it."
+  fi
+  local pairs=()
+  for i in "${!keys[@]}"; do pairs+=("${keys[i]}=${wants[i]}"); done
+  envfile set "$ENV_FILE" "${pairs[@]}" || die "cannot write .env (see above)"
+  ok "applied the $name profile to .env (${#keys[@]} settings changed)"
+}
+
+# refuse_retired_settings: a setting .env may still have that no longer does anything, and
+# what replaces it. Starting anyway would publish the services other than the user meant.
+refuse_retired_settings() {
+  local key
+  for key in BIND_ADDRESS WEBUI_BIND_ADDRESS; do
+    grep -Eq "^[[:space:]]*(export[[:space:]]+)?${key}[[:space:]]*[=:]" "$ENV_FILE" || continue
+    die "$key in .env is no longer read: the services are published in two groups now.
+  TEAM_BIND_ADDRESS      OpenWebUI, LiteLLM's API and Grafana, each behind its own login or keys
+                         (default 0.0.0.0: the team's machines reach them)
+  INTERNAL_BIND_ADDRESS  the router, the engines and Prometheus, which have no login of their own
+                         (default 127.0.0.1: this machine only)
+Replace the line $key=$(env_get "$ENV_FILE" "$key") in .env with the ones you want, e.g.
+TEAM_BIND_ADDRESS=127.0.0.1 to keep everything on this machine (docs/HANDOVER.md, Network)."
+  done
+}
+
 # record_compose_files CREATED: COMPOSE_FILE in .env names the profile's compose files, so that
 # every `docker compose ...` run in this folder (the docs' commands) sees the same stack.
 record_compose_files() {
   local profile files want retrieval
-  profile="$(env_get "$ENV_FILE" STRATUM_PROFILE)"
+  profile="$(profile_layout "$(env_get "$ENV_FILE" STRATUM_PROFILE)")"
   retrieval="$(env_get "$ENV_FILE" RETRIEVAL_DEVICE)"
   case "${retrieval:-cpu}" in
     cpu) ;;
@@ -362,6 +432,21 @@ check_memory_and_disk() {
   fi
 }
 
+# check_exposure: what TEAM_BIND_ADDRESS publishes must ask who is there.
+check_exposure() {
+  info "Network"
+  local team="${TEAM_BIND_ADDRESS:-0.0.0.0}" internal="${INTERNAL_BIND_ADDRESS:-127.0.0.1}"
+  if [[ "$team" != 127.0.0.1 && "${WEBUI_AUTH:-true}" =~ ^([Ff]alse|0|no)$ ]]; then
+    problem "WEBUI_AUTH=false in .env with TEAM_BIND_ADDRESS=$team: anyone who reaches this machine would chat as the admin, without a login. Set WEBUI_AUTH=true, or TEAM_BIND_ADDRESS=127.0.0.1."
+  fi
+  ok "OpenWebUI, LiteLLM and Grafana on $team (each asks for a login or a key)"
+  if [[ "$internal" == 127.0.0.1 ]]; then
+    ok "router, engines and Prometheus on 127.0.0.1 (this machine only)"
+  else
+    warn "router, engines and Prometheus on $internal (INTERNAL_BIND_ADDRESS): the engines and Prometheus ask for no login; keep this behind a firewall"
+  fi
+}
+
 check_ports() {
   info "Ports"
   if [[ -n "$(compose ps -q 2>/dev/null || true)" ]]; then
@@ -431,7 +516,7 @@ check_models() {
     log "  would run: bash scripts/download-models.sh"
     return 0
   fi
-  local size="16 GB plan: about 23 GB; up to 35 GB for a BF16 E4B"
+  local size="16 GB plan: about 21 GB; up to 33 GB for a BF16 E4B"
   [[ "$MODE" == cpu ]] && size="about 9 GB"
   case "$DOWNLOAD" in
     no) die "models are missing and --no-download was given. Run: bash scripts/download-models.sh" ;;
@@ -551,13 +636,14 @@ main() {
     ok ".env is ready; edit it, then run: bash scripts/start.sh"
     return 0
   fi
-  MODE="${STRATUM_PROFILE:-gpu}"
+  MODE="$(profile_layout "${STRATUM_PROFILE:-}")"
   WAIT="${TIMEOUT:-${START_TIMEOUT:-1800}}"
   check_docker
   (( PROBLEMS == 0 )) && check_images
   check_gpu
   check_plan
   check_memory_and_disk
+  check_exposure
   check_ports
   if (( PROBLEMS > 0 )); then
     die "$PROBLEMS problem(s) found above; nothing was started."
@@ -585,19 +671,28 @@ main() {
     info "Dry run: nothing was changed or started."
     return 0
   fi
-  local bind="${BIND_ADDRESS:-127.0.0.1}"
+  local here="127.0.0.1" team="localhost" address
+  if [[ "${TEAM_BIND_ADDRESS:-0.0.0.0}" == 0.0.0.0 ]]; then
+    address="$(hostname -I 2>/dev/null | awk '{print $1}' || true)"
+    team="${address:-<this-machine>}"
+  elif [[ "${TEAM_BIND_ADDRESS}" != 127.0.0.1 ]]; then
+    team="$TEAM_BIND_ADDRESS"
+  fi
   info "Stratum is up"
   local smart="26B"
   [[ "$MODE" == cpu ]] && smart="E4B on CPU"
-  log "  Chat (OpenWebUI):  http://localhost:${WEBUI_PORT:-3000}   models: gemma4-fast (routed), gemma4-smart ($smart)"
-  log "  Router (OpenAI):   http://${bind}:${ROUTER_PORT:-9000}/v1   also /v1/embeddings (gemma-embed), /v1/rerank (gemma-rerank)"
-  log "  LiteLLM gateway:   http://${bind}:${LITELLM_PORT:-4000}/v1   key: LITELLM_MASTER_KEY in .env"
-  log "  Grafana:           http://${bind}:${GRAFANA_PORT:-3001}   user admin, password GRAFANA_ADMIN_PASSWORD in .env"
-  log "  Prometheus:        http://${bind}:${PROMETHEUS_PORT:-9090}"
+  log "  For the team (TEAM_BIND_ADDRESS=${TEAM_BIND_ADDRESS:-0.0.0.0}):"
+  log "    Chat (OpenWebUI):  http://${team}:${WEBUI_PORT:-3000}   the first account made there is the admin"
+  log "                       models: gemma4-fast (routed), gemma4-smart ($smart)"
+  log "    API (LiteLLM):     http://${team}:${LITELLM_PORT:-4000}/v1   a key each: bash scripts/team-keys.sh create --name NAME"
+  log "    Grafana:           http://${team}:${GRAFANA_PORT:-3001}   user admin, password: GRAFANA_ADMIN_PASSWORD in .env"
+  log "  On this machine only (INTERNAL_BIND_ADDRESS=${INTERNAL_BIND_ADDRESS:-127.0.0.1}):"
+  log "    Router:            http://${here}:${ROUTER_PORT:-9000}/v1   key: ROUTER_API_KEY in .env"
+  log "    Prometheus:        http://${here}:${PROMETHEUS_PORT:-9090}"
   log ""
-  log "  Try it:"
-  log "    curl -s http://${bind}:${ROUTER_PORT:-9000}/v1/chat/completions -H 'content-type: application/json' \\"
-  log "      -d '{\"model\": \"gemma4-fast\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}]}'"
+  log "  Try it (the master key is LITELLM_MASTER_KEY in .env):"
+  log "    curl -s http://${here}:${LITELLM_PORT:-4000}/v1/chat/completions -H \"Authorization: Bearer \$LITELLM_MASTER_KEY\" \\"
+  log "      -H 'content-type: application/json' -d '{\"model\": \"gemma4-fast\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}]}'"
   log "  Check it: bash scripts/health-check.sh     Stop it: bash scripts/stop.sh"
 }
 

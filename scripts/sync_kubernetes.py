@@ -45,18 +45,20 @@ PROFILE_FILES = {
     "overlays/multi-replica/stratum.env": "dual-16gb",
 }
 
-# .env keys the Kubernetes manifests read besides the profile's own: the engines' extra flags,
-# the GGUF repository and the router's decision settings, at .env.example's values.
+# .env keys the Kubernetes manifests read besides the profile's own: the engines' extra flags
+# and the GGUF repository, at .env.example's values.
 SHARED_KEYS = (
     "LLAMA_MODEL_REPO",
     "LLAMA_FLASH_ATTN",
     "LLAMA_EXTRA_ARGS",
     "VLLM_EXTRA_ARGS",
-    "ROUTER_COMPLEXITY_THRESHOLD",
-    "ROUTER_LATENCY_SLA_MS",
-    "ROUTER_ALLOW_DEGRADED",
-    "ROUTER_LOG_LEVEL",
 )
+
+
+# The router's settings that differ on a cluster: it finds engine pods come and go through DNS
+# (resolved again every 10 s, so a new pod gets work within seconds of being ready), and its pod
+# has no GPU (the GPU rules abstain; the engines' own load, health and latency decide).
+CLUSTER_ROUTER_SETTINGS = {"ROUTER_RESOLVE_INTERVAL_S": "10", "ROUTER_GPU_MONITOR": "false"}
 
 
 def stratum_env(profile: str) -> str:
@@ -66,11 +68,15 @@ def stratum_env(profile: str) -> str:
         "# (python3 scripts/plan_vram.py --show-profile " + profile + ") and .env.example's",
         "# values for the rest. Edit it as you would .env; check a change with",
         "#   python3 scripts/plan_vram.py --env <this file> --gpu-gb <GiB of each card>",
-        "# STRATUM_PROFILE and the *_GPU_DEVICE_ID keys only tell that check how the cards are",
-        "# shared (gpu: both engines on one card; dual-gpu: a card each); the scheduler places the",
-        "# pods. ROUTER_VRAM_HEADROOM_GB has no effect: the router's pod has no GPU to watch.",
+        "# STRATUM_PROFILE (the profile's name) and the *_GPU_DEVICE_ID keys only tell that check",
+        "# how the cards are shared (dual-16gb: a card each); the scheduler places the pods.",
+        "# ROUTER_VRAM_HEADROOM_GB has no effect: the router's pod has no GPU to watch.",
+        "# The router reads every key of this file (envFrom): any ROUTER_<KEY> of docs/API.md",
+        "# added here reaches it; unset, the router's own default applies. Only its engines'",
+        "# addresses (the headless Services) and its key (stratum-secrets) are set in router.yaml.",
     ]
     lines += [f"{key}={example[key]}" for key in SHARED_KEYS]
+    lines += [f"{key}={value}" for key, value in CLUSTER_ROUTER_SETTINGS.items()]
     chosen = plan_vram.PROFILES[profile]
     lines += [f"{key}={chosen.values[key]}" for key in chosen.keys]
     return "\n".join(lines) + "\n"

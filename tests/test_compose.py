@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import jsonschema
+import plan_vram
 import pytest
 from stackutil import ROOT, env_example
 from vram_facts import CHECKPOINTS
@@ -113,30 +114,53 @@ def test_engine_flags(compose: dict[str, Any]) -> None:
     )
 
 
-def test_no_host_port_twice_and_internal_ports_on_loopback(compose: dict[str, Any]) -> None:
+TEAM = {"open-webui", "litellm", "grafana"}
+"""Published for the team's machines: each has its own login (OpenWebUI, Grafana) or keys
+(LiteLLM). The router, the engines and Prometheus have none and stay on loopback."""
+
+
+def test_no_host_port_twice_and_each_group_on_its_own_address(compose: dict[str, Any]) -> None:
     env = env_example()
+    assert (env["TEAM_BIND_ADDRESS"], env["INTERNAL_BIND_ADDRESS"]) == ("0.0.0.0", "127.0.0.1")
+    assert "BIND_ADDRESS" not in env and "WEBUI_BIND_ADDRESS" not in env
     seen: dict[str, str] = {}
     for name, svc in compose["services"].items():
         for spec in svc.get("ports", []):
-            bind, resolved, _ = VAR.sub(lambda m: env.get(m.group(1), m.group(3)), spec).rsplit(
-                ":", 2
-            )
+            group = "TEAM_BIND_ADDRESS" if name in TEAM else "INTERNAL_BIND_ADDRESS"
+            assert spec.startswith(f"${{{group}:-{env[group]}}}:"), f"{name}: {spec}"
+            _, resolved, _ = VAR.sub(lambda m: env.get(m.group(1), m.group(3)), spec).rsplit(":", 2)
             assert resolved not in seen, (
                 f"host port {resolved} used by {seen.get(resolved)} and {name}"
             )
             seen[resolved] = name
-            if name == "open-webui":
-                assert bind == "0.0.0.0"
-            else:
-                assert bind == "127.0.0.1", f"{name} is published on {bind}"
+    assert set(seen.values()) == SERVICES - {"postgres", "litellm-keys"}  # never published
     assert seen["3000"] == "open-webui" and seen["3001"] == "grafana" and seen["9000"] == "router"
 
 
+def test_what_the_team_reaches_asks_who_they_are(compose: dict[str, Any]) -> None:
+    """Grafana cannot run on the test machines (the compose suite's image is a stand-in that
+    only publishes its port), so its own login settings are checked here: the admin password
+    from .env, no sign-up, no anonymous access, no login bypass."""
+    services = compose["services"]
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert grafana["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert not any(k.startswith(("GF_AUTH_PROXY", "GF_AUTH_DISABLE_LOGIN")) for k in grafana)
+    webui = services["open-webui"]["environment"]
+    assert webui["WEBUI_AUTH"] == "${WEBUI_AUTH:-true}" and env_example()["WEBUI_AUTH"] == "true"
+    litellm = services["litellm"]["environment"]
+    assert litellm["LITELLM_MASTER_KEY"].startswith("${LITELLM_MASTER_KEY:?")
+
+
 def test_every_variable_without_default_is_in_env_example() -> None:
+    """The router's settings are documented in docs/API.md (.env.example points there)."""
     text = (ROOT / "docker-compose.yml").read_text()
     env = env_example()
     for m in VAR.finditer(text):
         name, op = m.group(1), m.group(2)
+        if name in _router_settings() and name != "ROUTER_API_KEY":
+            continue
         if op in (":-", "-"):
             assert name in env, (
                 f"${{{name}}} has a default in compose but is not documented in .env.example"
@@ -157,6 +181,81 @@ def test_env_example_has_no_secret_values() -> None:
         "HF_TOKEN",
     ):
         assert env[key] == "", f"{key} must be empty in .env.example"
+
+
+def _router_settings() -> list[str]:
+    from adaptive_router.config import ENV_PREFIX, RoutingConfig
+    from adaptive_router.service.config import ServiceConfig
+
+    names = [*RoutingConfig.model_fields, *ServiceConfig.model_fields]
+    return [ENV_PREFIX + name.upper() for name in names]
+
+
+ROUTER_NOT_FROM_ENV = {"ROUTER_HOST", "ROUTER_PORT"}
+"""Where the router listens inside its container (router_config.yaml): ROUTER_PORT in .env is
+the port published on the host, which must not move the router inside."""
+
+
+def test_every_router_setting_in_env_reaches_the_router(compose: dict[str, Any]) -> None:
+    """Derived from the router's own settings, so a setting added later fails here until compose
+    passes it. Each default lives in the router's settings: compose passes an empty value for an
+    unset variable, which the router reads as unset."""
+    environment = compose["services"]["router"]["environment"]
+    missing = [
+        v for v in _router_settings() if v not in environment and v not in ROUTER_NOT_FROM_ENV
+    ]
+    assert not missing, (
+        "docker-compose.yml passes the router no value for "
+        + ", ".join(missing)
+        + "; add under services.router.environment:\n"
+        + "\n".join(f"      {v}: ${{{v}:-}}" for v in missing)
+    )
+    for name, value in environment.items():
+        if name == "ROUTER_API_KEY":
+            assert value.startswith("${ROUTER_API_KEY:?"), "the router always needs its key"
+        elif name.startswith("ROUTER_"):
+            assert name in _router_settings(), f"{name} is no router setting"
+            assert name not in ROUTER_NOT_FROM_ENV, f"{name} must not be passed"
+            assert value == f"${{{name}:-}}", f"{name}: {value} (the default lives in the router)"
+        else:
+            assert name == "NVIDIA_DRIVER_CAPABILITIES", f"the router gets {name}"
+    # No other service's secret: only ROUTER_* variables are interpolated here.
+    assert {m.group(1) for m in VAR.finditer(json.dumps(environment))} <= set(_router_settings())
+
+
+def test_the_router_always_requires_its_key_in_the_stack(compose: dict[str, Any]) -> None:
+    for service in ("router", "litellm"):
+        value = compose["services"][service]["environment"]["ROUTER_API_KEY"]
+        assert value.startswith("${ROUTER_API_KEY:?"), f"{service}: {value} falls back"
+    assert "ROUTER_API_KEY" in re.findall(r"for key in ([A-Z_ ]+); do", (
+        ROOT / "scripts/start.sh").read_text())[0].split()  # start.sh generates it  # fmt: skip
+
+
+def test_env_example_sets_only_the_router_settings_a_profile_decides() -> None:
+    """Every other router default lives in the router; .env.example only explains them."""
+    profile_keys = set(plan_vram.GPU_KEYS)
+    set_here = {k for k in env_example() if k.startswith("ROUTER_")}
+    set_here -= {"ROUTER_API_KEY", "ROUTER_PORT"}  # a secret, and the port published here
+    assert set_here <= profile_keys, set_here - profile_keys
+    for name in set_here:
+        assert name in _router_settings()
+
+
+def test_router_config_file_restates_no_default_of_the_router() -> None:
+    import yaml
+
+    from adaptive_router.config import RoutingConfig
+    from adaptive_router.service.config import ServiceConfig
+
+    data = yaml.safe_load((ROOT / "docker/router/router_config.yaml").read_text())
+    service = data.pop("service")
+    for model, values in ((RoutingConfig, data), (ServiceConfig, service)):
+        for key, value in values.items():
+            default = model.model_fields[key].get_default(call_default_factory=True)
+            default = list(default) if isinstance(default, tuple) else default
+            assert value != default and [value] != default, (
+                f"router_config.yaml restates {key}: {value!r}, the router's own default"
+            )
 
 
 def test_no_literal_secrets_in_config_files() -> None:
@@ -314,9 +413,11 @@ def test_retrieval_engines_are_wired_to_the_router_litellm_and_openwebui(
     from adaptive_router.service import ServiceConfig
 
     services = compose["services"]
-    router = services["router"]["environment"]
-    assert router["ROUTER_EMBED_URL"] == "http://embed:8080/v1"
-    assert router["ROUTER_RERANK_URL"] == "http://rerank:8080/v1"
+    from adaptive_router.service import load_service_config
+
+    service, _ = load_service_config(ROOT / "docker/router/router_config.yaml", environ={})
+    assert service.embed_url == ("http://embed:8080/v1",)
+    assert service.rerank_url == ("http://rerank:8080/v1",)
     defaults = ServiceConfig()
     assert f"--alias {defaults.embed_model}" in services["embed"]["command"]
     assert f"--alias {defaults.rerank_model}" in services["rerank"]["command"]

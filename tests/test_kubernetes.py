@@ -321,7 +321,7 @@ def test_router_finds_every_engine_pod_through_headless_services(overlay: str) -
     docs = render(overlay)
     [router] = find(docs, "Deployment", "router")["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in router["env"]}
-    assert env["ROUTER_GPU_MONITOR"] == "false"  # no GPU in the router's pod
+    assert settings(docs)["ROUTER_GPU_MONITOR"] == "false"  # no GPU in the router's pod
     for key, service, port in (("ROUTER_TIER_LOW_URL", "vllm", 8000),
                                ("ROUTER_TIER_HIGH_URL", "llama-cpp", 8080),
                                ("ROUTER_EMBED_URL", "embed", 8080),
@@ -332,10 +332,13 @@ def test_router_finds_every_engine_pod_through_headless_services(overlay: str) -
         assert svc["spec"]["ports"][0]["port"] == port
         pods = find(docs, "Deployment", service)["spec"]["template"]["metadata"]["labels"]
         assert svc["spec"]["selector"].items() <= pods.items()
-    # Every ROUTER_* setting compose gives the router reaches it here too.
-    compose_router = load_compose()["services"]["router"]["environment"]
-    given = set(env) | set(settings(docs))
-    assert {k for k in compose_router if k.startswith("ROUTER_")} <= given
+    # Every ROUTER_<KEY> of stratum.env reaches the router (envFrom, the whole ConfigMap); only
+    # the engines' addresses and its key are fixed (env wins over envFrom, so a setting there
+    # would silently shadow the user's line in stratum.env).
+    [cm] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("stratum-settings-")]  # fmt: skip
+    assert {"configMapRef": {"name": cm["metadata"]["name"]}} in router["envFrom"]
+    assert set(env) == {"ROUTER_TIER_LOW_URL", "ROUTER_TIER_HIGH_URL", "ROUTER_EMBED_URL",
+                        "ROUTER_RERANK_URL", "ROUTER_API_KEY"}  # fmt: skip
 
 
 def test_every_router_variable_is_a_setting_the_router_has(overlay: str) -> None:

@@ -155,7 +155,7 @@ def test_alert_rules_cover_the_documented_cases_and_use_real_metrics(
         "rules"
     ]
     names = {r["alert"] for r in rules}
-    assert names == {"StratumTierDown", "StratumTargetDown", "StratumTTFTOverSLA",
+    assert names == {"StratumTierDown", "StratumRetrievalDown", "StratumTargetDown", "StratumTTFTOverSLA",
                      "StratumTierHighShareOutOfBand", "StratumQueueDepthHigh",
                      "StratumGPUMemoryLow", "StratumRouterErrors"}  # fmt: skip
     known = router_metric_names | VLLM | LLAMACPP | LITELLM | PROMETHEUS

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import download_models
+import envfile
 import plan_vram
 import pytest
 from stackutil import ROOT, require_tool
@@ -395,12 +396,96 @@ def test_start_dual_gpu_profile_plans_each_card(box: Sandbox) -> None:
     assert "LLAMA_GPU_DEVICE_ID" in out.stdout + out.stderr
 
 
-def test_start_will_not_switch_the_profile_of_an_existing_env(box: Sandbox) -> None:
-    shutil.copy(box.root / ".env.example", box.root / ".env")
-    out = box.run("start.sh", "--profile", "cpu", "--dry-run")
+def _dotenv(box: Sandbox) -> dict[str, str]:
+    values: dict[str, str] = envfile.read_env(box.root / ".env", {})
+    return values
+
+
+def test_a_profile_asked_for_on_a_copied_env_example_is_shown_then_applied(box: Sandbox) -> None:
+    """A copied .env.example (the 16 GB profile), then --profile 24gb: start.sh lists what would
+    change and, with --yes, changes exactly that; secrets and own lines stay."""
+    example = (box.root / ".env.example").read_text()
+    mine = example.replace("LITELLM_MASTER_KEY=\n", "LITELLM_MASTER_KEY=sk-mine\n")
+    mine += "# my own note\nMY_SETTING=kept # and its comment\n"
+    (box.root / ".env").write_text(mine)
+    profile = plan_vram.PROFILES["24gb"]
+    changed = {
+        k: profile.values[k] for k in profile.keys if _dotenv(box).get(k) != profile.values[k]
+    }
+    assert {"STRATUM_PROFILE", "VLLM_MODEL", "LLAMA_N_CPU_MOE"} <= changed.keys()
+
+    asked = box.run("start.sh", "--profile", "24gb", "--env-only")  # no terminal, no --yes
+    assert asked.returncode == 1
+    assert ".env holds the 16gb profile, not 24gb; --profile 24gb changes:" in asked.stdout
+    for key, value in changed.items():
+        assert re.search(
+            rf"^    {key} +.* ->  {re.escape(value or '(empty)')}$", asked.stdout, re.M
+        )
+    assert "Run again with --yes to apply the 24gb profile" in asked.stderr
+    assert (box.root / ".env").read_text() == mine  # nothing changed
+
+    dry = box.run("start.sh", "--profile", "24gb", "--dry-run")
+    assert f"would apply these {len(changed)} changes to .env" in dry.stdout
+    assert (box.root / ".env").read_text() == mine
+
+    applied = box.run("start.sh", "--profile", "24gb", "--env-only", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert f"applied the 24gb profile to .env ({len(changed)} settings changed)" in applied.stdout
+    after = _dotenv(box)
+    assert {k: after[k] for k in profile.keys} == {k: profile.values[k] for k in profile.keys}
+    assert after["LITELLM_MASTER_KEY"] == "sk-mine" and after["MY_SETTING"] == "kept"
+    assert "# my own note\nMY_SETTING=kept # and its comment\n" in (box.root / ".env").read_text()
+
+    again = box.run("start.sh", "--profile", "24gb", "--env-only")
+    assert again.returncode == 0 and "ok    .env holds the 24gb profile" in again.stdout
+
+
+def test_switching_to_the_cpu_profile_switches_the_compose_files_too(box: Sandbox) -> None:
+    assert box.run("start.sh", "--env-only").returncode == 0  # a new .env: 16gb
+    assert _dotenv(box)["STRATUM_PROFILE"] == "16gb"
+    out = box.run("start.sh", "--profile", "cpu", "--env-only", "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert re.search(r"COMPOSE_FILE +docker-compose.yml  ->  docker-compose.yml:docker-compose.cpu.yml",
+                     out.stdout)  # fmt: skip
+    env = _dotenv(box)
+    assert env["STRATUM_PROFILE"] == "cpu"
+    assert env["COMPOSE_FILE"] == "docker-compose.yml:docker-compose.cpu.yml"
+
+
+def test_an_env_that_edited_its_profile_is_shown_what_the_profile_sets_back(box: Sandbox) -> None:
+    assert box.run("start.sh", "--env-only").returncode == 0
+    with (box.root / ".env").open("a") as env:
+        env.write("LLAMA_N_CPU_MOE=26\n")
+    out = box.run("start.sh", "--profile", "16gb", "--env-only")
     assert out.returncode == 1
-    assert ".env is set up for the gpu profile, not cpu" in out.stderr
-    assert (box.root / ".env").read_text() == (box.root / ".env.example").read_text()
+    assert "set up for the 16gb profile, with lines changed since" in out.stdout
+    assert re.search(r"LLAMA_N_CPU_MOE +26  ->  27", out.stdout)
+
+
+@pytest.mark.parametrize("key", ["BIND_ADDRESS", "WEBUI_BIND_ADDRESS"])
+def test_start_refuses_the_retired_bind_setting_and_says_what_replaces_it(
+    box: Sandbox, key: str
+) -> None:
+    assert box.run("start.sh", "--env-only").returncode == 0
+    with (box.root / ".env").open("a") as env:
+        env.write(f"{key}=0.0.0.0\n")
+    before = (box.root / ".env").read_text()
+    for args in (["--dry-run"], ["--profile", "cpu", "--yes", "--env-only"]):
+        out = box.run("start.sh", *args)
+        assert out.returncode == 1 and f"{key} in .env is no longer read" in out.stderr
+        assert (box.root / ".env").read_text() == before  # refused before anything changed
+    assert "TEAM_BIND_ADDRESS" in out.stderr and "INTERNAL_BIND_ADDRESS" in out.stderr
+    assert f"Replace the line {key}=0.0.0.0 in .env" in out.stderr
+
+
+def test_start_refuses_openwebui_without_login_on_the_teams_network(box: Sandbox) -> None:
+    box.gpu()
+    box.models()
+    out = box.run("start.sh", "--dry-run", WEBUI_AUTH="false")
+    assert out.returncode == 1
+    assert "WEBUI_AUTH=false in .env with TEAM_BIND_ADDRESS=0.0.0.0" in out.stderr
+    out = box.run("start.sh", "--dry-run", WEBUI_AUTH="false", TEAM_BIND_ADDRESS="127.0.0.1")
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_start_names_an_image_that_cannot_be_pulled_and_how_to_fix_it(box: Sandbox) -> None:
@@ -468,9 +553,11 @@ def test_start_generates_secrets_once_and_keeps_them(box: Sandbox) -> None:
     env1 = (box.root / ".env").read_text()
     secrets = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in env1.splitlines()
                if line.split("=", 1)[0] in ("LITELLM_MASTER_KEY", "WEBUI_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD",
-                                             "POSTGRES_PASSWORD", "OPENWEBUI_LITELLM_KEY")}  # fmt: skip
-    assert len(secrets) == 5 and all(len(v) >= 32 for v in secrets.values())
+                                             "POSTGRES_PASSWORD", "OPENWEBUI_LITELLM_KEY",
+                                             "ROUTER_API_KEY")}  # fmt: skip
+    assert len(secrets) == 6 and all(len(v) >= 32 for v in secrets.values())
     assert secrets["OPENWEBUI_LITELLM_KEY"].startswith("sk-")
+    assert secrets["ROUTER_API_KEY"].startswith("sk-")  # the router always asks for its key
     assert all(c in "0123456789abcdef" for c in secrets["POSTGRES_PASSWORD"])  # safe in a URL
     assert secrets["LITELLM_MASTER_KEY"].startswith("sk-")
     assert oct((box.root / ".env").stat().st_mode)[-3:] == "600"
@@ -478,6 +565,8 @@ def test_start_generates_secrets_once_and_keeps_them(box: Sandbox) -> None:
     assert ups == ["prometheus grafana router", "vllm", "llama-cpp", "embed rerank",
                    "postgres litellm litellm-keys open-webui"]  # fmt: skip
     assert "Stratum is up" in first.stdout and "curl -s http://127.0.0.1:" in first.stdout
+    assert "the first account made there is the admin" in first.stdout
+    assert "password: GRAFANA_ADMIN_PASSWORD in .env" in first.stdout
     second = box.run("start.sh", "--timeout", "5", STUB_RUNNING="1")
     assert second.returncode == 0, second.stdout + second.stderr
     assert (box.root / ".env").read_text() == env1
@@ -697,7 +786,8 @@ def test_retrieval_on_the_gpu_needs_its_compose_file_and_a_gpu_profile(box: Sand
 
 
 def test_lines_appended_to_env_win_as_they_do_for_compose(box: Sandbox) -> None:
-    """`cat artifacts/compose/images.env >> .env` (README): the scripts read the last value."""
+    """`cat artifacts/compose/images.env >> .env` (docs/DEVELOPMENT.md): the scripts read the
+    last value."""
     assert box.run("start.sh", "--profile", "cpu", "--env-only").returncode == 0
     env = box.root / ".env"
     env.write_text(env.read_text() + "LITELLM_IMAGE=example/litellm:local\n")
@@ -786,6 +876,11 @@ def test_install_cuda_dry_run_prints_the_plan(box: Sandbox, tmp_path: Path) -> N
     out = box.run("install-cuda-linux.sh", "--dry-run", STRATUM_OS_RELEASE=str(osr))
     assert "driver 580.95.05 is installed and loaded: skipping" in out.stdout
     assert "nvidia-driver-580-open" not in out.stdout
+    # The CUDA 13 vLLM image needs 580.65.06 (start.sh refuses less): an older 580 is upgraded.
+    box.gpu("NVIDIA GeForce RTX 5060 Ti, 16311, 12.0, 580.20.00")
+    out = box.run("install-cuda-linux.sh", "--dry-run", STRATUM_OS_RELEASE=str(osr))
+    assert "driver 580.20.00 is older than 580.65.06: upgrading" in out.stderr
+    assert "would run: apt-get install -y nvidia-driver-580-open" in out.stdout
     osr.write_text('ID=fedora\nVERSION_ID="41"\nPRETTY_NAME="Fedora 41"\n')
     out = box.run("install-cuda-linux.sh", "--dry-run", STRATUM_OS_RELEASE=str(osr))
     assert out.returncode == 1 and "Ubuntu 22.04 and 24.04" in out.stderr

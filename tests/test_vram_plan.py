@@ -12,7 +12,6 @@ from pathlib import Path
 
 import plan_vram
 import pytest
-import yaml
 from stackutil import ROOT
 from vram_facts import ARCH
 
@@ -73,7 +72,9 @@ def test_every_shipped_profile_fits_its_memory_with_a_gib_to_spare(profile: str)
     assert float(values["ROUTER_VRAM_HEADROOM_GB"]) * 1e9 / 2**30 < plan["expected_free_gib"]
     cards = {values["VLLM_GPU_DEVICE_ID"], values["LLAMA_GPU_DEVICE_ID"]}
     assert (
-        len(plan["devices"]) == len(cards) == (2 if values["STRATUM_PROFILE"] == "dual-gpu" else 1)
+        len(plan["devices"])
+        == len(cards)
+        == (2 if plan_vram.LAYOUTS[values["STRATUM_PROFILE"]] == "dual-gpu" else 1)
     )
 
 
@@ -143,7 +144,11 @@ def test_names_the_engine_and_the_shortfall_when_the_card_is_too_small(tmp_path:
     out = run("--env", str(env), "--gpu-gb", "16")
     assert out.returncode == 1
     assert re.search(r"leaves -?\d+\.\d\d GiB, \d+\.\d\d GiB short", out.stdout)
-    assert "raise LLAMA_N_CPU_MOE" in out.stdout
+    # The message names the setting that fits, and it does.
+    suggested = re.search(r"LLAMA_N_CPU_MOE=(\d+) moves enough", out.stdout)
+    assert suggested, out.stdout
+    env.write_text(f"LLAMA_N_CPU_MOE={suggested[1]}\n")
+    assert run("--env", str(env), "--gpu-gb", "16").returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -156,7 +161,7 @@ def test_names_the_engine_and_the_shortfall_when_the_card_is_too_small(tmp_path:
         ("ROUTER_VISION_TIERS=tier_low", "takes no images here"),
         ("ROUTER_VISION_TIERS=none", "does not list it"),
         ("ROUTER_TIER_HIGH_CONTEXT_TOKENS=16384", "LLAMA_CTX_SIZE / LLAMA_PARALLEL"),
-        ("this is not a setting", "not a KEY=VALUE line"),
+        ("this is not a setting", "key cannot contain a space"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(tmp_path: Path, line: str, message: str) -> None:
@@ -202,6 +207,8 @@ def test_compose_defaults_are_the_16gb_plan() -> None:
     for key, default in plan_vram.DEFAULTS.items():
         if key in ("LLAMA_MMPROJ_FILE", "STRATUM_PROFILE", "RETRIEVAL_DEVICE"):  # scripts only
             continue
+        if key.startswith("ROUTER_"):  # the router's own, with the stack's config file
+            continue  # test_router_config_file_agrees_with_the_16gb_plan
         assert key in found, f"{key} is not in docker-compose.yml"
         op, value = found[key]
         assert value == default, f"{key}: compose {value!r}, planner {default!r}"
@@ -209,9 +216,20 @@ def test_compose_defaults_are_the_16gb_plan() -> None:
 
 
 def test_router_config_file_agrees_with_the_16gb_plan() -> None:
-    config = yaml.safe_load((ROOT / "docker/router/router_config.yaml").read_text())
-    assert config["vision_tiers"] == plan_vram.DEFAULTS["ROUTER_VISION_TIERS"].split(",")
-    assert config["vram_headroom_gb"] == float(plan_vram.DEFAULTS["ROUTER_VRAM_HEADROOM_GB"])
+    """With none of the profile's ROUTER_* lines in .env (compose passes them empty), the router
+    reads the 16 GB plan: from docker/router/router_config.yaml or its own defaults."""
+    from adaptive_router.config import load_config
+
+    empty = {k: "" for k in plan_vram.DEFAULTS if k.startswith("ROUTER_")}
+    config = load_config(ROOT / "docker/router/router_config.yaml", environ=empty)
+    assert list(config.vision_tiers) == plan_vram.DEFAULTS["ROUTER_VISION_TIERS"].split(",")
+    assert config.vram_headroom_gb == float(plan_vram.DEFAULTS["ROUTER_VRAM_HEADROOM_GB"])
+    assert config.tier_low_context_tokens == int(
+        plan_vram.DEFAULTS["ROUTER_TIER_LOW_CONTEXT_TOKENS"]
+    )
+    assert config.tier_high_context_tokens == int(
+        plan_vram.DEFAULTS["ROUTER_TIER_HIGH_CONTEXT_TOKENS"]
+    )
 
 
 def _reading(gpu_gib: float, used_gib: float) -> GpuReading:

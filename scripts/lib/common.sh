@@ -37,36 +37,23 @@ version_ge() {
   return 0
 }
 
-# unquote VALUE: VALUE without one pair of surrounding double or single quotes.
-unquote() {
-  local v=$1
-  if [[ "$v" =~ ^\"(.*)\"$ || "$v" =~ ^\'(.*)\'$ ]]; then v="${BASH_REMATCH[1]}"; fi
-  printf '%s' "$v"
+# The .env reader: scripts/envfile.py reads a dotenv file exactly as Docker Compose does (quotes,
+# `# comments`, `export`, the last line of a key wins), for every script and Python tool alike.
+envfile() {
+  have python3 || die "python3 is needed to read .env (sudo apt-get install python3)"
+  python3 "$STRATUM_ROOT/scripts/envfile.py" "$@"
 }
 
-# env_get FILE KEY: the value of KEY in a dotenv file (last one wins), without quotes.
+# env_get FILE KEY: the value of KEY in a dotenv file, as Compose reads it ("" when unset).
 env_get() {
-  local file=$1 key=$2 line value=""
-  [[ -f "$file" ]] || return 0
-  while IFS= read -r line || [[ -n "$line" ]]; do
-    [[ "$line" =~ ^[[:space:]]*${key}=(.*)$ ]] || continue
-    value="${BASH_REMATCH[1]}"
-  done <"$file"
-  unquote "$value"
+  [[ -f "$1" ]] || return 0
+  envfile get "$1" "$2" || die "cannot read $1 (see above)"
 }
 
-# env_set FILE KEY VALUE: set KEY in place (replacing its first line, or appending), file kept 0600.
+# env_set FILE KEY VALUE: give KEY this value on the line Compose reads (its last), or append
+# it; the file stays 0600.
 env_set() {
-  local file=$1 key=$2 value=$3 tmp
-  tmp="$(mktemp "${file}.XXXXXX")"
-  awk -v k="$key" -v v="$value" '
-    BEGIN { done = 0 }
-    $0 ~ "^[[:space:]]*" k "=" && !done { print k "=" v; done = 1; next }
-    { print }
-    END { if (!done) print k "=" v }
-  ' "$file" >"$tmp"
-  chmod 600 "$tmp"
-  mv "$tmp" "$file"
+  envfile set "$1" "$2=$3" || die "cannot write $2 to $1 (see above)"
 }
 
 # random_secret N: N random bytes as hex.
@@ -83,22 +70,23 @@ random_secret() {
 # As for compose, variables already in the environment win, and within the file the last line
 # of a key wins (so lines appended to .env override the ones above them).
 load_env() {
-  local file=$1 line key
+  local file=$1 lines
   [[ -f "$file" ]] || return 0
-  local -A from_environment=()
-  while IFS= read -r line || [[ -n "$line" ]]; do
-    [[ "$line" =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)= ]] || continue
-    key="${BASH_REMATCH[1]}"
-    [[ -n "${!key+x}" ]] && from_environment[$key]=1
-  done <"$file"
-  while IFS= read -r line || [[ -n "$line" ]]; do
-    [[ "$line" =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
-    key="${BASH_REMATCH[1]}"
-    [[ -n "${from_environment[$key]:-}" ]] || export "$key=$(unquote "${BASH_REMATCH[2]}")"
-  done <"$file"
+  lines="$(envfile export "$file")" || die "cannot read $file (see above)"
+  eval "$lines"
 }
 
-# default_compose_files PROFILE [RETRIEVAL_DEVICE]: the compose files a profile runs, as
+# profile_layout STRATUM_PROFILE: how a profile uses the hardware: gpu (one card: 16gb, 24gb,
+# 32gb, or a layout of your own), dual-gpu (a card per engine: dual-16gb) or cpu (no GPU).
+profile_layout() {
+  case "${1:-}" in
+    cpu) printf cpu ;;
+    dual-16gb|dual-gpu) printf dual-gpu ;;
+    *) printf gpu ;;
+  esac
+}
+
+# default_compose_files LAYOUT [RETRIEVAL_DEVICE]: the compose files a profile runs, as
 # COMPOSE_FILE lists them (relative to the repository root): the cpu profile adds
 # docker-compose.cpu.yml (both tiers on llama.cpp's CPU server, no GPU reservations);
 # RETRIEVAL_DEVICE=gpu adds docker-compose.retrieval-gpu.yml (the retrieval engines on the GPU).
@@ -115,7 +103,7 @@ default_compose_files() {
 compose() {
   (
     cd "$STRATUM_ROOT" || exit 1
-    COMPOSE_FILE="${COMPOSE_FILE:-$(default_compose_files "${STRATUM_PROFILE:-gpu}" "${RETRIEVAL_DEVICE:-cpu}")}" \
+    COMPOSE_FILE="${COMPOSE_FILE:-$(default_compose_files "$(profile_layout "${STRATUM_PROFILE:-}")" "${RETRIEVAL_DEVICE:-cpu}")}" \
       docker compose --project-directory "$STRATUM_ROOT" "$@"
   )
 }

@@ -3,13 +3,16 @@
 `bash scripts/start.sh --profile cpu --yes` starts the stack from a copy of this checkout, on
 images built here (tests/compose/images/build.sh: each a stand-in for its upstream image, which
 no registry here can serve) and tiny generated GGUFs under the file names the profile expects.
-Then the tests do what its users do: health-check.sh, curl on the router, LiteLLM with a key,
-OpenWebUI in Chromium (first user, a streamed chat), Prometheus and the dashboards' queries, the
-documented `docker compose` commands, stop and start again, and a crashed engine.
+Then the tests do what its users do: health-check.sh, curl on the router with its key, LiteLLM
+with a key, OpenWebUI in Chromium (first user, a streamed chat), a teammate's laptop in a network
+namespace of its own (what it reaches, what refuses it), Prometheus and the dashboards' queries,
+the documented `docker compose` commands, stop and start again, and a crashed engine.
 
 Two things do not run as shipped, and only these (tests/compose/litellm-without-database.yml):
 - Grafana: no package of it in any registry these machines reach. Its image is a stand-in that
-  answers Grafana's health endpoint; the dashboards' queries run against the real Prometheus.
+  answers Grafana's health endpoint: it proves where the port is published (the teammate reaches
+  it), not Grafana's login, whose settings tests/test_compose.py checks statically; the
+  dashboards' queries run against the real Prometheus.
 - LiteLLM's database mode: Prisma's engines cannot be downloaded here. LiteLLM runs without
   DATABASE_URL (master key only); PostgreSQL itself runs and keeps its data.
 
@@ -23,7 +26,8 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,7 +177,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     write_tiny_llama(models / "embeddinggemma-300M-qat-Q4_0.gguf", seed=3)
     write_tiny_llama(models / "bge-reranker-v2-m3-Q4_K_M.gguf", seed=4)
     s = Stack(root)
-    # As README says: create .env for the profile, point it at the images built here, start.
+    # As docs/DEVELOPMENT.md says: create .env for the profile, point it at the images built
+    # here, start.
     s.run("bash", "scripts/start.sh", "--profile", "cpu", "--env-only")
     with (root / ".env").open("a") as env:
         env.write((ARTIFACTS / "images.env").read_text() + TEST_ENV)
@@ -188,12 +193,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def curl_chat(
-    model: str, prompt: str, url: str = ROUTER
+    stack: Stack, model: str, prompt: str, key: str | None = None
 ) -> tuple[int, dict[str, str], dict[str, Any]]:
-    """A chat request with curl, as README shows it: status, headers, body."""
+    """A chat request to the router with curl and its key (ROUTER_API_KEY in .env, as a script on
+    the server sends it): status, headers, body."""
+    key = stack.dotenv("ROUTER_API_KEY") if key is None else key
     out = subprocess.run(
-        ["curl", "-s", "-D", "-", "-m", "120", f"{url}/v1/chat/completions",
-         "-H", "content-type: application/json",
+        ["curl", "-s", "-D", "-", "-m", "120", f"{ROUTER}/v1/chat/completions",
+         "-H", "content-type: application/json", "-H", f"Authorization: Bearer {key}",
          "-d", json.dumps({"model": model, "max_tokens": 8,
                            "messages": [{"role": "user", "content": prompt}]})],
         capture_output=True, text=True, check=True,
@@ -243,11 +250,14 @@ def test_the_router_routes_gemma4_fast_both_ways_and_gemma4_smart_to_tier_high(
         ("gemma4-fast", HARD_PROMPT, "tier_high", "complexity"),
         ("gemma4-smart", EASY_PROMPT, "tier_high", "override"),
     ]:
-        status, headers, body = curl_chat(model, prompt)
+        status, headers, body = curl_chat(stack, model, prompt)
         assert status == 200, body
         assert (headers["x-router-tier"], headers["x-router-reason"]) == (tier, reason), headers
         assert body["model"] == model  # the engine's name is mapped back
         assert body["choices"][0]["message"]["content"] is not None
+    # The router always asks for its key in the stack (start.sh generated it into .env).
+    status, _, body = curl_chat(stack, "gemma4-fast", EASY_PROMPT, key="")
+    assert status == 401 and body["error"]["code"] == "invalid_api_key", body
 
 
 def test_litellm_answers_a_key_holder_and_refuses_anyone_else(stack: Stack) -> None:
@@ -389,15 +399,102 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     assert len(evaluated) > 20
 
 
-def test_only_openwebui_listens_beyond_loopback(stack: Stack) -> None:
+def test_what_has_a_login_listens_for_the_team_and_the_rest_on_loopback(stack: Stack) -> None:
     published: dict[str, set[str]] = {}
     for service, row in stack.services().items():
         for port in row.get("Publishers") or []:
             if port.get("PublishedPort"):
                 published.setdefault(service, set()).add(port["URL"])
-    assert published.pop("open-webui") == {"0.0.0.0"}
-    assert published and all(urls == {"127.0.0.1"} for urls in published.values()), published
-    assert "postgres" not in published
+    team = {s: published.pop(s) for s in ("open-webui", "litellm", "grafana")}
+    assert team == {"open-webui": {"0.0.0.0"}, "litellm": {"0.0.0.0"}, "grafana": {"0.0.0.0"}}
+    assert set(published) == {"router", "vllm", "llama-cpp", "embed", "rerank", "prometheus"}
+    assert all(urls == {"127.0.0.1"} for urls in published.values()), published
+
+
+# A teammate's laptop: a network namespace of its own, joined to this machine by a veth pair
+# with addresses of the test's own (a /30 no one else uses), as a laptop on the office network
+# reaches the server's address.
+SERVER_ADDRESS, LAPTOP_ADDRESS = "10.251.25.1", "10.251.25.2"
+SDK_CHAT = """
+import sys
+from openai import OpenAI
+client = OpenAI(base_url=sys.argv[1], api_key=sys.argv[2], max_retries=0, timeout=120)
+reply = client.chat.completions.create(model="gemma4-fast", max_tokens=8,
+                                       messages=[{"role": "user", "content": "Hello!"}])
+print(reply.choices[0].message.content is not None)
+"""
+
+
+@contextmanager
+def teammate_laptop() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """Runs a command in the laptop's namespace; removes the namespace and the pair after."""
+    ip = require_tool("ip")
+    require("/" if os.geteuid() == 0 else None, "root (for a network namespace)", "run as root")
+    tag = str(os.getpid() % 100000)
+    ns, server_end, laptop_end = f"stratum-mate-{tag}", f"smate-s{tag}", f"smate-l{tag}"
+    steps = [
+        ["netns", "add", ns],
+        ["link", "add", server_end, "type", "veth", "peer", "name", laptop_end],
+        ["link", "set", laptop_end, "netns", ns],
+        ["addr", "add", f"{SERVER_ADDRESS}/30", "dev", server_end],
+        ["link", "set", server_end, "up"],
+        ["-n", ns, "addr", "add", f"{LAPTOP_ADDRESS}/30", "dev", laptop_end],
+        ["-n", ns, "link", "set", laptop_end, "up"],
+        ["-n", ns, "link", "set", "lo", "up"],
+    ]
+
+    def laptop(*argv: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([ip, "netns", "exec", ns, *argv], capture_output=True, text=True,
+                              timeout=timeout, env={"PATH": os.environ["PATH"]})  # fmt: skip
+
+    try:
+        for step in steps:
+            subprocess.run([ip, *step], check=True, capture_output=True)
+        yield laptop
+    finally:
+        subprocess.run([ip, "link", "del", server_end], capture_output=True)
+        subprocess.run([ip, "netns", "del", ns], capture_output=True)
+
+
+def test_a_teammates_laptop_reaches_what_has_a_login_and_nothing_else(stack: Stack) -> None:
+    """From another machine's network: the teammate chats through LiteLLM with a key (the
+    README's OpenAI SDK line) and opens OpenWebUI's login page and Grafana's port; without a key
+    LiteLLM answers 401; the router, the engines and Prometheus refuse the connection.
+
+    The key: scripts/team-keys.sh makes one per person, in LiteLLM's database, which cannot run
+    here (module docstring); the script says so, and the teammate uses the master key, the only
+    key this LiteLLM has. Team keys themselves: tests/test_team_keys.py. Grafana's image is a
+    stand-in: reaching it proves where its port is published, not its login page."""
+    made = stack.run("bash", "scripts/team-keys.sh", "create", "--name", "teammate", check=False)
+    assert made.returncode != 0 and "LiteLLM has no database" in made.stderr, made.stderr
+    key = stack.dotenv("LITELLM_MASTER_KEY")
+    server = f"http://{SERVER_ADDRESS}"
+    with teammate_laptop() as laptop:
+        chat = laptop(sys.executable, "-c", SDK_CHAT, f"{server}:4000/v1", key)
+        assert chat.returncode == 0 and chat.stdout.strip() == "True", chat.stderr[-2000:]
+
+        def curl(url: str, *args: str) -> tuple[int, str, str]:
+            out = laptop("curl", "-s", "-m", "30", "-w", "\n%{http_code}", *args, url)
+            body, _, code = out.stdout.rpartition("\n")
+            return out.returncode, code, body
+
+        hello = json.dumps(
+            {"model": "gemma4-fast", "messages": [{"role": "user", "content": "hi"}]}
+        )
+        rc, code, body = curl(f"{server}:4000/v1/chat/completions",
+                              "-H", "content-type: application/json", "-d", hello)  # fmt: skip
+        assert (rc, code) == (0, "401"), body
+        rc, code, body = curl(f"{server}:3000/auth")  # OpenWebUI's sign-in page
+        assert (rc, code) == (0, "200") and "<title>Open WebUI</title>" in body, body[:500]
+        rc, code, body = curl(f"{server}:3001/api/health")  # the Grafana stand-in's one page
+        assert (rc, code) == (0, "200") and "stand-in" in body, body
+        refused = {}
+        for name, port in (("router", 9000), ("vllm", 8000), ("llama-cpp", 8080),
+                           ("embed", 8081), ("rerank", 8082), ("prometheus", 9090)):  # fmt: skip
+            refused[name] = curl(f"{server}:{port}/")[0]
+        assert refused == dict.fromkeys(refused, 7), refused  # curl 7: connection refused
+    # The same ports answer on the server itself.
+    assert httpx.get(PROMETHEUS + "/-/healthy", timeout=10).status_code == 200
 
 
 def test_no_container_runs_as_root_where_its_upstream_image_does_not(stack: Stack) -> None:
@@ -490,7 +587,7 @@ def test_a_crashed_tier_high_engine_degrades_then_comes_back_by_itself(stack: St
         wait_until(
             lambda: router_tier_state("tier_high") != "up", 60, "the router to see tier_high down"
         )
-        status, headers, body = curl_chat("gemma4-fast", HARD_PROMPT)
+        status, headers, body = curl_chat(stack, "gemma4-fast", HARD_PROMPT)
         assert status == 200, body
         assert headers["x-router-tier"] == "tier_low"
         assert headers["x-router-degraded"] == "true"
@@ -503,7 +600,7 @@ def test_a_crashed_tier_high_engine_degrades_then_comes_back_by_itself(stack: St
     assert (
         int(stack.run("docker", "inspect", "-f", "{{.RestartCount}}", container).stdout) > restarts
     )
-    status, headers, _ = curl_chat("gemma4-fast", HARD_PROMPT)
+    status, headers, _ = curl_chat(stack, "gemma4-fast", HARD_PROMPT)
     assert (status, headers["x-router-tier"], headers["x-router-reason"]) == (
         200,
         "tier_high",

@@ -146,6 +146,8 @@ def router_config(
     service.update(
         tier_low_url=tier_low + "/v1", tier_high_url=tier_high + "/v1", host="127.0.0.1", port=port
     )
+    for kind in ("embed", "rerank"):  # the compose names: here only the engines given below
+        service.pop(f"{kind}_url", None)
     for kind, urls in (retrieval or {}).items():
         listed = [urls] if isinstance(urls, str) else list(urls)
         service[f"{kind}_url"] = [u + "/v1" for u in listed]

@@ -175,6 +175,8 @@ build "$LLAMA_TAG" llama-server.Dockerfile "$ctx" "BASE=$BOOKWORM"
 ctx="$(context litellm)"
 cat "$ROOT/tests/e2e/requirements-litellm.txt" "$HERE/bookworm-python-requirements.txt" >"$ctx/requirements.txt"
 wheels litellm "$ctx/requirements.txt" "$ctx/wheels"
+wheels litellm-prisma "$HERE/litellm-prisma-requirements.txt" "$ctx/wheels"
+cat "$HERE/litellm-prisma-requirements.txt" >>"$ctx/requirements.txt"
 LITELLM_TAG="stratum-test/litellm:v$LITELLM_VERSION"
 build "$LITELLM_TAG" litellm.Dockerfile "$ctx" "BASE=$PY_BASE"
 

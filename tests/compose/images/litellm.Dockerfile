@@ -5,7 +5,8 @@
 #   `exec litellm "$@"`; CMD ["--port", "4000"]; EXPOSE 4000.
 # Differences: Debian bookworm's Python 3.11 instead of Wolfi's; LiteLLM from PyPI at the e2e
 # suite's frozen set (tests/e2e/requirements-litellm.txt, wheels from build.sh's wheelhouse);
-# no `prisma generate` at build time (Prisma's engines download from binaries.prisma.sh, which
+# the prisma Python package as upstream has it (litellm-prisma-requirements.txt) but no
+# `prisma generate` at build time (Prisma's engines download from binaries.prisma.sh, which
 # these machines cannot reach), so LiteLLM's database mode cannot run in this image.
 ARG BASE
 FROM ${BASE}
