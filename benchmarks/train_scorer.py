@@ -262,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {g:45s} {n:5d}")
         return 0
     vectors, vocab = load_static()
-    inputs = read_inputs([r["prompt"] for r in rows], vectors, WordPiece(dict(zip(vocab, range(len(vocab)), strict=True))))
+    inputs = read_inputs(
+        [r["prompt"] for r in rows],
+        vectors,
+        WordPiece(dict(zip(vocab, range(len(vocab)), strict=True))),
+    )
     everything = np.arange(len(rows))
 
     grouped10 = family_folds(families, 10)
@@ -316,7 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     model = to_model(fitted, vectors, vocab, a, b, header)
     if args.out:
         args.out.write_text(model.dump(), encoding="utf-8")
-        print(f"wrote {args.out} ({args.out.stat().st_size} bytes, {len(model.gram_weights)} words and pairs)")
+        print(
+            f"wrote {args.out} ({args.out.stat().st_size} bytes, "
+            f"{len(model.gram_weights)} words and pairs)"
+        )
     return 0
 
 

@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 
 from . import _lexicon
 from .wordpiece import WordPiece, basic_split
@@ -177,7 +178,7 @@ def read_prompt(text: str, tokenizer: WordPiece) -> PromptFeatures:
 def word_grams(words: list[str]) -> set[str]:
     """The distinct words and adjacent word pairs (joined by a space) of ``words``."""
     grams = set(words)
-    grams.update(a + " " + b for a, b in zip(words, words[1:], strict=False))
+    grams.update(a + " " + b for a, b in pairwise(words))
     return grams
 
 

@@ -23,6 +23,10 @@ FOLLOW_UP_WORDS = 40
 """A last turn shorter than this many words is a follow-up whose meaning leans on context."""
 _FOLLOW_UP_LENGTH = length_score(FOLLOW_UP_WORDS)
 _LENGTH = DIMENSIONS.index("length")
+_SIMPLE = DIMENSIONS.index("simple")
+ACKNOWLEDGEMENT = 0.5
+"""A short last turn whose "simple" dimension (thanks, hello...) reaches this is an
+acknowledgement, not a follow-up: its context does not make it hard."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +42,7 @@ class ScoreBreakdown:
 class ComplexityScorer:
     """Deterministic, CPU-only complexity scorer. Safe to share between threads."""
 
-    def __init__(
-        self, model: ComplexityModel | None = None, model_path: str | Path | None = None
-    ):
+    def __init__(self, model: ComplexityModel | None = None, model_path: str | Path | None = None):
         self.model = model if model is not None else ComplexityModel.load(model_path)
 
     def _logit(self, text: str, dims: tuple[float, ...] | None = None) -> float:
@@ -66,8 +68,9 @@ class ComplexityScorer:
         "now prove it" means little alone; after a maths question it is a proof. So when the
         last turn is short, the context (system prompt, earlier user turns) and the turn are
         scored as one text, and the final logit moves ``context_weight`` of the way towards
-        that joint logit, never down: a hard question stays hard under an easy system prompt,
-        and "thanks!" after a maths turn stays well below a real maths question.
+        that joint logit, never down: a hard question stays hard under an easy system prompt.
+        A short turn that only thanks or greets ("thanks!", "merci") is not read with its
+        context: it stays easy after the hardest question.
         """
         features = extract(conversation.last_user)
         logit = self._logit(conversation.last_user, features.dimensions)
@@ -76,6 +79,7 @@ class ComplexityScorer:
             conversation.context
             and context_weight > 0
             and features.dimensions[_LENGTH] < _FOLLOW_UP_LENGTH
+            and features.dimensions[_SIMPLE] < ACKNOWLEDGEMENT
         ):
             joint = self._logit(conversation.context + "\n" + conversation.last_user)
             context_score = sigmoid(joint)
