@@ -10,8 +10,9 @@ Two kinds, both over a bounded window of the text:
 
 This runs on every request, so it is written for bounded, small cost rather than elegance:
 - only a bounded window of the text is read (its head and its tail), so a 64 k-character RAG
-  context costs about what a 3 k-character prompt does;
-- tokenising is one ``str.translate`` and one ``split`` (both in C), no regular expression;
+  context costs about what a 2 k-character prompt does;
+- :func:`read_prompt` splits words with one compiled regular expression and caches each word's
+  WordPiece ids; :func:`extract` tokenises with one ``str.translate`` and one ``split``;
 - character classes are counted with ``bytes.translate`` (also in C);
 - all cue lists are merged into one dict, looked up once through a set intersection.
 """
