@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, help="where to write the model (default: report only)")
-    parser.add_argument("--c", type=float, default=3.0, help="inverse L2 strength")
+    parser.add_argument("--c", type=float, default=10.0, help="inverse L2 strength")
     parser.add_argument("--dense-scale", type=float, default=0.03)
     parser.add_argument("--min-df", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)

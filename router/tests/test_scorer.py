@@ -209,7 +209,7 @@ def _after(first: str, follow_up: str) -> list[dict[str, str]]:
     ]
 
 
-@pytest.mark.parametrize("follow_up", ["now in Rust", "and in Go?", "go on"])
+@pytest.mark.parametrize("follow_up", ["now write it in Java", "and in Go?", "go on"])
 def test_follow_up_is_read_with_its_context(follow_up: str) -> None:
     threshold = RoutingConfig().complexity_threshold
     alone = scorer.score(follow_up)
