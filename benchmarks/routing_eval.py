@@ -1,167 +1,264 @@
 #!/usr/bin/env python3
-"""Evaluate the router's complexity decision on a labelled JSONL set.
+"""Judge the router's complexity decision on the family-tagged evaluation set, beside baselines.
 
-    python benchmarks/routing_eval.py --data data/routing_devset.jsonl --out results/routing
+    python benchmarks/routing_eval.py              # eval set: this model and the baselines
+    python benchmarks/routing_eval.py --cv         # + leave-one-family/source-out on training
+    python benchmarks/routing_eval.py --data other.jsonl --out results/routing
 
-Each line needs ``prompt`` (a string, or ``messages`` as an OpenAI list) and ``label``
-(``tier_high`` / ``tier_low``); ``category`` is used for the per-category error table when
-present. Reports AUROC, balanced accuracy, the confusion matrix at the configured threshold, a
-threshold sweep, the worst errors; writes ``routing_eval.json`` and (with matplotlib installed)
-``roc.png`` into ``--out``. The score is the router's own (``RoutingConfig`` from ``--config``,
-GPU rules off), so what this prints is what the service does with a healthy, idle GPU.
+Rows need ``prompt`` (or ``messages``, an OpenAI list) and ``label`` (tier_high/tier_low);
+``family`` groups the per-family table. For each scorer it prints AUROC, balanced accuracy at
+the default threshold (0.5), AUROC within length bands, and AUROC on the part of the set where
+length points the wrong way (tier_high prompts under 120 characters against tier_low prompts
+over 600); then accuracy per family. "this model" is the router's own score (``RoutingConfig``
+defaults, GPU rules off): what the service does with a healthy, idle GPU. Baselines: the
+prompt's character count (its balanced point chosen on the training data), the scorer shipped
+before this model (``before-i23``) and the 0.1 seed scorer (``seed-0.1``), both rebuilt from
+git history (see ``_baselines.py``). ``--cv`` adds the training recipe's cross-validated figures
+(``train_scorer.py``: families and sources held out whole) and the baselines' figures on the
+training data, per source. The evaluation set is only ever read here, never trained on.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from _metrics import auroc, balanced_accuracy, confusion
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _baselines
+from _metrics import auroc, balanced_accuracy
+from _routing_data import EVAL_SET, label_of, read_jsonl, training_rows
 
 from adaptive_router import AdaptiveRouter, load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+SHORT = 120
+LONG = 600
+BANDS = ((0, SHORT), (SHORT, LONG), (LONG, 10**9))
+FAMILY_FLOOR = 0.85
 
 
-def roc_points(labels: list[float], scores: list[float]) -> list[tuple[float, float]]:
-    pos = sum(labels) or 1.0
-    neg = (len(labels) - sum(labels)) or 1.0
-    points = [(0.0, 0.0)]
-    tp = fp = 0.0
-    for _, label in sorted(zip(scores, labels, strict=True), key=lambda p: -p[0]):
-        if label:
-            tp += 1
-        else:
-            fp += 1
-        points.append((fp / neg, tp / pos))
-    return points
+def prompt_text(row: dict[str, Any]) -> str:
+    if "prompt" in row:
+        return str(row["prompt"])
+    return "\n".join(str(m.get("content", "")) for m in row.get("messages", []))
 
 
-def evaluate(
-    rows: list[dict[str, Any]], router: AdaptiveRouter, threshold: float
+def safe_auroc(labels: Sequence[float], scores: Sequence[float]) -> float | None:
+    if len(set(labels)) < 2:
+        return None
+    return auroc(labels, scores)
+
+
+def summary(
+    labels: list[float], scores: list[float], lengths: list[int], threshold: float
 ) -> dict[str, Any]:
-    labels: list[float] = []
-    scores: list[float] = []
-    categories: list[str] = []
-    for row in rows:
-        query = row.get("messages") or row["prompt"]
-        scores.append(router.decide(query).score)
-        labels.append(1.0 if row["label"] == "tier_high" else 0.0)
-        categories.append(str(row.get("category", "")).split("/")[0] or "-")
     predicted = [s >= threshold for s in scores]
-    errors: Counter[str] = Counter()
-    totals: Counter[str] = Counter()
-    for cat, y, p in zip(categories, labels, predicted, strict=True):
-        key = f"{cat} ({'tier_high' if y else 'tier_low'})"
-        totals[key] += 1
-        errors[key] += int(bool(y) != p)
-    sweep = [
-        {
-            "threshold": t / 20,
-            "balanced_accuracy": round(balanced_accuracy(labels, [s >= t / 20 for s in scores]), 4),
-            "tier_high_share": round(sum(s >= t / 20 for s in scores) / len(scores), 4),
-        }
-        for t in range(1, 20)
+    bands = {}
+    for lo, hi in BANDS:
+        idx = [i for i, n in enumerate(lengths) if lo <= n < hi]
+        auc = safe_auroc([labels[i] for i in idx], [scores[i] for i in idx])
+        bands[f"{lo}-{hi if hi < 10**9 else ''}"] = {"n": len(idx), "auroc": auc}
+    adverse = [
+        i
+        for i, (y, n) in enumerate(zip(labels, lengths, strict=True))
+        if (y and n < SHORT) or (not y and n > LONG)
     ]
-    worst = sorted(
-        (
-            {
-                "id": row.get("id"),
-                "label": row["label"],
-                "score": round(s, 4),
-                "prompt": (row.get("prompt") or json.dumps(row.get("messages")))[:160],
-            }
-            for row, s, y, p in zip(rows, scores, labels, predicted, strict=True)
-            if bool(y) != p
-        ),
-        key=lambda e: -abs(float(e["score"]) - threshold),
-    )
     return {
-        "n": len(rows),
-        "threshold": threshold,
-        "auroc": round(auroc(labels, scores), 4),
-        "balanced_accuracy": round(balanced_accuracy(labels, predicted), 4),
-        "tier_high_share": round(sum(predicted) / len(predicted), 4),
-        "confusion": confusion(labels, predicted),
-        "per_category_errors": {k: f"{errors[k]}/{totals[k]}" for k in sorted(totals) if errors[k]},
-        "sweep": sweep,
-        "worst_errors": worst[:15],
-        "roc": roc_points(labels, scores),
+        "n": len(labels),
+        "auroc": auroc(labels, scores),
+        "balanced_accuracy": balanced_accuracy(labels, predicted),
+        "tier_high_share": sum(predicted) / len(predicted),
+        "short_hard_vs_long_easy": {
+            "n": len(adverse),
+            "auroc": safe_auroc([labels[i] for i in adverse], [scores[i] for i in adverse]),
+        },
+        "bands": bands,
     }
 
 
-def plot_roc(result: dict[str, Any], path: Path) -> bool:
-    try:
-        import matplotlib
+def char_threshold() -> float:
+    """The character count with the best balanced accuracy on the training data."""
+    rows = training_rows()
+    labels = [label_of(r) for r in rows]
+    lengths = sorted({len(r["prompt"]) for r in rows})
+    best, best_ba = 0.0, -1.0
+    for cut in lengths[:: max(1, len(lengths) // 400)]:
+        ba = balanced_accuracy(labels, [len(r["prompt"]) >= cut for r in rows])
+        if ba > best_ba:
+            best, best_ba = float(cut), ba
+    return best
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    xs, ys = zip(*result["roc"], strict=True)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot(xs, ys, label=f"router (AUROC {result['auroc']:.3f})")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
-    ax.set_xlabel("false positive rate (easy sent to tier_high)")
-    ax.set_ylabel("true positive rate (hard sent to tier_high)")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+
+def scorers(
+    router: AdaptiveRouter, baselines: bool
+) -> dict[str, tuple[Callable[[str], float], float]]:
+    """name -> (score function, threshold)."""
+    out: dict[str, tuple[Callable[[str], float], float]] = {
+        "this model": (lambda t: router.decide(t).score, router.config.complexity_threshold)
+    }
+    if baselines:
+        for name in ("before-i23", "seed-0.1"):
+            score = _baselines.load(name)
+            if score is None:
+                print(f"({name}: its commit is not in this clone; left out)")
+            else:
+                out[name] = (score, 0.5)
+        out["characters"] = (lambda t: float(len(t)), char_threshold())
+    return out
+
+
+def fmt(value: float | None) -> str:
+    return "  -  " if value is None else f"{value:.3f}"
+
+
+def print_eval(results: dict[str, dict[str, Any]]) -> None:
+    names = list(results)
+    first = results[names[0]]
+    print(
+        "\n| scorer | AUROC | balanced accuracy | tier_high share "
+        "| short-hard vs long-easy AUROC | "
+        + " | ".join(f"AUROC {b} chars (n={first['bands'][b]['n']})" for b in first["bands"])
+        + " |"
+    )
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(first["bands"]))
+    for name in names:
+        r = results[name]
+        print(
+            f"| {name} | {r['auroc']:.3f} | {r['balanced_accuracy']:.3f} | "
+            f"{r['tier_high_share']:.3f} | {fmt(r['short_hard_vs_long_easy']['auroc'])} "
+            f"(n={r['short_hard_vs_long_easy']['n']}) | "
+            + " | ".join(fmt(r["bands"][b]["auroc"]) for b in r["bands"])
+            + " |"
+        )
+
+
+def per_family(
+    rows: list[dict[str, Any]], all_scores: dict[str, list[float]], thresholds: dict[str, float]
+) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    families = sorted({str(r.get("family", "-")) for r in rows})
+    for family in families:
+        idx = [i for i, r in enumerate(rows) if str(r.get("family", "-")) == family]
+        out[family] = {"n": len(idx)}
+        for name, scores in all_scores.items():
+            correct = sum(
+                1 for i in idx if (scores[i] >= thresholds[name]) == bool(label_of(rows[i]))
+            )
+            out[family][name] = correct / len(idx)
+    return out
+
+
+def cross_validation() -> None:
+    """The training recipe held out by family and by source, and the baselines per source."""
+    import numpy as np
+    import train_scorer
+
+    print("\n## Training data, cross-validated (train_scorer.py's recipe and settings)")
+    train_scorer.main([])
+    rows = training_rows()
+    labels = [label_of(r) for r in rows]
+    sources = [r["source"] for r in rows]
+    print("\nBaselines on the training data (their weights were fitted on the dev set, so on the")
+    print("written sources this is out of sample; the character count's balanced point is chosen")
+    print("on the other sources):")
+    for name in ("before-i23", "seed-0.1", "characters"):
+        if name == "characters":
+            scores = [float(len(r["prompt"])) for r in rows]
+            predicted = []
+            for i, source in enumerate(sources):
+                predicted.append(scores[i] >= _loso_length_cut(rows, source))
+        else:
+            score = _baselines.load(name)
+            if score is None:
+                continue
+            scores = [score(r["prompt"]) for r in rows]
+            predicted = [s >= 0.5 for s in scores]
+        print(
+            f"  {name:12s} AUROC {auroc(labels, scores):.4f}  balanced accuracy "
+            f"{balanced_accuracy(labels, predicted):.4f}"
+        )
+        y = np.array(labels)
+        for source in sorted(set(sources)):
+            idx = [i for i, s in enumerate(sources) if s == source]
+            acc = float(np.mean([predicted[i] == bool(y[i]) for i in idx]))
+            print(f"      {source:45s} {len(idx):5d} accuracy {acc:.3f}")
+
+
+_CUTS: dict[str, float] = {}
+
+
+def _loso_length_cut(rows: list[dict[str, Any]], held_out: str) -> float:
+    if held_out not in _CUTS:
+        kept = [r for r in rows if r["source"] != held_out]
+        labels = [label_of(r) for r in kept]
+        lengths = sorted({len(r["prompt"]) for r in kept})
+        best, best_ba = 0.0, -1.0
+        for cut in lengths[:: max(1, len(lengths) // 200)]:
+            ba = balanced_accuracy(labels, [len(r["prompt"]) >= cut for r in kept])
+            if ba > best_ba:
+                best, best_ba = float(cut), ba
+        _CUTS[held_out] = best
+    return _CUTS[held_out]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "routing_devset.jsonl")
-    parser.add_argument(
-        "--config", type=Path, help="router YAML config (default: built-in defaults)"
-    )
-    parser.add_argument("--threshold", type=float, help="override complexity_threshold")
-    parser.add_argument("--out", type=Path, help="directory for routing_eval.json and roc.png")
+    parser.add_argument("--data", type=Path, default=EVAL_SET)
+    parser.add_argument("--config", type=Path, help="router YAML config (default: built-in)")
+    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--cv", action="store_true", help="add the training-data figures")
+    parser.add_argument("--out", type=Path, help="directory for routing_eval.json")
     args = parser.parse_args(argv)
 
-    overrides: dict[str, Any] = {"gpu_monitor": False}
-    if args.threshold is not None:
-        overrides["complexity_threshold"] = args.threshold
-    config = load_config(args.config, use_env=False, **overrides)
-    with args.data.open(encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    config = load_config(args.config, use_env=False, gpu_monitor=False)
+    rows = read_jsonl(args.data)
+    labels = [label_of(r) for r in rows]
+    texts = [prompt_text(r) for r in rows]
+    lengths = [len(t) for t in texts]
+    results: dict[str, dict[str, Any]] = {}
+    all_scores: dict[str, list[float]] = {}
+    thresholds: dict[str, float] = {}
     with AdaptiveRouter(config) as router:
-        result = evaluate(rows, router, config.complexity_threshold)
+        for name, (score, threshold) in scorers(router, not args.no_baselines).items():
+            queries = (
+                [r.get("messages") or r["prompt"] for r in rows] if name == "this model" else texts
+            )
+            scores = [score(q) for q in queries]
+            all_scores[name] = scores
+            thresholds[name] = threshold
+            results[name] = summary(labels, scores, lengths, threshold)
 
-    c = result["confusion"]
-    print(f"rows: {result['n']}   threshold: {result['threshold']}")
     print(
-        f"AUROC: {result['auroc']:.4f}   balanced accuracy: {result['balanced_accuracy']:.4f}   "
-        f"tier_high share: {result['tier_high_share']:.3f}"
+        f"{args.data}: {len(rows)} prompts, {int(sum(labels))} tier_high, "
+        f"{len({r.get('family') for r in rows})} families; threshold 0.5 "
+        f"(characters: {thresholds.get('characters', 0):.0f})"
     )
-    print("confusion (rows = label, columns = routed to):")
-    print("                  tier_high  tier_low")
-    print(f"  tier_high      {c['tp']:9d} {c['fn']:9d}")
-    print(f"  tier_low       {c['fp']:9d} {c['tn']:9d}")
-    print("errors by category:")
-    for key, value in result["per_category_errors"].items():
-        print(f"  {key:45s} {value}")
-    print("threshold sweep (threshold, balanced accuracy, tier_high share):")
-    for point in result["sweep"]:
-        print(
-            f"  {point['threshold']:.2f}  {point['balanced_accuracy']:.4f}  "
-            f"{point['tier_high_share']:.3f}"
-        )
+    print_eval(results)
+    families = per_family(rows, all_scores, thresholds)
+    names = list(all_scores)
+    print("\nAccuracy per family at the threshold:\n")
+    print("| family | n | " + " | ".join(names) + " |")
+    print("|---|---:|" + "---:|" * len(names))
+    for family, row in families.items():
+        print(f"| {family} | {row['n']:.0f} | " + " | ".join(f"{row[n]:.2f}" for n in names) + " |")
+    mine = [f for f, row in families.items() if row["this model"] < FAMILY_FLOOR]
+    print(
+        f"\nfamilies under {FAMILY_FLOOR:.0%} for this model: {len(mine)} of {len(families)}"
+        + (f" ({', '.join(mine)})" if mine else "")
+    )
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "routing_eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-        plotted = plot_roc(result, args.out / "roc.png")
-        print(
-            f"wrote {args.out / 'routing_eval.json'}"
-            + (f" and {args.out / 'roc.png'}" if plotted else "")
+        (args.out / "routing_eval.json").write_text(
+            json.dumps({"summary": results, "families": families}, indent=2), encoding="utf-8"
         )
+        print(f"wrote {args.out / 'routing_eval.json'}")
+    if args.cv:
+        cross_validation()
     return 0
 
 

@@ -1,9 +1,18 @@
-"""Turn a prompt into the scorer's features: eight dimension scores and a set of words.
+"""Turn a prompt into the scorer's features.
+
+Two kinds, both over a bounded window of the text:
+- :func:`read_prompt`: what the learned model reads: the window's words (for word and word-pair
+  weights), their WordPiece ids (for the token tables distilled from a sentence encoder, read
+  over the whole window, its first and its last tokens, where the ask usually is) and the
+  prompt's shape (length, lines);
+- :func:`extract`: eight hand-written dimension scores (maths, code, reasoning depth...), which
+  the model also weighs and which explain a decision in the ``/v1/route`` answer.
 
 This runs on every request, so it is written for bounded, small cost rather than elegance:
 - only a bounded window of the text is read (its head and its tail), so a 64 k-character RAG
-  context costs about what a 3 k-character prompt does;
-- tokenising is one ``str.translate`` and one ``split`` (both in C), no regular expression;
+  context costs about what a 2 k-character prompt does;
+- :func:`read_prompt` splits words with one compiled regular expression and caches each word's
+  WordPiece ids; :func:`extract` tokenises with one ``str.translate`` and one ``split``;
 - character classes are counted with ``bytes.translate`` (also in C);
 - all cue lists are merged into one dict, looked up once through a set intersection.
 """
@@ -14,8 +23,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 
 from . import _lexicon
+from .wordpiece import WordPiece, basic_split
 
 DIMENSIONS: tuple[str, ...] = (
     "math",
@@ -118,6 +129,63 @@ def length_score(n_words: int) -> float:
 
 
 _LOG_LONG = math.log1p(120)
+
+
+PROMPT_HEAD_CHARS = 1500
+"""Characters of a long prompt's start the learned model reads."""
+PROMPT_TAIL_CHARS = 500
+"""Characters of a long prompt's end the learned model reads (a question after a paste)."""
+SEGMENT_TOKENS = 24
+"""Tokens in the "head" and "tail" segments: the ask is usually at one end of a paste."""
+SHAPE: tuple[str, ...] = ("log_chars", "log_lines")
+"""The shape features, in the order of :attr:`PromptFeatures.shape`."""
+_LOG_MAX_CHARS = math.log(64_000)
+_LOG_MAX_LINES = math.log(1_000)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptFeatures:
+    """What the learned model reads of one prompt."""
+
+    words: list[str]
+    """Lower-cased, accent-stripped words and punctuation marks of the window, in order."""
+    ids: list[int]
+    """WordPiece ids of those words, in order."""
+    shape: tuple[float, ...]
+    """One value per name in :data:`SHAPE`, about 0 to 1."""
+
+
+def prompt_window(text: str) -> str:
+    """The part of ``text`` the learned model reads: all of it, or its head and tail."""
+    if len(text) <= PROMPT_HEAD_CHARS + PROMPT_TAIL_CHARS:
+        return text
+    return text[:PROMPT_HEAD_CHARS] + "\n" + text[-PROMPT_TAIL_CHARS:]
+
+
+def read_prompt(text: str, tokenizer: WordPiece) -> PromptFeatures:
+    """Words, token ids and shape of ``text``. Cost bounded by the window."""
+    words = basic_split(prompt_window(text))
+    word_ids = tokenizer.word_ids
+    ids: list[int] = []
+    for word in words:
+        ids.extend(word_ids(word))
+    shape = (
+        math.log1p(len(text)) / _LOG_MAX_CHARS,
+        math.log1p(text.count("\n")) / _LOG_MAX_LINES,
+    )
+    return PromptFeatures(words=words, ids=ids, shape=shape)
+
+
+def word_grams(words: list[str]) -> set[str]:
+    """The distinct words and adjacent word pairs (joined by a space) of ``words``."""
+    grams = set(words)
+    grams.update(a + " " + b for a, b in pairwise(words))
+    return grams
+
+
+def segments(ids: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """(all, head, tail) token segments: the window, its first and its last tokens."""
+    return ids, ids[:SEGMENT_TOKENS], ids[-SEGMENT_TOKENS:]
 
 
 def _saturate(x: float, half: float) -> float:

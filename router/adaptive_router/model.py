@@ -1,25 +1,48 @@
-"""The learned part of the scorer: a logistic model over the dimension scores and words.
+"""The learned part of the scorer: one calibrated logistic model, stored as a text file.
 
-The weights are a small text file shipped with the package (``complexity_model.txt``), written
-by ``benchmarks/train_scorer.py`` from the labelled dev set. One line per weight::
+``benchmarks/train_scorer.py`` writes it (``complexity_model.txt``, shipped with the package).
+Every input the model reads is linear in something cheap to compute, so the whole model is a
+sum of looked-up weights::
 
-    bias -1.25
-    dim math 2.10
-    word prove 0.84
+    logit = bias
+          + sum(dimension value x weight)               the eight rule dimensions
+          + sum(shape value x weight)                   length, lines
+          + sum(weights of the words and word pairs present) / sqrt(distinct words and pairs)
+          + for each segment (whole window, first tokens, last tokens):
+                mean over its WordPiece tokens of that token's weight
 
-Words are stored as UTF-8 text; they never contain white space (the tokenizer splits on it).
+The token weights are static token embeddings distilled from all-MiniLM-L6-v2 (see
+``benchmarks/distill_embeddings.py``), each projected once, at training time, on the weight
+vector the logistic regression learned for that segment's mean embedding: the mean of the
+projections is the projection of the mean, so no vector is stored or averaged at request time.
+The token lines are the tokenizer's vocabulary too, in id order. Calibration (Platt scaling on
+out-of-fold predictions) is folded into the weights, so ``sigmoid(logit)`` is the probability
+and 0.5 the balanced point. File format, one record a line::
+
+    # comment
+    format 2
+    bias -0.42
+    dim math 0.31
+    shape log_chars -0.20
+    gram why 0.12
+    gram trade - 0.08            (a word pair: the words, then the weight)
+    token [PAD] 0.0 0.0 0.0      (every vocabulary entry, in id order: one weight per segment)
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .features import DIMENSIONS, Features
+from .features import DIMENSIONS, SHAPE, PromptFeatures, segments, word_grams
+from .wordpiece import WordPiece
 
 MODEL_FILE = "complexity_model.txt"
+FORMAT = "2"
+SEGMENTS: tuple[str, ...] = ("all", "head", "tail")
 
 
 class ModelFileError(ValueError):
@@ -27,52 +50,74 @@ class ModelFileError(ValueError):
 
 
 @dataclass(frozen=True)
-class LinearModel:
-    """``sigmoid(bias + dims · dim_weights + sum of weights of the words present)``."""
+class ComplexityModel:
+    """Calibrated logistic model over rule dimensions, shape, words and token tables."""
 
     bias: float
     dim_weights: tuple[float, ...]
-    word_weights: dict[bytes, float] = field(default_factory=dict)
+    shape_weights: tuple[float, ...]
+    gram_weights: dict[str, float]
+    vocabulary: tuple[str, ...]
+    token_weights: tuple[array, ...]  # type: ignore[type-arg]
+    """One ``array('d')`` per name in :data:`SEGMENTS`, indexed by token id."""
     header: tuple[str, ...] = ()
-    _vocabulary: frozenset[bytes] = field(
-        init=False, repr=False, compare=False, default=frozenset()
-    )
+    tokenizer: WordPiece = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # A frozenset, so that ``words & vocabulary`` walks the (small) prompt's words only;
-        # intersecting with ``dict.keys()`` would walk the whole vocabulary on every call.
-        object.__setattr__(self, "_vocabulary", frozenset(self.word_weights))
+        if len(self.token_weights) != len(SEGMENTS) or any(
+            len(t) != len(self.vocabulary) for t in self.token_weights
+        ):
+            raise ModelFileError("one token weight per segment and vocabulary entry expected")
+        object.__setattr__(
+            self, "tokenizer", WordPiece({tok: i for i, tok in enumerate(self.vocabulary)})
+        )
 
-    def logit(self, features: Features) -> float:
+    def logit(self, dims: tuple[float, ...], prompt: PromptFeatures) -> float:
         total = self.bias
-        for value, weight in zip(features.dimensions, self.dim_weights, strict=True):
+        for value, weight in zip(dims, self.dim_weights, strict=True):
             total += value * weight
-        weights = self.word_weights
-        for word in features.words & self._vocabulary:
-            total += weights[word]
+        for value, weight in zip(prompt.shape, self.shape_weights, strict=True):
+            total += value * weight
+        if prompt.words:
+            grams = word_grams(prompt.words)
+            weights = self.gram_weights
+            found = 0.0
+            for gram in grams & weights.keys():
+                found += weights[gram]
+            total += found / math.sqrt(len(grams))
+        if prompt.ids:
+            for ids, table in zip(segments(prompt.ids), self.token_weights, strict=True):
+                total += sum([table[i] for i in ids]) / len(ids)
         return total
-
-    def probability(self, features: Features) -> float:
-        return sigmoid(self.logit(features))
 
     def dump(self) -> str:
         lines = [f"# {line}" for line in self.header]
+        lines.append(f"format {FORMAT}")
         lines.append(f"bias {self.bias:.6f}")
         lines.extend(
-            f"dim {name} {weight:.6f}"
-            for name, weight in zip(DIMENSIONS, self.dim_weights, strict=True)
+            f"dim {name} {w:.6f}" for name, w in zip(DIMENSIONS, self.dim_weights, strict=True)
         )
         lines.extend(
-            f"word {word.decode()} {weight:.6f}"
-            for word, weight in sorted(self.word_weights.items(), key=lambda kv: -abs(kv[1]))
+            f"shape {name} {w:.6f}" for name, w in zip(SHAPE, self.shape_weights, strict=True)
         )
+        lines.extend(
+            f"gram {gram} {w:.5f}"
+            for gram, w in sorted(self.gram_weights.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
+        )
+        for i, token in enumerate(self.vocabulary):
+            values = " ".join(f"{t[i]:.5f}" for t in self.token_weights)
+            lines.append(f"token {token} {values}")
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def parse(cls, text: str, source: str = "<string>") -> LinearModel:
+    def parse(cls, text: str, source: str = "<string>") -> ComplexityModel:
         bias: float | None = None
+        fmt: str | None = None
         dims: dict[str, float] = {}
-        words: dict[bytes, float] = {}
+        shape: dict[str, float] = {}
+        grams: dict[str, float] = {}
+        vocabulary: list[str] = []
+        tables: tuple[array, ...] = tuple(array("d") for _ in SEGMENTS)  # type: ignore[type-arg]
         header: list[str] = []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -80,30 +125,44 @@ class LinearModel:
             if line.startswith("#"):
                 header.append(line[1:].strip())
                 continue
-            parts = line.split()
+            parts = line.split(" ")
+            kind = parts[0]
             try:
-                if parts[0] == "bias" and len(parts) == 2:
-                    bias = float(parts[1])
-                elif parts[0] == "dim" and len(parts) == 3 and parts[1] in DIMENSIONS:
+                if kind == "token" and len(parts) == 2 + len(SEGMENTS):
+                    vocabulary.append(parts[1])
+                    for table, value in zip(tables, parts[2:], strict=True):
+                        table.append(float(value))
+                elif kind == "gram" and len(parts) in (3, 4):
+                    grams[" ".join(parts[1:-1])] = float(parts[-1])
+                elif kind == "dim" and len(parts) == 3 and parts[1] in DIMENSIONS:
                     dims[parts[1]] = float(parts[2])
-                elif parts[0] == "word" and len(parts) == 3:
-                    words[parts[1].encode()] = float(parts[2])
+                elif kind == "shape" and len(parts) == 3 and parts[1] in SHAPE:
+                    shape[parts[1]] = float(parts[2])
+                elif kind == "bias" and len(parts) == 2:
+                    bias = float(parts[1])
+                elif kind == "format" and len(parts) == 2:
+                    fmt = parts[1]
                 else:
                     raise ValueError(line)
             except ValueError as exc:
-                raise ModelFileError(f"{source}:{number}: cannot read {line!r}") from exc
-        missing = [name for name in DIMENSIONS if name not in dims]
-        if bias is None or missing:
-            raise ModelFileError(f"{source}: missing bias or dims {missing}")
+                raise ModelFileError(f"{source}:{number}: cannot read {line[:80]!r}") from exc
+        missing = [n for n in DIMENSIONS if n not in dims] + [n for n in SHAPE if n not in shape]
+        if fmt != FORMAT:
+            raise ModelFileError(f"{source}: format {fmt!r}, expected {FORMAT} (retrain the model)")
+        if bias is None or missing or not vocabulary:
+            raise ModelFileError(f"{source}: missing bias, tokens or weights {missing}")
         return cls(
             bias=bias,
-            dim_weights=tuple(dims[name] for name in DIMENSIONS),
-            word_weights=words,
+            dim_weights=tuple(dims[n] for n in DIMENSIONS),
+            shape_weights=tuple(shape[n] for n in SHAPE),
+            gram_weights=grams,
+            vocabulary=tuple(vocabulary),
+            token_weights=tables,
             header=tuple(header),
         )
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> LinearModel:
+    def load(cls, path: str | Path | None = None) -> ComplexityModel:
         """Load weights from ``path``, or the ones shipped with the package."""
         if path is None:
             ref = resources.files(__package__).joinpath(MODEL_FILE)

@@ -1,53 +1,124 @@
-"""The dev-set evaluation as a test: the shipped model and defaults must keep their quality.
+"""The routing data and the training recipe: what the published figures rest on.
 
-Floors sit a little under the figures reported in the README (measured by
-``benchmarks/routing_eval.py`` and ``benchmarks/train_scorer.py``).
+- the evaluation set stays disjoint from every training prompt (same prompt or near-duplicate);
+- every row carries its label, family, provenance and licence;
+- the model the trainer writes scores exactly as the trainer's own fit does (the folding of
+  calibration and embeddings into token weights loses nothing);
+- the shipped model keeps its quality on the evaluation set: floors a little under the figures
+  in docs/BENCHMARKS.md (``python benchmarks/routing_eval.py``). A floor is a regression check,
+  not a target: the model is chosen on the training data only.
 """
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import _routing_data as data
 import pytest
 from _metrics import auroc, balanced_accuracy
 
 from adaptive_router import AdaptiveRouter, RoutingConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-DEVSET = ROOT / "data" / "routing_devset.jsonl"
 
 
 @pytest.fixture(scope="module")
-def rows() -> list[dict[str, str]]:
-    with DEVSET.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+def train() -> list[dict[str, Any]]:
+    return data.training_rows()
 
 
-def test_shipped_model_on_the_dev_set_with_defaults(rows: list[dict[str, str]]) -> None:
-    with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:
-        scores = [router.decide(r["prompt"]).score for r in rows]
-        tiers = [router.route(r["prompt"]) for r in rows]
-    labels = [1.0 if r["label"] == "tier_high" else 0.0 for r in rows]
-    assert auroc(labels, scores) >= 0.98
-    assert balanced_accuracy(labels, [t == "tier_high" for t in tiers]) >= 0.95
+@pytest.fixture(scope="module")
+def evaluation() -> list[dict[str, Any]]:
+    return data.read_jsonl(data.EVAL_SET)
 
 
-def test_cross_validated_quality_of_the_training_recipe(rows: list[dict[str, str]]) -> None:
-    """Retrains on 5 folds: what the recipe does on prompts it has not seen."""
+def test_no_training_prompt_overlaps_the_evaluation_set(
+    train: list[dict[str, Any]], evaluation: list[dict[str, Any]]
+) -> None:
+    assert len(train) > 5000 and len(evaluation) > 300
+    assert data.overlaps(train, evaluation) == []
+
+
+def test_the_overlap_check_finds_copies_and_near_copies() -> None:
+    paste = " ".join(f"line {i} of the meeting notes says item {i * 7} is done" for i in range(40))
+    evaluation = [{"id": "e1", "prompt": "How many legs does a spider have?"},
+                  {"id": "e2", "prompt": paste + "\nWho owns item 14?"}]  # fmt: skip
+    train = [
+        {"id": "t1", "prompt": "how many LEGS does a spider have"},  # same after normalising
+        {"id": "t2", "prompt": "Summarise these notes:\n" + paste},  # same paste, other ask
+        {"id": "t3", "prompt": "How many legs does an ant have?"},  # a different prompt
+    ]
+    found = {(t, e) for t, e, _ in data.overlaps(train, evaluation)}
+    assert found == {("t1", "e1"), ("t2", "e2")}
+
+
+def test_every_row_has_a_label_family_provenance_and_licence(
+    train: list[dict[str, Any]], evaluation: list[dict[str, Any]]
+) -> None:
+    for row in train + evaluation:
+        assert row["label"] in data.LABELS, row["id"]
+        assert all(row.get(key) for key in data.REQUIRED), row["id"]
+    ids = Counter(r["id"] for r in train + evaluation)
+    assert [i for i, n in ids.items() if n > 1] == []
+
+
+def test_every_evaluation_family_has_both_labels(evaluation: list[dict[str, Any]]) -> None:
+    labels: dict[str, set[str]] = {}
+    for row in evaluation:
+        labels.setdefault(row["family"], set()).add(row["label"])
+    assert len(labels) >= 30
+    assert {f for f, seen in labels.items() if len(seen) < 2} == set()
+
+
+def test_the_written_model_scores_as_the_trainer_fitted_it(train: list[dict[str, Any]]) -> None:
+    """Fits a small model, folds it into a model file and checks both give the same logits."""
     np = pytest.importorskip("numpy")
     import train_scorer
 
-    from adaptive_router.features import extract
+    from adaptive_router.features import extract, read_prompt
+    from adaptive_router.model import ComplexityModel
+    from adaptive_router.wordpiece import WordPiece
 
-    feats = [extract(r["prompt"]) for r in rows]
-    y = np.array([1.0 if r["label"] == "tier_high" else 0.0 for r in rows])
-    folds = train_scorer.stratified_folds(y, 5, seed=7)
-    p = train_scorer.cross_validate(feats, y, folds, min_df=3, l2_dims=10.0, l2_words=3.0)
-    assert auroc(list(y), list(p)) >= 0.92
-    assert balanced_accuracy(list(y), list(p >= 0.5)) >= 0.86
+    rows = train[::6]
+    y = np.array([data.label_of(r) for r in rows])
+    vectors, vocab = train_scorer.load_static()
+    tokenizer = WordPiece({t: i for i, t in enumerate(vocab)})
+    inputs = train_scorer.read_inputs([r["prompt"] for r in rows], vectors, tokenizer)
+    everything = np.arange(len(rows))
+    fitted = train_scorer.fit(inputs, y, everything, c=3.0, dense_scale=0.03, min_df=2)
+    model = ComplexityModel.parse(
+        train_scorer.to_model(fitted, vectors, vocab, a=1.0, b=0.0, header=[]).dump()
+    )
+    expected = fitted.decision(inputs, everything)
+    got = np.array(
+        [
+            model.logit(extract(r["prompt"]).dimensions, read_prompt(r["prompt"], model.tokenizer))
+            for r in rows
+        ]
+    )
+    assert np.abs(got - expected).max() < 2e-3  # weights are written to 5 decimals
+    assert auroc(list(y), list(got)) > 0.9  # it learned something from its training rows
+
+
+def test_shipped_model_on_the_evaluation_set_with_defaults(
+    evaluation: list[dict[str, Any]],
+) -> None:
+    with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:
+        scores = [router.decide(r["prompt"]).score for r in evaluation]
+    labels = [data.label_of(r) for r in evaluation]
+    assert auroc(labels, scores) >= 0.935  # measured 0.946
+    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= 0.85  # measured 0.865
+    # Where length points the wrong way: tier_high under 120 characters, tier_low over 600.
+    adverse = [
+        i
+        for i, r in enumerate(evaluation)
+        if (labels[i] and len(r["prompt"]) < 120) or (not labels[i] and len(r["prompt"]) > 600)
+    ]
+    assert auroc([labels[i] for i in adverse], [scores[i] for i in adverse]) >= 0.91  # 0.929
 
 
 def test_shipped_weights_are_small() -> None:
     path = ROOT / "router" / "adaptive_router" / "complexity_model.txt"
-    assert path.stat().st_size < 1_000_000
+    assert path.stat().st_size < 4_000_000

@@ -86,11 +86,13 @@ def test_questions_that_look_like_tasks_are_not(messages: list[dict[str, Any]]) 
     assert not is_housekeeping(read_conversation(messages))
 
 
-def test_the_embedded_hard_question_would_have_sent_the_task_high() -> None:
+@pytest.mark.parametrize(
+    "name", ["follow-ups after speaker lines", "Chinese instruction after the transcript"]
+)
+def test_the_embedded_hard_question_would_have_sent_the_task_high(name: str) -> None:
     """Why the rule exists: scored as a prompt, the task looks hard."""
-    messages = TASKS["tagged history, title as JSON"]
     with AdaptiveRouter(RoutingConfig(gpu_monitor=False, detect_tasks=False)) as router:
-        assert router.decide(messages).tier == "tier_high"
+        assert router.decide(TASKS[name]).tier == "tier_high"
 
 
 def test_a_hard_question_that_mentions_json_still_goes_high(router: AdaptiveRouter) -> None:

@@ -1,0 +1,112 @@
+"""The routing data: where each set lives, how rows are read, and the train/eval overlap check.
+
+Training sources (never the evaluation set):
+- ``data/routing_devset.jsonl``: 693 prompts from public benchmarks (its ``category`` is its
+  family, the repository before the ``:`` of its ``source`` is its source);
+- ``data/routing/train/*.jsonl``: prompts written by family for this repository.
+
+Evaluation: ``data/routing/eval.jsonl`` (family-tagged, written independently; read to report,
+never to train or to choose a model).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEVSET = ROOT / "data" / "routing_devset.jsonl"
+TRAIN_DIR = ROOT / "data" / "routing" / "train"
+EVAL_SET = ROOT / "data" / "routing" / "eval.jsonl"
+LABELS = ("tier_low", "tier_high")
+REQUIRED = ("id", "prompt", "label", "family", "source", "license")
+OVERLAP_THRESHOLD = 0.3
+"""Word 5-gram Jaccard from which two prompts count as near-duplicates (a shared pasted
+document with another ask is one)."""
+
+Row = dict[str, Any]
+
+
+def read_jsonl(path: Path) -> list[Row]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def with_groups(row: Row) -> Row:
+    """The row with ``family`` and ``source`` as the cross-validation groups use them.
+
+    Dev-set rows have no family: their ``category`` stands in (``devset/<category>``), and
+    their source is the repository part of ``owner/repo:path``.
+    """
+    out = dict(row)
+    if "family" not in out:  # a dev-set row
+        out["family"] = "devset/" + str(out.get("category", "-")).split("/")[0]
+        out["source"] = str(out.get("source", "-")).split(":")[0]
+    return out
+
+
+def training_files(train_dir: Path = TRAIN_DIR, devset: Path = DEVSET) -> list[Path]:
+    return [devset, *sorted(train_dir.glob("*.jsonl"))]
+
+
+def training_rows(files: Iterable[Path] | None = None) -> list[Row]:
+    rows: list[Row] = []
+    for path in files if files is not None else training_files():
+        rows.extend(with_groups(r) for r in read_jsonl(path))
+    return rows
+
+
+def label_of(row: Row) -> float:
+    return 1.0 if row["label"] == "tier_high" else 0.0
+
+
+# -- overlap between training and evaluation prompts ---------------------------------------
+
+_WORD = re.compile(r"\w+")
+
+
+def normalise(text: str) -> str:
+    """Lower case, words only, single spaces: two prompts equal here are the same prompt."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def shingles(text: str, n: int = 5) -> frozenset[str]:
+    words = normalise(text).split()
+    if len(words) < n:
+        return frozenset([" ".join(words)]) if words else frozenset()
+    return frozenset(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def overlaps(
+    train: list[Row], evaluation: list[Row], threshold: float = OVERLAP_THRESHOLD, n: int = 5
+) -> list[tuple[str, str, float]]:
+    """(train id, eval id, similarity) for every pair that is the same prompt after
+    :func:`normalise`, or whose word ``n``-gram sets have a Jaccard index >= ``threshold``.
+    An inverted index on the n-grams keeps this to the pairs that share one."""
+    found: list[tuple[str, str, float]] = []
+    exact = {normalise(r["prompt"]): r["id"] for r in evaluation}
+    index: dict[str, list[int]] = defaultdict(list)
+    eval_sets = [shingles(r["prompt"], n) for r in evaluation]
+    for i, s in enumerate(eval_sets):
+        for gram in s:
+            index[gram].append(i)
+    for row in train:
+        key = normalise(row["prompt"])
+        if key in exact:
+            found.append((row["id"], exact[key], 1.0))
+            continue
+        mine = shingles(row["prompt"], n)
+        candidates = {i for gram in mine for i in index.get(gram, ())}
+        for i in sorted(candidates):
+            similarity = jaccard(mine, eval_sets[i])
+            if similarity >= threshold:
+                found.append((row["id"], evaluation[i]["id"], round(similarity, 3)))
+    return found

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Copy prompts written by family into data/routing/, checked, and disjoint from the eval set.
+
+    python benchmarks/import_routing_data.py --train a=DIR_A --train b=DIR_B --eval EVAL.jsonl
+
+Each ``--train PREFIX=DIR`` copies ``DIR/*.jsonl`` to ``data/routing/train/PREFIX-<name>``;
+``--eval`` copies one file to ``data/routing/eval.jsonl``. Every row must carry ``id``,
+``prompt``, ``label`` (tier_high/tier_low), ``family``, ``source`` and ``license``; ids must be
+unique. Training rows that repeat another training row, or that are the same prompt as an
+evaluation prompt or a near-duplicate of one (see ``_routing_data.overlaps``), are dropped and
+listed: the evaluation set is never changed to fit the training data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _routing_data import (
+    DEVSET,
+    EVAL_SET,
+    LABELS,
+    OVERLAP_THRESHOLD,
+    REQUIRED,
+    TRAIN_DIR,
+    Row,
+    normalise,
+    overlaps,
+    read_jsonl,
+    with_groups,
+)
+
+
+def check(rows: list[Row], where: str) -> None:
+    for row in rows:
+        missing = [k for k in REQUIRED if not row.get(k)]
+        if missing or row["label"] not in LABELS:
+            raise SystemExit(f"{where}: row {row.get('id')!r} lacks {missing} or has a bad label")
+
+
+def write_jsonl(path: Path, rows: list[Row]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--train", action="append", default=[], metavar="PREFIX=DIR")
+    parser.add_argument("--eval", type=Path, help="the evaluation set to copy (JSONL)")
+    args = parser.parse_args(argv)
+
+    if args.eval:
+        evaluation = read_jsonl(args.eval)
+        check(evaluation, str(args.eval))
+        write_jsonl(EVAL_SET, evaluation)
+    evaluation = read_jsonl(EVAL_SET)
+    seen = {normalise(r["prompt"]) for r in read_jsonl(DEVSET)}
+    ids = {r["id"] for r in evaluation} | {r["id"] for r in read_jsonl(DEVSET)}
+    for spec in args.train:
+        prefix, _, folder = spec.partition("=")
+        for old in TRAIN_DIR.glob(f"{prefix}-*.jsonl"):
+            old.unlink()
+        for path in sorted(Path(folder).glob("*.jsonl")):
+            rows = read_jsonl(path)
+            check(rows, str(path))
+            bad = {t for t, _, _ in overlaps([with_groups(r) for r in rows], evaluation)}
+            kept = []
+            for row in rows:
+                key = normalise(row["prompt"])
+                if row["id"] in bad:
+                    print(f"dropped {row['id']}: overlaps the evaluation set")
+                elif key in seen:
+                    print(f"dropped {row['id']}: repeats another training prompt")
+                elif row["id"] in ids:
+                    raise SystemExit(f"{path}: duplicate id {row['id']!r}")
+                else:
+                    seen.add(key)
+                    ids.add(row["id"])
+                    kept.append(row)
+            write_jsonl(TRAIN_DIR / f"{prefix}-{path.name}", kept)
+            print(f"{path.name}: {len(kept)} of {len(rows)} rows kept")
+    print(f"overlap threshold: word 5-gram Jaccard >= {OVERLAP_THRESHOLD}, or the same prompt")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
