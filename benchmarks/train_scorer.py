@@ -15,14 +15,20 @@ classes weighted to balance, over:
 The dense inputs are standardised and scaled by ``--dense-scale`` against the word block.
 
 Before writing the final model (fitted on all rows) the script reports cross-validated figures
-where whole groups are held out: leave-one-family-out (a family of prompts never seen) and
-leave-one-source-out (a writer or benchmark never seen), plus stratified 10-fold. Platt
-scaling, fitted on the leave-one-family-out predictions, calibrates the final model: its
-output is a probability and 0.5 the balanced point. Everything is seeded and single-threaded.
-Measured: two runs at C=3 wrote byte-identical files; two at C=10 differed in one of ~153,000
-weights, in its fifth decimal (floating-point noise at ~1e-11 crossing a rounding boundary), so
-the file is reproducible to that digit, not always to the byte. ``--search`` compares settings
-by grouped 10-fold cross-validation over families (training data only).
+where whole groups are held out: by family (the families dealt into ``--family-folds`` groups,
+so every prompt is scored by a model that saw no prompt of its family; one fit per family, 431
+of them, would take hours on two cores), leave-one-source-out (a writer or benchmark never
+seen), plus stratified 10-fold. Platt scaling, fitted on the family-held-out predictions,
+calibrates the final model: its output is a probability and 0.5 the balanced point.
+``--search`` compares settings by family-grouped 10-fold cross-validation (training data only).
+
+Reproducible to the byte: the same data and settings write the same file in every run (one
+BLAS/OpenMP thread through threadpoolctl, sums in a fixed order whatever the hash seed, fixed
+seeds). ``router/tests/test_devset.py`` trains twice under different hash seeds and compares
+the bytes; the full check is::
+
+    python benchmarks/train_scorer.py --out /tmp/model.txt
+    cmp /tmp/model.txt router/adaptive_router/complexity_model.txt
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # one thread: reproducible sums, and a shared machine
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
 import sys  # noqa: E402
 from array import array  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -40,6 +47,7 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _metrics import auroc, balanced_accuracy  # noqa: E402
@@ -246,12 +254,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dense-scale", type=float, default=0.03)
     parser.add_argument("--min-df", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--family-folds", type=int, default=20, metavar="K")
+    parser.add_argument(
+        "--every", type=int, default=1, metavar="N", help="train on every Nth row (for tests)"
+    )
     parser.add_argument("--search", action="store_true", help="compare settings first")
     parser.add_argument("--quick", action="store_true", help="grouped 10-fold only (no LOFO)")
     parser.add_argument("--stats", action="store_true", help="print the training rows and exit")
     args = parser.parse_args(argv)
+    with threadpool_limits(limits=1):  # one thread: the same sums in every run
+        return run(args)
 
-    rows: list[Row] = training_rows()
+
+def run(args: argparse.Namespace) -> int:
+    rows: list[Row] = training_rows()[:: args.every]
     y = np.array([label_of(r) for r in rows])
     families = [r["family"] for r in rows]
     sources = [r["source"] for r in rows]
@@ -294,13 +310,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"family-grouped 10-fold: AUROC {auc:.4f}, balanced accuracy {ba:.4f}")
         header.append(f"Family-grouped 10-fold: AUROC {auc:.4f}, balanced accuracy {ba:.4f}.")
     else:
-        lofo = out_of_group(inputs, y, families, args.c, args.dense_scale, args.min_df)
+        lofo = out_of_group(
+            inputs, y, family_folds(families, args.family_folds), args.c, args.dense_scale,
+            args.min_df,
+        )
         loso = out_of_group(inputs, y, sources, args.c, args.dense_scale, args.min_df)
         strat = out_of_group(
             inputs, y, stratified_folds(y, 10, args.seed), args.c, args.dense_scale, args.min_df
         )
         for name, s in (
-            ("leave-one-family-out", lofo),
+            (f"held out by family ({args.family_folds} groups of families)", lofo),
             ("leave-one-source-out", loso),
             ("stratified 10-fold", strat),
         ):
@@ -311,14 +330,16 @@ def main(argv: list[str] | None = None) -> int:
         for g, n, acc in per_group(y, loso, sources):
             print(f"  {g:45s} {n:5d} {acc:.3f}")
         worst = sorted(per_group(y, lofo, families), key=lambda t: t[2])[:10]
-        print("leave-one-family-out, the 10 hardest families:")
+        print("held out by family, the 10 hardest families:")
         for g, n, acc in worst:
             print(f"  {g:45s} {n:5d} {acc:.3f}")
         calibration_scores = lofo
 
     a, b = platt(calibration_scores, y)
-    print(f"Platt calibration on out-of-family predictions: a={a:.4f} b={b:.4f}")
+    print(f"Platt calibration on family-held-out predictions: a={a:.4f} b={b:.4f}")
     fitted = fit(inputs, y, everything, args.c, args.dense_scale, args.min_df)
+    digest = hashlib.sha256(fitted.gram_w.tobytes() + fitted.dense_w.tobytes()).hexdigest()
+    print(f"fitted weights (before rounding): sha256 {digest}")
     model = to_model(fitted, vectors, vocab, a, b, header)
     if args.out:
         args.out.write_text(model.dump(), encoding="utf-8")
