@@ -1,0 +1,72 @@
+"""The user's own signal: the same messages again from the same person, soon after their answer.
+
+A chat UI's "regenerate" sends the conversation as it was when the answer it replaces was asked
+for: the same messages. So does a person who asks the very same thing again. Either way the
+first answer did not satisfy; the decision engine's ``regenerate`` rule sends such a request to
+tier_high (:func:`~adaptive_router.rules.regenerate_rule`). This module only remembers: per
+person and conversation (a hash of the person's id and the whole ``messages`` list: another
+person's identical question is another key), when its last answer ended.
+
+A repeat counts when it comes at least ``min_gap_s`` after the answer it repeats ended (a person
+reads an answer before asking again; a script that sends the same prompt in a loop, or several
+copies at once, does not wait) and at most ``window_s`` after. Memory is bounded: the
+``capacity`` most recent answers, oldest forgotten first (16 bytes of key and a float each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from .identity import Person
+
+MIN_GAP_S = 1.0
+"""Least time between an answer's end and its repeat for the repeat to count."""
+CAPACITY = 8192
+
+
+class RecentAnswers:
+    def __init__(
+        self,
+        window_s: float,
+        *,
+        min_gap_s: float = MIN_GAP_S,
+        capacity: int = CAPACITY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.window_s = window_s
+        self.min_gap_s = min_gap_s
+        self.capacity = capacity
+        self.clock = clock
+        self._ended: OrderedDict[bytes, float] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.window_s > 0
+
+    @staticmethod
+    def key(person: Person, messages: list[Any]) -> bytes:
+        text = json.dumps(messages, ensure_ascii=False, separators=(",", ":"), default=str)
+        digest = hashlib.blake2b(person.id.encode(), digest_size=16)
+        digest.update(b"\x1e" + text.encode())
+        return digest.digest()
+
+    def repeated(self, key: bytes) -> bool:
+        """Was this conversation answered between ``window_s`` and ``min_gap_s`` ago?"""
+        ended = self._ended.get(key)
+        if ended is None:
+            return False
+        age = self.clock() - ended
+        return self.min_gap_s <= age <= self.window_s
+
+    def answered(self, key: bytes) -> None:
+        """The answer to this conversation ended now."""
+        ended = self._ended
+        ended[key] = self.clock()
+        ended.move_to_end(key)
+        if len(ended) > self.capacity:
+            ended.popitem(last=False)
