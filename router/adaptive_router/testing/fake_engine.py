@@ -307,6 +307,10 @@ class FakeEngine:
             created = int(time.time())
             kind = "chat.completion" if chat else "text_completion"
             if not body.get("stream"):
+                # The whole generation before the answer, as an engine takes it.
+                if await _wait(disconnected, b.token_delay_s * max(b.tokens - 1, 0)):
+                    self._cancelled()
+                    return
                 text = " ".join(f"tok{i}" for i in range(b.tokens))
                 choice: dict[str, Any] = (
                     {
