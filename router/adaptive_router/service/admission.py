@@ -50,10 +50,14 @@ SHARES_KEPT = 4096
 class Rejected(Exception):
     """A request that must be answered with a 429 (OpenAI format, ``Retry-After``)."""
 
-    def __init__(self, code: str, message: str, retry_after_s: float) -> None:
+    def __init__(
+        self, code: str, message: str, retry_after_s: float, limit: int | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.retry_after_s = retry_after_s
+        self.limit = limit
+        """The person's cap, for a 429 that it caused."""
 
 
 @dataclass(slots=True)
@@ -176,6 +180,7 @@ class Line:
                 f"{self.tier.name}, the most one person may have (service.max_requests_per_person"
                 f" = {self.person_cap}); wait for one to finish.",
                 self.retry_after_s(1),
+                limit=self.person_cap,
             )
         return share
 

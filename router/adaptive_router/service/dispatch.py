@@ -197,11 +197,20 @@ class Dispatcher:
                     ticket.request_id, _where(tier, replica), exc)  # fmt: skip
 
     def _reject(self, ticket: Ticket, tier: str, exc: Rejected, outcome: str) -> APIError:
+        """The 429. ``Retry-After`` for clients that read it (the OpenAI SDKs do); LiteLLM passes
+        an engine's headers on as ``llm_provider-<name>`` except ``x-ratelimit-limit-requests``
+        and ``x-ratelimit-remaining-requests``, which keep their names (litellm 1.108.7 and
+        1.108.14, litellm_core_utils/llm_response_utils/get_headers.py): a cap's 429 sends them
+        too, and the message says when to try again."""
         self.accounting.outcome(tier, outcome)
         self.accounting.rejected(ticket.person, tier, exc.code)
         retry = math.ceil(exc.retry_after_s)
-        return APIError(429, str(exc), type="requests", code=exc.code,
-                        headers={"retry-after": str(retry)})  # fmt: skip
+        headers = {"retry-after": str(retry)}
+        if exc.limit is not None:
+            headers["x-ratelimit-limit-requests"] = str(exc.limit)
+            headers["x-ratelimit-remaining-requests"] = "0"
+        return APIError(429, f"{exc} Try again in {retry} s.", type="requests", code=exc.code,
+                        headers=headers)  # fmt: skip
 
     async def _wait(
         self, ticket: Ticket, line: Line, exclude: list[Replica], timeout_s: float

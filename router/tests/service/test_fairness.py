@@ -160,6 +160,9 @@ def test_the_per_person_cap_gives_that_person_429s_and_nobody_else(
         assert set(error) == {"message", "type", "param", "code"}
         assert (error["type"], error["code"]) == ("requests", "rate_limit_exceeded")
         assert "max_requests_per_person = 3" in error["message"]
+        assert error["message"].endswith(f"Try again in {refused.headers['retry-after']} s.")
+        assert refused.headers["x-ratelimit-limit-requests"] == "3"
+        assert refused.headers["x-ratelimit-remaining-requests"] == "0"
         assert refused.headers["x-router-tier"] == "tier_high"
     assert router.metric("router_person_rejections_total", person="script",
                          code="rate_limit_exceeded") == 2  # fmt: skip

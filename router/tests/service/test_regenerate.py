@@ -86,6 +86,23 @@ def test_off_and_an_unanswered_request_is_no_regenerate(make_router: Any) -> Non
     assert key != memory.key(Person("user:bob", "bob", "user"), [{"role": "user", "content": EASY}])
 
 
+def test_a_prompt_sent_over_and_over_takes_the_26b_a_few_times_only() -> None:
+    now = [0.0]
+    memory = RecentAnswers(600.0, clock=lambda: now[0])
+    key = memory.key(Person("user:s", "s", "user"), [{"role": "user", "content": EASY}])
+    memory.answered(key)
+    counted = []
+    for _ in range(6):
+        now[0] += 5.0
+        counted.append(memory.repeated(key))
+        memory.answered(key)
+    assert counted == [True, True, True, False, False, False]
+    now[0] += 601.0  # a window later it is a new conversation
+    memory.answered(key)
+    now[0] += 5.0
+    assert memory.repeated(key)
+
+
 def test_memory_is_bounded() -> None:
     memory = RecentAnswers(60.0, capacity=3, min_gap_s=0.0)
     alice = Person(id="user:alice", name="alice", source="user")
