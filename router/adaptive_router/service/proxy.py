@@ -131,7 +131,7 @@ class Proxy:
             person = identify(scope["headers"], scope.get("client"), request.body.get("user"))
             info = request.info
             memory: bytes | None = None
-            if (self.recent.enabled and request.requested_tier is None
+            if (self.recent.enabled and info.stream and request.requested_tier is None
                     and info.messages is not None):  # fmt: skip
                 memory = self.recent.key(person, info.messages)
             decision = self.decide(

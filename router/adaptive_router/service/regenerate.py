@@ -5,7 +5,9 @@ for: the same messages. So does a person who asks the very same thing again. Eit
 first answer did not satisfy; the decision engine's ``regenerate`` rule sends such a request to
 tier_high (:func:`~adaptive_router.rules.regenerate_rule`). This module only remembers: per
 person and conversation (a hash of the person's id and the whole ``messages`` list: another
-person's identical question is another key), when its last answer ended.
+person's identical question is another key), when its last answer ended. The proxy remembers
+streamed chats only, and asks only for streamed ones: chat UIs stream what a person reads, while
+the same prompt sent again without streaming is a script's or an evaluation's next sample.
 
 A repeat counts when it comes at least ``min_gap_s`` after the answer it repeats ended (a person
 reads an answer before asking again; a script that sends the same prompt in a loop, or several

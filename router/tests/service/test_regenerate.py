@@ -40,7 +40,7 @@ def test_the_same_question_again_after_its_answer_comes_from_tier_high(
     # Another person's identical question is a first question.
     assert ask(router, chat(EASY, user="bob", stream=True)) == ("tier_low", "complexity")
     # A follow-up is another conversation.
-    follow = chat(EASY, user="alice")
+    follow = chat(EASY, user="alice", stream=True)
     follow["messages"] += [{"role": "assistant", "content": "9 am."},
                            {"role": "user", "content": "And in Paris?"}]  # fmt: skip
     assert ask(router, follow)[1] == "complexity"
@@ -48,11 +48,11 @@ def test_the_same_question_again_after_its_answer_comes_from_tier_high(
 
 def test_a_named_tier_is_never_moved_and_an_old_answer_is_forgotten(router: RouterHandle) -> None:
     now = clock(router)
-    named = chat(EASY, model="tier_low", user="alice")
+    named = chat(EASY, model="tier_low", user="alice", stream=True)
     ask(router, named)
     now[0] += 5.0
     assert ask(router, named) == ("tier_low", "override")
-    routed = chat(EASY, user="alice")
+    routed = chat(EASY, user="alice", stream=True)
     ask(router, routed)
     now[0] += router.app.state.service.regenerate_window_s + 1
     assert ask(router, routed) == ("tier_low", "complexity")
@@ -61,21 +61,33 @@ def test_a_named_tier_is_never_moved_and_an_old_answer_is_forgotten(router: Rout
 def test_behind_litellm_the_person_is_the_key(router: RouterHandle) -> None:
     now = clock(router)
     headers = {k.decode(): v.decode() for k, v in KEY}
-    ask(router, chat(EASY, user="u1"), **headers)
+    ask(router, chat(EASY, user="u1", stream=True), **headers)
     now[0] += 5.0
     # Another 'user' on the same key is the same person; another key is not.
-    assert ask(router, chat(EASY, user="u1"), **headers)[1] == "regenerate"
+    assert ask(router, chat(EASY, user="u2", stream=True), **headers)[1] == "regenerate"
     other = {**headers, "x-litellm-user_api_key_hash": "b" * 64}
-    assert ask(router, chat(EASY, user="u1"), **other)[1] == "complexity"
+    assert ask(router, chat(EASY, user="u1", stream=True), **other)[1] == "complexity"
+
+
+def test_the_same_prompt_again_without_streaming_is_a_script_s_next_sample(
+    router: RouterHandle,
+) -> None:
+    now = clock(router)
+    ask(router, chat(EASY, user="alice"))
+    now[0] += 5.0
+    assert ask(router, chat(EASY, user="alice"))[1] == "complexity"
+    ask(router, chat(EASY, user="alice", stream=True))
+    now[0] += 5.0
+    assert ask(router, chat(EASY, user="alice"))[1] == "complexity"  # not streamed: not asked
 
 
 def test_off_and_an_unanswered_request_is_no_regenerate(make_router: Any) -> None:
     router = make_router(regenerate_window_s=0)
     assert not router.app.state.recent.enabled
     now = clock(router)
-    ask(router, chat(EASY, user="alice"))
+    ask(router, chat(EASY, user="alice", stream=True))
     now[0] += 5.0
-    assert ask(router, chat(EASY, user="alice"))[1] == "complexity"
+    assert ask(router, chat(EASY, user="alice", stream=True))[1] == "complexity"
     memory = RecentAnswers(60.0, clock=lambda: now[0])
     alice = Person(id="user:alice", name="alice", source="user")
     key = memory.key(alice, [{"role": "user", "content": EASY}])
