@@ -259,8 +259,10 @@ class Line:
 
     def dispatch(self) -> None:
         """Hand free slots to the best waiters, one by one, until either runs out."""
+        blocked: list[Replica] = []  # half-open, their one probe already out
         while self.waiting:
-            free = [r for r in self.tier.replicas if r.up and self.has_room(r)]
+            free = [r for r in self.tier.replicas
+                    if r.up and self.has_room(r) and r not in blocked]  # fmt: skip
             if not free:
                 return
             now = self.clock()
@@ -275,8 +277,9 @@ class Line:
             if best is None:
                 return
             _, waiter, replica = best
-            if not replica.circuit.allow():  # half-open, its one probe already out
-                return
+            if not replica.circuit.allow():
+                blocked.append(replica)
+                continue
             self.waiting.remove(waiter)
             waiter.share.waiting -= 1
             lease = self._grant(waiter.person, waiter.share, waiter.klass, replica,

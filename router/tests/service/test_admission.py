@@ -207,3 +207,22 @@ def test_expected_wait_counts_the_requests_ahead_over_the_slots() -> None:
         assert leases
 
     run(scenario())
+
+
+def test_a_half_open_replica_with_its_probe_out_does_not_stop_the_others() -> None:
+    async def scenario() -> None:
+        line = make_line(slots=1, replicas=2)
+        a, b = line.tier.replicas
+        first = line.take(ALICE, "interactive", [a])
+        second = line.take(BOB, "interactive", [b])
+        assert first is not None and second is not None
+        waiter = line.enqueue(CAROL, "interactive")
+        a.circuit.trip()  # a fails; its cooldown passes: half-open, and its one probe goes out
+        a.circuit._opened_at -= a.circuit.cooldown_s  # type: ignore[attr-defined]
+        assert a.circuit.allow()
+        first.release()  # a has room, but its probe is out
+        assert not waiter.future.done()
+        second.release()  # b has room: carol gets it
+        assert (await waiter.future).replica is b
+
+    run(scenario())
