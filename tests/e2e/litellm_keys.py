@@ -33,8 +33,9 @@ KEYS: dict[str, tuple[str, dict[str, Any]]] = {
 async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
     key = api_key.removeprefix("Bearer ").strip()
     token = hashlib.sha256(key.encode()).hexdigest()
-    if key == os.environ["LITELLM_MASTER_KEY"]:
-        return UserAPIKeyAuth(api_key=token, user_role=LitellmUserRoles.PROXY_ADMIN)
+    if key == os.environ["LITELLM_MASTER_KEY"]:  # as LiteLLM names it (constants.py)
+        return UserAPIKeyAuth(api_key="litellm_proxy_master_key",
+                              user_role=LitellmUserRoles.PROXY_ADMIN)  # fmt: skip
     if key in KEYS:
         alias, metadata = KEYS[key]
         return UserAPIKeyAuth(api_key=token, key_alias=alias, metadata=dict(metadata))

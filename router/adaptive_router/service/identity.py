@@ -17,7 +17,8 @@ says whose key it carried; OpenWebUI says which of its users asked. Read, in thi
    a key's metadata is a dict (``{}`` by default, ``litellm/models/verification_token.py``), so
    a client cannot forge either: LiteLLM writes them over whatever the client sent. The person is
    the key; its name is the key's alias (``scripts/team_keys.py`` gives every key one). A key
-   without an alias is named by its hash, and an alias already taken by another key gets the
+   without an alias is named by its hash (the master key: ``master-key``), and an alias already
+   taken by another key gets the
    hash appended (see :class:`Names`), so a client that sends a forged alias header through a
    key without one cannot pass for another person.
 2. **An OpenWebUI user**, but only on a key whose LiteLLM metadata says
@@ -61,6 +62,11 @@ FORWARDS_USERS = "stratum_forwards_users"
 """Key metadata flag: this key's requests carry a chat UI's user headers, which are trusted."""
 CLASS_FIELD = "stratum_class"
 """Key metadata field: ``"batch"`` marks a key's work as batch."""
+
+MASTER_KEY = "litellm_proxy_master_key"
+"""What LiteLLM sends as the master key's "hash": a fixed alias, so that neither the key nor its
+hash leaves it (litellm 1.108.7, constants.py LITELLM_PROXY_MASTER_KEY_ALIAS, used in
+proxy/auth/user_api_key_auth.py)."""
 
 MAX_NAME = 64
 """Longest name kept (a ``user`` field or an e-mail); longer ones are cut."""
@@ -118,8 +124,9 @@ def identify(headers: Iterable[tuple[bytes, bytes]], client: Any, user_field: An
             return Person(id=f"owui:{key_hash[:16]}:{user_id}", name=_clip(label),
                           source="openwebui", batch=batch)  # fmt: skip
         alias = found.get(KEY_ALIAS, "").strip()
-        return Person(id=f"key:{key_hash}", name=_clip(alias or f"key-{key_hash[:8]}"),
-                      source="key", batch=batch)  # fmt: skip
+        fallback = "master-key" if key_hash == MASTER_KEY else f"key-{key_hash[:8]}"
+        return Person(id=f"key:{key_hash}", name=_clip(alias or fallback), source="key",
+                      batch=batch)  # fmt: skip
     if isinstance(user_field, str) and user_field.strip():
         user = _clip(user_field)
         return Person(id=f"user:{user}", name=user, source="user", batch=batch)

@@ -93,3 +93,4 @@ def test_labels_are_bounded_and_a_forged_alias_is_told_apart() -> None:
     assert len(names) == 3
     nameless = identify(litellm("c" * 64, None), CLIENT, None)
     assert nameless.name == "key-cccccccc"
+    assert identify(litellm("litellm_proxy_master_key", None), CLIENT, None).name == "master-key"
