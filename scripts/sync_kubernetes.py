@@ -79,6 +79,10 @@ def stratum_env(profile: str) -> str:
     lines += [f"{key}={value}" for key, value in CLUSTER_ROUTER_SETTINGS.items()]
     chosen = plan_vram.PROFILES[profile]
     lines += [f"{key}={chosen.values[key]}" for key in chosen.keys]
+    # vLLM does not report its slots (llama-server does, in /props): the router sends each vLLM
+    # pod at most its --max-num-seqs and holds the rest in its fair line (compose's note).
+    max_num_seqs = chosen.values.get("VLLM_MAX_NUM_SEQS") or example["VLLM_MAX_NUM_SEQS"]
+    lines.append(f"ROUTER_TIER_LOW_MAX_IN_FLIGHT={max_num_seqs}")
     return "\n".join(lines) + "\n"
 
 

@@ -259,8 +259,10 @@ async def load_round(url: str, model: str, concurrency: int, per_client: int, st
         async def one_client(c: int) -> list[Any]:
             results = []
             for k in range(per_client):
+                # Each client is a person to the router (its fair line and per-person cap).
                 body = measure.chat_body(model, bench_prompt(start + c * per_client + k,
-                                                             prompt_len), max_tokens)  # fmt: skip
+                                                             prompt_len), max_tokens,
+                                         user=f"gpu-check-{c}")  # fmt: skip
                 results.append(await measure.stream_chat(client, url, body))
             return results
 
