@@ -312,7 +312,8 @@ def test_profile_settings_are_the_lines_start_sh_writes() -> None:
 
 
 def test_a_missing_command_or_profile_is_a_usage_error() -> None:
-    for args in ((), ("profile", "48gb"), ("check", "--profile", "16gb")):
+    for args in ((), ("profile", "48gb"), ("check", "--profile", "16gb"),
+                 ("profile", "16gb", "--settings", "--json")):  # fmt: skip
         out = run(*args)
         assert out.returncode == 2 and "usage: plan_vram.py" in out.stderr, args
 

@@ -157,8 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_in = _translate(flag, args_in)
         print(f"{PROG}: {flag} is deprecated and goes in the next release; use: python3 "
               f"scripts/{PROG} {shlex.join(args_in)}", file=sys.stderr)  # fmt: skip
+    parser = _parser()
     try:
-        args = _parser().parse_args(args_in)
+        args = parser.parse_args(args_in)
+        if (
+            args.command == "profile"
+            and args.settings
+            and (args.json or args.gpu_gb or args.ram_gb)
+        ):
+            parser.error("--settings prints the profile's .env lines: it plans nothing")
     except SystemExit as exc:
         return int(exc.code or 0)
     if args.command == "calibration":
