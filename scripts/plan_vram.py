@@ -14,7 +14,16 @@ python3, before any container exists.
 
 from __future__ import annotations
 
-from vram.cli import main
+import sys
+from pathlib import Path
+
+# The planner is the package beside this file. Python puts this folder first on the path, except
+# in safe-path mode (PYTHONSAFEPATH=1, python3 -P or -I), which a host's python3 may run in.
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from vram.cli import main  # noqa: E402  (after the path, on purpose)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -285,10 +285,10 @@ def test_retrieval_engines_are_counted_in_ram_or_on_tier_highs_card(tmp_path: Pa
 
 
 def test_runs_on_the_standard_library_alone(tmp_path: Path) -> None:
-    """As start.sh runs it on a stock host: python3 with no site-packages at all (-S), no
-    PYTHONPATH (-E), no user site (-s). (-I would also drop the script's own folder from the
-    path, which `python3 scripts/plan_vram.py` always has.)"""
-    bare = [sys.executable, "-S", "-E", "-s", str(SCRIPT)]
+    """As start.sh runs it on a stock host, or stricter: no site-packages at all (-S), and
+    isolated (-I: no PYTHONPATH, no user site, not even the script's own folder on the path, as
+    with PYTHONSAFEPATH=1)."""
+    bare = [sys.executable, "-I", "-S", str(SCRIPT)]
     env = tmp_path / ".env"
     env.write_text("STRATUM_PROFILE=cpu\nROUTER_VISION_TIERS=none\n")
     for args in (
