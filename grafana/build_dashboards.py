@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Generate the provisioned Grafana dashboards (grafana/dashboards/*.json).
 
-    python grafana/build_dashboards.py          # rewrite the JSON files
-    python grafana/build_dashboards.py --check  # exit 1 if they are out of date (CI)
+    python3 scripts/generate.py          # rewrites them (and their Kubernetes copies)
+    python3 scripts/generate.py --check  # exit 1 if they are out of date (CI, pre-commit)
+
+Run as a script (``[--check]``, the 0.2 command) it still writes or checks the dashboards alone,
+with a note that the command is now scripts/generate.py; it goes in the next release.
 
 Dashboards are code so that every query is reviewable in one place and the tests can check each
 metric name against what the router really exports and what vLLM / llama.cpp document. Panels fed
@@ -358,6 +361,11 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="fail if the files differ from the code"
     )
     args = parser.parse_args(argv)
+    print(
+        "build_dashboards.py is deprecated as a command and goes in the next release; use: "
+        "python3 scripts/generate.py" + (" --check" if args.check else ""),
+        file=sys.stderr,
+    )
     stale = []
     for name, text in render().items():
         path = OUT / name

@@ -7,9 +7,9 @@ import re
 from typing import Any
 
 import jsonschema
-import plan_vram
 import pytest
 from stackutil import ROOT, env_example
+from vram.profiles import GPU_KEYS
 from vram_facts import CHECKPOINTS
 
 from stratum_tools.compose import compose_command, load_compose
@@ -243,7 +243,7 @@ def test_the_router_always_requires_its_key_in_the_stack(compose: dict[str, Any]
 
 def test_env_example_sets_only_the_router_settings_a_profile_decides() -> None:
     """Every other router default lives in the router; .env.example only explains them."""
-    profile_keys = set(plan_vram.GPU_KEYS)
+    profile_keys = set(GPU_KEYS)
     set_here = {k for k in env_example() if k.startswith("ROUTER_")}
     set_here -= {"ROUTER_API_KEY", "ROUTER_PORT"}  # a secret, and the port published here
     assert set_here <= profile_keys, set_here - profile_keys
