@@ -78,7 +78,7 @@ def test_every_flag_a_doc_gives_a_script_is_one_it_accepts(doc: Path) -> None:
     --help lists."""
     for script, args in COMMAND.findall(doc.read_text()):
         used = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", args))
-        first = re.match(r"\s*([a-z][a-z0-9-]*)(?:\s|$)", args) if script.endswith(".py") else None
+        first = re.match(r"\s*([a-z][a-z0-9-]*)(?:\s|$)", args)
         known = _flags(script, first[1] if first else "")
         assert used <= known, f"{doc.name}: {script} has no {used - known}"
 
