@@ -97,8 +97,10 @@ async def run_level(
     limits = httpx.Limits(max_connections=concurrency + 4)
     extra = engine.extra_body or {}
 
-    def body(i: int) -> dict[str, Any]:
-        return chat_body(engine.model, prompts[i % len(prompts)], max_tokens, **extra)
+    def body(i: int, worker: int = 0) -> dict[str, Any]:
+        # Each worker is a person to the router (its fair line and per-person cap).
+        return chat_body(engine.model, prompts[i % len(prompts)], max_tokens,
+                         **{"user": f"bench-client-{worker}", **extra})  # fmt: skip
 
     async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10), limits=limits) as c:
         for i in range(warmup):
@@ -107,14 +109,14 @@ async def run_level(
         queue = iter(range(requests))
         results: list[RequestResult] = []
 
-        async def worker() -> None:
+        async def worker(w: int) -> None:
             for i in queue:
-                result = await stream_chat(c, url, body(i), headers)
+                result = await stream_chat(c, url, body(i, w), headers)
                 results.append(result)
                 progress.step(result.ok)
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
         wall = time.perf_counter() - started
     summary = summarize(results, wall)
     summary.update(engine=engine.name, base_url=engine.base_url, model=engine.model)

@@ -49,13 +49,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
 
-        async def one(i: int, record: bool) -> None:
+        async def one(i: int, record: bool, c: int) -> None:
             hard = i % 2 == 1
+            # Each client is a person to the router (its fair line and per-person cap).
             body = chat_body(
                 args.hard_model if hard and args.hard_model else args.model,
                 [{"role": "user", "content": HARD if hard else EASY}],
                 args.max_tokens,
-                **args.extra_body,
+                **{"user": f"load-client-{c}", **args.extra_body},
             )
             result = await stream_chat(client, hard_url if hard else easy_url, body, headers)
             if record:
@@ -67,7 +68,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     replicas[where] = replicas.get(where, 0) + 1
 
         # Warm-up: every client opens its connection and the engines see each prompt once.
-        await asyncio.gather(*(one(i, record=False) for i in range(args.clients)))
+        await asyncio.gather(*(one(i, False, i) for i in range(args.clients)))
         rss_start = rss_mb(args.watch_pid) if args.watch_pid else None
         deadline = time.perf_counter() + args.duration
         started = time.perf_counter()
@@ -75,7 +76,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async def client_loop(c: int) -> None:
             i = c
             while time.perf_counter() < deadline:
-                await one(i, record=True)
+                await one(i, True, c)
                 i += 1
 
         await asyncio.gather(*(client_loop(c) for c in range(args.clients)))

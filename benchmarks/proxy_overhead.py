@@ -101,12 +101,17 @@ async def run_load(url: str, model: str, concurrency: int, requests: int) -> dic
     TTFT is measure.py's: from sending to the first chunk that carries output text.
     """
     host, port = url.split("://", 1)[1].split(":")
-    body = json.dumps(chat_body(model, PROMPT, max_tokens=64)).encode()
-    head = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
-    )
-    message = head.encode() + body
+
+    def message_of(client: int) -> bytes:
+        """Each client is a person to the router (its fair line and per-person cap)."""
+        user = f"overhead-c{concurrency}-{client}"
+        body = json.dumps(chat_body(model, PROMPT, max_tokens=64, user=user)).encode()
+        head = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
     left = requests
     ttfts: list[float] = []
     errors = 0
@@ -116,8 +121,9 @@ async def run_load(url: str, model: str, concurrency: int, requests: int) -> dic
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return reader, writer
 
-    async def client(count: int | None) -> None:
+    async def client(count: int | None, n: int) -> None:
         nonlocal left, errors
+        message = message_of(n)
         reader, writer = await connect()
         try:
             while (left > 0) if count is None else count > 0:
@@ -151,10 +157,10 @@ async def run_load(url: str, model: str, concurrency: int, requests: int) -> dic
         finally:
             writer.close()
 
-    await asyncio.gather(*(client(8) for _ in range(min(concurrency, 8))))  # warm-up
+    await asyncio.gather(*(client(8, n) for n in range(min(concurrency, 8))))  # warm-up
     errors = 0
     started = time.perf_counter()
-    await asyncio.gather(*(client(None) for _ in range(concurrency)))
+    await asyncio.gather(*(client(None, n) for n in range(concurrency)))
     wall = time.perf_counter() - started
     return {
         "ttft_p50_ms": percentile(ttfts, 50),

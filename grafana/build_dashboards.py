@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Generate the provisioned Grafana dashboards (grafana/dashboards/*.json).
 
-    python grafana/build_dashboards.py          # rewrite the JSON files
-    python grafana/build_dashboards.py --check  # exit 1 if they are out of date (CI)
+    python3 scripts/generate.py          # rewrites them (and their Kubernetes copies)
+    python3 scripts/generate.py --check  # exit 1 if they are out of date (CI, pre-commit)
+
+Run as a script (``[--check]``, the 0.2 command) it still writes or checks the dashboards alone,
+with a note that the command is now scripts/generate.py; it goes in the next release.
 
 Dashboards are code so that every query is reviewable in one place and the tests can check each
 metric name against what the router really exports and what vLLM / llama.cpp document. Panels fed
@@ -169,11 +172,11 @@ def router_board() -> Board:
         b.panel("timeseries", f"Time to first token p{int(float(q) * 100)} by tier",
                 [(f"histogram_quantile({q}, sum by (le, tier) (rate(router_ttft_seconds_bucket[{RATE}])))", "{{tier}}"),
                  ("max(router_latency_sla_seconds)", "SLA")],
-                description="From the request reaching the router to the tier's first byte (whole reply for non-streaming requests), including queueing in the engine.",
+                description="From the request reaching the router to the tier's first byte (whole reply for non-streaming requests), including its wait for a slot in the router.",
                 unit="s", w=8)  # fmt: skip
     b.panel("timeseries", "Latency EMA against the SLA",
             [("router_latency_ema_seconds", "{{tier}} EMA"), ("max(router_latency_sla_seconds)", "SLA")],
-            description="The moving average the SLA rule uses: while tier_high's is above the SLA, prompts go to tier_low (reason sla).",
+            description="The moving average the SLA rule uses (the engine's own time to first token, from the slot: the router's wait for a slot is not in it): while tier_high's is above the SLA, prompts go to tier_low (reason sla).",
             unit="s", w=8)  # fmt: skip
     b.row("Tiers")
     b.panel("stat", "Tier up", [("router_tier_up", "{{tier}}")],
@@ -185,8 +188,38 @@ def router_board() -> Board:
     b.panel("timeseries", "In flight and queued",
             [("router_in_flight_requests", "{{tier}} in flight (router)"),
              ("router_tier_queue_depth", "{{tier}} queued (engine)")],
-            description="Requests the router has open to each tier, and requests waiting inside each engine (vLLM waiting, llama.cpp deferred).",
+            description="Requests the router has open to each tier (at most its slots), and requests waiting inside each engine (vLLM waiting, llama.cpp deferred): the router's own wait in its line instead (below), so these come from elsewhere.",
             w=12, h=5)  # fmt: skip
+    b.row("Sharing the 26B: people, slots, the router's line")
+    b.panel("timeseries", "Who uses the 26B",
+            [(f'sum by (person) (rate(router_person_slot_seconds_total{{tier="tier_high"}}[{RATE}]))', "{{person}}"),
+             ('sum(router_tier_slots{tier="tier_high"})', "slots")],
+            description="tier_high slots each person held on average (slot-seconds per second, counted when each request ends; at the 'slots' line one person has the whole 26B). A person is a LiteLLM key (its alias), an OpenWebUI user (e-mail), a 'user' field or a client address; the first metrics_people people seen have their own label, the rest are 'other'. One person's script filling the 26B: docs/HANDOVER.md.",
+            w=12, options={"legend": {"displayMode": "table", "placement": "right", "calcs": ["mean", "max"]}})  # fmt: skip
+    b.panel("bargauge", "26B slot-seconds by person",
+            [('sort_desc(sum by (person) (increase(router_person_slot_seconds_total{tier="tier_high"}[$__range])))', "{{person}}")],
+            description="Seconds of tier_high slots each person held over the time range, most first.",
+            unit="s", w=6, instant=True,
+            options={"displayMode": "gradient", "orientation": "horizontal"})  # fmt: skip
+    b.panel("timeseries", "Waiting for a slot",
+            [("sum by (tier, class) (router_queue_waiting)", "{{tier}} {{class}} waiting"),
+             ("router_tier_slots", "{{tier}} slots")],
+            description="Requests waiting in the router for a slot, by tier and class (interactive first, then batch, then a chat UI's background tasks), beside each tier's slots (its engines' own: llama-server --parallel, vLLM --max-num-seqs).",
+            w=6)  # fmt: skip
+    b.panel("timeseries", "Wait for a slot p95",
+            [(f"histogram_quantile(0.95, sum by (le, tier) (rate(router_queue_wait_seconds_bucket[{RATE}]))) or vector(0)", "{{tier}} p95"),
+             (f"sum by (person) (rate(router_person_wait_seconds_total[{RATE}])) / (sum by (person) (rate(router_person_waits_total[{RATE}])) > 0) or vector(0)", "{{person}} mean")],
+            description="How long requests that found no free slot waited for one: p95 per tier, and the mean per person. 0 while nobody waits.",
+            unit="s", w=8)  # fmt: skip
+    b.panel("timeseries", "429s and busy answers",
+            [(f"sum by (person, code) (rate(router_person_rejections_total[{RATE}])) or vector(0)", "429 {{person}} {{code}}"),
+             (f'sum by (tier, outcome) (rate(router_queue_outcomes_total{{outcome!="waited"}}[{RATE}])) or vector(0)', "{{tier}} {{outcome}}")],
+            description="429s by person and code (rate_limit_exceeded: the person's max_requests_per_person; queue_timeout: no slot within queue_timeout_s), and what became of requests that found no free slot: degraded (a routed prompt answered by the other tier, reason busy), timeout, gone (the client left), capped. 0 when all is well.",
+            unit="reqps", w=8)  # fmt: skip
+    b.panel("timeseries", "Requests by class",
+            [(f"sum by (tier, class) (rate(router_person_requests_total[{RATE}]))", "{{tier}} {{class}}")],
+            description="Requests given a slot per second, by class: interactive (people), batch (a key marked batch, or x-router-class: batch), background (a chat UI's titles, tags, follow-ups).",
+            unit="reqps", w=8)  # fmt: skip
     b.row("Replicas (each engine of a tier)")
     b.panel("stat", "Replica up", [("router_replica_up", "{{tier}} {{replica}}")],
             description="1 when the replica takes new work (circuit not open, health probe not down). A tier is down only when all its replicas are.",
@@ -328,6 +361,11 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="fail if the files differ from the code"
     )
     args = parser.parse_args(argv)
+    print(
+        "build_dashboards.py is deprecated as a command and goes in the next release; use: "
+        "python3 scripts/generate.py" + (" --check" if args.check else ""),
+        file=sys.stderr,
+    )
     stale = []
     for name, text in render().items():
         path = OUT / name

@@ -75,7 +75,7 @@ run() {
 # --- .env ----------------------------------------------------------------------------------------
 # profile_values NAME: the profile's settings as KEY=VALUE lines (scripts/plan_vram.py).
 profile_values() {
-  python3 "$STRATUM_ROOT/scripts/plan_vram.py" --show-profile "$1" \
+  python3 "$STRATUM_ROOT/scripts/plan_vram.py" profile "$1" --settings \
     || die "cannot read the $1 profile (python3 3.10+ is needed: sudo apt install python3)"
 }
 
@@ -338,7 +338,7 @@ check_plan() {
   local out rc=0 what="GPU memory" where="this card"
   [[ "$MODE" == dual-gpu ]] && where="these cards"
   [[ "$MODE" == cpu ]] && what="RAM" && where="this machine's free memory"
-  out="$(python3 "$STRATUM_ROOT/scripts/plan_vram.py" --env "$env_file" "${args[@]}" 2>&1)" || rc=$?
+  out="$(python3 "$STRATUM_ROOT/scripts/plan_vram.py" check --env "$env_file" "${args[@]}" 2>&1)" || rc=$?
   printf '%s\n' "$out" | sed 's/^/    /'
   case "$rc" in
     0) ok "the plan fits $where" ;;
@@ -550,7 +550,7 @@ hint_for() {
   case "$1" in
     vllm) log "  hint: 'No available memory for the cache blocks': its share is too small for its weights: RAISE VLLM_GPU_MEMORY_UTILIZATION (giving llama-server less: raise LLAMA_N_CPU_MOE) or lower VLLM_MAX_MODEL_LEN."
           log "        'Free memory on device ... is less than desired': something else holds the GPU (llama-server started first, another program: nvidia-smi). bash scripts/stop.sh --engines, then start.sh again."
-          log "        Check a change before starting: python3 scripts/plan_vram.py --env .env --gpu-gb <GiB>" ;;
+          log "        Check a change before starting: python3 scripts/plan_vram.py check --env .env --gpu-gb <GiB>" ;;
     llama-cpp) log "  hint: check the GGUF file in docker/llama-cpp/models and LLAMA_MODEL_FILE. 'CUDA out of memory' / 'failed to allocate': raise LLAMA_N_CPU_MOE (each layer moves ~0.46 GiB of experts to RAM), lower LLAMA_CTX_SIZE, or drop LLAMA_MMPROJ_ARGS."
                log "        Killed (exit 137): not enough system RAM for the experts in RAM: add RAM, or lower LLAMA_N_CPU_MOE if the plan has VRAM to spare." ;;
     router) log "  hint: a config error names the key; see docker/router/router_config.yaml and ROUTER_* in .env." ;;
@@ -558,7 +558,7 @@ hint_for() {
     postgres) log "  hint: a password changed after the first start? POSTGRES_PASSWORD only applies to a new volume (docker volume ls | grep postgres)." ;;
     litellm-keys) log "  hint: it registers OpenWebUI's key (OPENWEBUI_LITELLM_KEY) in LiteLLM's database; its log above says why it failed." ;;
     open-webui) log "  hint: the first start can take minutes; 'docker compose logs open-webui' shows progress." ;;
-    embed|rerank) log "  hint: check the GGUF in docker/llama-cpp/models (EMBED_MODEL_FILE, RERANK_MODEL_FILE; bash scripts/download-models.sh --only retrieval). 'Killed' (exit 137): not enough RAM (python3 scripts/plan_vram.py --env .env)." ;;
+    embed|rerank) log "  hint: check the GGUF in docker/llama-cpp/models (EMBED_MODEL_FILE, RERANK_MODEL_FILE; bash scripts/download-models.sh --only retrieval). 'Killed' (exit 137): not enough RAM (python3 scripts/plan_vram.py check --env .env --gpu-gb <GiB>, or --ram-gb <GiB> for the cpu profile)." ;;
     *) ;;
   esac
 }

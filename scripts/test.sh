@@ -63,7 +63,8 @@ done
 FAST_TESTS=(
   router/tests
   tests/test_api_doc.py tests/test_compose.py tests/test_docs.py tests/test_gpu_check.py
-  tests/test_envfile.py tests/test_locks.py tests/test_versions.py tests/test_vram_plan.py
+  tests/test_envfile.py tests/test_generate.py tests/test_locks.py tests/test_versions.py
+  tests/test_vram_plan.py
 )
 # Half of their time on 2 cores, left to the full tiers: the scorer retrained ten times, and every
 # benchmark's --help run to check the flags the docs name.

@@ -22,12 +22,10 @@ SOURCE = ROOT / "router" / "adaptive_router"
 BEGIN, END = "<!-- adaptive-router config --markdown -->", "<!-- end adaptive-router config"
 
 
-def test_settings_tables_are_the_config_command_s_output() -> None:
-    cli = Path(sys.executable).parent / "adaptive-router"
-    out = subprocess.run([str(cli), "config", "--markdown"], capture_output=True, text=True,
-                         timeout=60, check=True).stdout  # fmt: skip
+def test_settings_tables_list_every_setting() -> None:
+    """The block is `adaptive-router config --markdown`'s output, written and checked by
+    scripts/generate.py (tests/test_generate.py); here: nothing is left out of it."""
     block = DOC[DOC.index(BEGIN) + len(BEGIN) : DOC.index(END)].strip()
-    assert block == out.strip(), "regenerate: adaptive-router config --markdown"
     for name in [*RoutingConfig.model_fields, *ServiceConfig.model_fields]:
         assert f"`ROUTER_{name.upper()}`" in block
 

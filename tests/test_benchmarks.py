@@ -224,3 +224,27 @@ def test_every_upstream_client_fails_over_for_the_same_reasons(tmp_path: Path) -
         assert set(by_client) == {"ours", "aiohttp", "httpx"}
         for client, outcome in by_client.items():
             assert outcome["result"].startswith(expected[scenario]), (scenario, client, outcome)
+
+
+def test_one_person_s_flood_leaves_the_others_the_26b(tmp_path: Path) -> None:
+    """Issue 24's bar on fake engines with real slots (tier_high: 2 slots, ~1 s a request):
+    under a 12-wide flood from one person, three others' hard prompts are >= 90 % answered by
+    tier_high, their TTFT p95 within 1.5 s of no flood, the flood is served (no 5xx) and its cap
+    shows in 429s. benchmarks/fairness_bench.py, short phases."""
+    out = tmp_path / "fairness.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/fairness_bench.py"), "--seconds", "10",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+    alone, flood = results["alone"], results["flood"]
+    for phase in (alone, flood):
+        assert phase["people_errors"] == 0 and phase["hard_prompts"] >= 8
+    assert alone["share_on_tier_high"] >= 0.9
+    assert flood["share_on_tier_high"] >= 0.9, flood
+    assert flood["ttft_p95_s"] <= alone["ttft_p95_s"] + 1.5, (alone, flood)
+    assert flood["flood_5xx"] == flood["flood_other_errors"] == 0
+    assert flood["flood_answered"] > 0 and flood["flood_429"] > 0
+    assert "| flood of 12 |" in done.stdout

@@ -7,9 +7,9 @@ import re
 from typing import Any
 
 import jsonschema
-import plan_vram
 import pytest
 from stackutil import ROOT, env_example
+from vram.profiles import GPU_KEYS
 from vram_facts import CHECKPOINTS
 
 from stratum_tools.compose import compose_command, load_compose
@@ -196,6 +196,11 @@ ROUTER_NOT_FROM_ENV = {"ROUTER_HOST", "ROUTER_PORT"}
 the port published on the host, which must not move the router inside."""
 
 
+ROUTER_FROM_AN_ENGINE_SETTING = {"ROUTER_TIER_LOW_MAX_IN_FLIGHT": "VLLM_MAX_NUM_SEQS"}
+"""Router settings whose stack default is an engine's own setting, not a router default: vLLM
+does not report its slots, so the router sends it at most its --max-num-seqs (docs/API.md)."""
+
+
 def test_every_router_setting_in_env_reaches_the_router(compose: dict[str, Any]) -> None:
     """Derived from the router's own settings, so a setting added later fails here until compose
     passes it. Each default lives in the router's settings: compose passes an empty value for an
@@ -216,11 +221,16 @@ def test_every_router_setting_in_env_reaches_the_router(compose: dict[str, Any])
         elif name.startswith("ROUTER_"):
             assert name in _router_settings(), f"{name} is no router setting"
             assert name not in ROUTER_NOT_FROM_ENV, f"{name} must not be passed"
-            assert value == f"${{{name}:-}}", f"{name}: {value} (the default lives in the router)"
+            engine = ROUTER_FROM_AN_ENGINE_SETTING.get(name)
+            expected = f"${{{name}:-${{{engine}:-" if engine else f"${{{name}:-}}"
+            assert value.startswith(expected), f"{name}: {value} (the default lives in the router)"
+            if not engine:
+                assert value == expected, f"{name}: {value} (the default lives in the router)"
         else:
             assert name == "NVIDIA_DRIVER_CAPABILITIES", f"the router gets {name}"
     # No other service's secret: only ROUTER_* variables are interpolated here.
-    assert {m.group(1) for m in VAR.finditer(json.dumps(environment))} <= set(_router_settings())
+    interpolated = {m.group(1) for m in VAR.finditer(json.dumps(environment))}
+    assert interpolated <= set(_router_settings()) | set(ROUTER_FROM_AN_ENGINE_SETTING.values())
 
 
 def test_the_router_always_requires_its_key_in_the_stack(compose: dict[str, Any]) -> None:
@@ -233,7 +243,7 @@ def test_the_router_always_requires_its_key_in_the_stack(compose: dict[str, Any]
 
 def test_env_example_sets_only_the_router_settings_a_profile_decides() -> None:
     """Every other router default lives in the router; .env.example only explains them."""
-    profile_keys = set(plan_vram.GPU_KEYS)
+    profile_keys = set(GPU_KEYS)
     set_here = {k for k in env_example() if k.startswith("ROUTER_")}
     set_here -= {"ROUTER_API_KEY", "ROUTER_PORT"}  # a secret, and the port published here
     assert set_here <= profile_keys, set_here - profile_keys

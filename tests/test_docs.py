@@ -54,27 +54,33 @@ def test_host_commands_run_as_written_on_stock_ubuntu(doc: Path) -> None:
     assert not bare, f"{doc.name}: {bare} (python3, or .venv/bin/python)"
 
 
-_help_flags: dict[str, set[str]] = {}
+_help_flags: dict[tuple[str, str], set[str]] = {}
 
 
-def _flags(script: str) -> set[str]:
-    if script not in _help_flags:
-        argv = (
-            ["bash", script, "--help"]
-            if script.endswith(".sh")
-            else [sys.executable, script, "--help"]
-        )
+def _flags(script: str, command: str = "") -> set[str]:
+    """The flags ``script --help`` lists; for a command of a script with subcommands
+    (``plan_vram.py check``), those of ``script command --help``."""
+    if (script, command) not in _help_flags:
+        run = ["bash", script] if script.endswith(".sh") else [sys.executable, script]
+        argv = [*run, *([command] if command else []), "--help"]
         out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
-        _help_flags[script] = set(re.findall(r"--[a-z][a-z0-9-]*", out.stdout + out.stderr))
-    return _help_flags[script]
+        if command and not re.match(rf"usage: \S+ {command}\b", out.stdout):
+            return _flags(script)  # not one of its commands: an argument
+        _help_flags[script, command] = set(
+            re.findall(r"--[a-z][a-z0-9-]*", out.stdout + out.stderr)
+        )
+    return _help_flags[script, command]
 
 
 @pytest.mark.parametrize("doc", [*DOCS, ROOT / ".env.example"], ids=lambda p: p.name)
 def test_every_flag_a_doc_gives_a_script_is_one_it_accepts(doc: Path) -> None:
-    """Every --flag written after a script (shell or Python) is one its --help lists."""
+    """Every --flag written after a script (shell or Python), or after its command, is one its
+    --help lists."""
     for script, args in COMMAND.findall(doc.read_text()):
         used = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", args))
-        assert used <= _flags(script), f"{doc.name}: {script} has no {used - _flags(script)}"
+        first = re.match(r"\s*([a-z][a-z0-9-]*)(?:\s|$)", args)
+        known = _flags(script, first[1] if first else "")
+        assert used <= known, f"{doc.name}: {script} has no {used - known}"
 
 
 def _known_variables() -> set[str]:

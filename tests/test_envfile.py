@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import envfile
-import plan_vram
 import pytest
 from stackutil import ROOT, require_tool
+from vram.settings import read_env
 
 TRICKY = r"""# a comment line
 PLAIN=8192
@@ -102,7 +102,7 @@ def test_the_planner_reads_what_compose_reads(project: Path) -> None:
     expected = compose_reads(project)
     os.environ.update(SHELL)
     try:
-        assert plan_vram.read_env(project / ".env") == expected
+        assert read_env(project / ".env") == expected
     finally:
         os.environ.pop("STRATUM_TEST_SHELL")
 

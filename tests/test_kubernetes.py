@@ -24,10 +24,12 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import plan_vram
 import pytest
 import yaml
+from envfile import read_env
 from stackutil import ROOT, require_tool
+from vram import cli as plan_vram_cli
+from vram.profiles import PROFILES
 
 from stratum_tools.compose import compose_command, load_compose, substitute
 
@@ -80,12 +82,6 @@ def overlay(request: pytest.FixtureRequest) -> str:
 
 
 # -- rendering and schemas ---------------------------------------------------------------------
-
-
-def test_generated_files_match_their_sources() -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "scripts/sync_kubernetes.py"), "--check"],
-                         capture_output=True, text=True)  # fmt: skip
-    assert out.returncode == 0, out.stderr
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -212,17 +208,17 @@ def test_engines_run_the_compose_command_for_their_profile(
         assert argv[0] == "serve"
         argv = argv[1:]
     assert argv == compose_command(service, values)
-    assert values == plan_vram.read_env(K8S / OVERLAY_PROFILE[overlay])
+    assert values == read_env(K8S / OVERLAY_PROFILE[overlay])
 
 
 def test_the_settings_are_the_planners_profiles_and_fit_their_cards() -> None:
     for overlay, profile in (("single-gpu", "16gb"), ("multi-replica", "dual-16gb")):
         values = settings(render(overlay))
-        chosen = plan_vram.PROFILES[profile]
+        chosen = PROFILES[profile]
         assert {k: values[k] for k in chosen.keys} == {k: chosen.values[k] for k in chosen.keys}
         gpus = ",".join(f"{g:.3f}" for g in chosen.memory_gib)
         env_file = K8S / OVERLAY_PROFILE[overlay]
-        assert plan_vram.main(["--env", str(env_file), "--gpu-gb", gpus]) == 0
+        assert plan_vram_cli.main(["check", "--env", str(env_file), "--gpu-gb", gpus]) == 0
 
 
 def test_model_download_fetches_what_the_engines_load(overlay: str, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import re
 import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -77,12 +76,6 @@ def queries(dashboard: dict[str, Any]) -> list[tuple[str, str, str]]:
         for target in panel.get("targets", []):
             out.append((panel["title"], panel.get("description", ""), target["expr"]))
     return out
-
-
-def test_dashboards_are_generated_from_the_code() -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "grafana/build_dashboards.py"), "--check"],
-                         capture_output=True, text=True)  # fmt: skip
-    assert out.returncode == 0, out.stderr
 
 
 def test_dashboards_are_valid_and_use_the_provisioned_datasource() -> None:

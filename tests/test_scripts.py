@@ -17,9 +17,9 @@ from pathlib import Path
 
 import download_models
 import envfile
-import plan_vram
 import pytest
 from stackutil import ROOT, require_tool
+from vram.profiles import PROFILES
 
 from adaptive_router.testing.processes import free_ports
 
@@ -333,7 +333,7 @@ def test_start_counts_what_other_processes_hold_on_the_card(box: Sandbox) -> Non
 def test_start_accepts_the_24gb_profile_on_a_24gb_card(box: Sandbox) -> None:
     box.gpu(GPU_24GB)
     box.models()
-    env = {**plan_vram.PROFILES["24gb"].values, "VLLM_KV_CACHE_DTYPE": "fp8"}
+    env = {**PROFILES["24gb"].values, "VLLM_KV_CACHE_DTYPE": "fp8"}
     out = box.run("start.sh", "--dry-run", **env)
     assert "the plan fits this card" in out.stdout, out.stdout + out.stderr
 
@@ -408,7 +408,7 @@ def test_a_profile_asked_for_on_a_copied_env_example_is_shown_then_applied(box: 
     mine = example.replace("LITELLM_MASTER_KEY=\n", "LITELLM_MASTER_KEY=sk-mine\n")
     mine += "# my own note\nMY_SETTING=kept # and its comment\n"
     (box.root / ".env").write_text(mine)
-    profile = plan_vram.PROFILES["24gb"]
+    profile = PROFILES["24gb"]
     changed = {
         k: profile.values[k] for k in profile.keys if _dotenv(box).get(k) != profile.values[k]
     }
@@ -594,7 +594,7 @@ def test_start_shows_logs_and_a_hint_when_a_service_fails(box: Sandbox) -> None:
     assert "vllm is unhealthy" in out.stderr
     assert "CUDA out of memory" in out.stderr
     assert "RAISE VLLM_GPU_MEMORY_UTILIZATION" in out.stdout  # the direction that helps
-    assert "plan_vram.py --env .env" in out.stdout
+    assert "plan_vram.py check --env .env" in out.stdout
     assert not any(" up -d llama-cpp" in c for c in box.calls())
 
 

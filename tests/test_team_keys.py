@@ -87,6 +87,10 @@ def serve_litellm(store: KeyStore) -> tuple[ThreadingHTTPServer, str]:
                     **{k: v for k, v in body.items() if k != "key"},
                 }
                 self._send(200, {"key": key, "key_alias": body.get("key_alias"), "token": token})
+            elif self.path == "/key/update":  # a merge patch, by key_alias
+                row = next(r for r in store.rows.values() if r["key_alias"] == body["key_alias"])
+                row.update({k: v for k, v in body.items() if k != "key_alias"})
+                self._send(200, row)
             elif self.path == "/key/delete":
                 gone = [t for t, r in store.rows.items() if r["key_alias"] in body["key_aliases"]]
                 for token in gone:
@@ -154,6 +158,23 @@ def test_ensure_registers_a_known_key_once_and_replaces_a_changed_one(
     run(url, *args, OWUI_KEY="sk-second")  # the value in .env changed
     assert [r["token"] for r in store.rows.values()] == [hashlib.sha256(b"sk-second").hexdigest()]
     assert run(url, *args, OWUI_KEY="").returncode == 2
+
+
+def test_keys_carry_the_marks_the_router_reads(litellm: tuple[KeyStore, str]) -> None:
+    """--batch and --forwards-users become key metadata, which LiteLLM passes to the router
+    (x-litellm-user_api_key_auth_metadata); ensure adds them to a key registered without."""
+    store, url = litellm
+    assert run(url, "create", "--name", "nightly", "--batch").returncode == 0
+    row = next(iter(store.rows.values()))
+    assert row["metadata"] == {"created_by": "scripts/team_keys.py", "stratum_class": "batch"}
+    args = ("ensure", "--name", "open-webui", "--key-env", "OWUI_KEY")
+    run(url, *args, OWUI_KEY="sk-owui")  # as an older version registered it: no marks
+    out = run(url, *args, "--forwards-users", OWUI_KEY="sk-owui")
+    assert "marked stratum_forwards_users" in out.stdout, out.stderr
+    owui = store.rows[hashlib.sha256(b"sk-owui").hexdigest()]
+    assert owui["metadata"] == {"created_by": "scripts/team_keys.py",
+                                "stratum_forwards_users": True}  # fmt: skip
+    assert "is registered\n" in run(url, *args, "--forwards-users", OWUI_KEY="sk-owui").stdout
 
 
 def test_without_a_database_it_says_what_is_missing(litellm: tuple[KeyStore, str]) -> None:

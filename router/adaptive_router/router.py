@@ -56,6 +56,8 @@ class Decision:
     """The tier to retry on if ``tier`` fails before its first byte (``None``: no retry)."""
     no_fallback: str | None = None
     """Why there is no fallback, in words for an error message."""
+    housekeeping: bool = False
+    """The request is a chat UI's background task (see :mod:`.tasks`), whatever tier it named."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -157,10 +159,13 @@ class AdaptiveRouter:
         requested_tier: Tier | None = None,
         max_output_tokens: int | None = None,
         tiers: Mapping[str, TierStatus] | None = None,
+        regenerate: bool = False,
     ) -> Decision:
         """Decide for a prompt string or an OpenAI ``messages`` list, with the reasons.
 
         ``tiers`` is each tier's health and load now (missing tiers count as up and idle).
+        ``regenerate``: the service saw the same person send the same messages recently (see
+        :func:`~adaptive_router.rules.regenerate_rule`).
         Raises :class:`~adaptive_router.rules.RoutingError` when no tier can take the request
         (too long for both context windows, images for a tier that takes none).
         """
@@ -188,6 +193,7 @@ class AdaptiveRouter:
             estimated_tokens=math.ceil(conversation.total_chars / cfg.chars_per_token)
             + output_tokens,
             housekeeping=cfg.detect_tasks and is_housekeeping(conversation),
+            regenerate=regenerate,
         )
         tier, reason = self._ask_rules(conversation.last_user, state)
         policy_tier = tier
@@ -213,6 +219,7 @@ class AdaptiveRouter:
             tiers=state.tiers,
             fallback=retry_on,
             no_fallback=no_retry,
+            housekeeping=state.housekeeping,
         )
 
     def _ask_rules(self, query: str, state: RouterState) -> tuple[Tier, str]:

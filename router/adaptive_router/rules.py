@@ -55,6 +55,9 @@ class RouterState:
     estimated_tokens: int = 0
     housekeeping: bool = False
     """The request is a chat UI's background task (title, tags...): see :mod:`.tasks`."""
+    regenerate: bool = False
+    """The same person sent the same messages again, soon after their answer (a chat UI's
+    "regenerate", or the same question asked again): the service remembers, the rule decides."""
 
     # Names the 0.1 release's custom rules used.
     @property
@@ -138,6 +141,14 @@ def task_rule(query: str, state: RouterState) -> Tier | None:
     return "tier_low" if state.housekeeping else None
 
 
+def regenerate_rule(query: str, state: RouterState) -> Tier | None:
+    """The same messages again from the same person: the first answer did not satisfy, so the
+    strong model answers, unless tier_high is down (then the usual rules)."""
+    if state.regenerate and state.tier("tier_high").up:
+        return "tier_high"
+    return None
+
+
 def complexity_rule(query: str, state: RouterState) -> Tier | None:
     """Below the threshold the small model is enough; at or above, let the GPU rules speak."""
     return "tier_low" if state.score < state.config.complexity_threshold else None
@@ -171,6 +182,7 @@ BUILTIN_RULES: tuple[tuple[str, Rule], ...] = (
     ("context", context_rule),
     ("vision", vision_rule),
     ("task", task_rule),
+    ("regenerate", regenerate_rule),
     ("complexity", complexity_rule),
     ("gpu_util", gpu_util_rule),
     ("vram", vram_rule),

@@ -24,6 +24,7 @@ from adaptive_router.rules import (
     health_redirect,
     load_redirect,
     override_rule,
+    regenerate_rule,
     sla_rule,
     vision_rule,
     vram_rule,
@@ -49,6 +50,34 @@ def state(**kw: Any) -> RouterState:
 def test_override_rule() -> None:
     assert override_rule("x", state()) is None
     assert override_rule("x", state(requested_tier="tier_high")) == "tier_high"
+
+
+def test_regenerate_rule_sends_a_repeat_to_tier_high_unless_it_is_down() -> None:
+    assert regenerate_rule("x", state()) is None
+    assert regenerate_rule("x", state(regenerate=True)) == "tier_high"
+    down = {"tier_high": TierStatus(up=False)}
+    assert regenerate_rule("x", state(regenerate=True, tiers=down)) is None
+
+
+def test_a_regenerate_yields_to_a_named_tier_to_images_and_to_background_tasks(
+    router: AdaptiveRouter,
+) -> None:
+    easy = [{"role": "user", "content": "What time is it in Tokyo?"}]
+    assert router.decide(easy).tier == "tier_low"
+    again = router.decide(easy, regenerate=True)
+    assert (again.tier, again.reason) == ("tier_high", "regenerate")
+    named = router.decide(easy, regenerate=True, requested_tier="tier_low")
+    assert (named.tier, named.reason) == ("tier_low", "override")
+    image = [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        {"type": "text", "text": "What is this?"}]}]  # fmt: skip
+    assert router.decide(image, regenerate=True).reason == "vision"  # vision_tiers: tier_low
+    title = [{"role": "user", "content": "### Task:\nGive the conversation a short title.\n"
+              'JSON format: { "title": "..." }\n<chat_history>\nUSER: hi\nASSISTANT: hello\n'
+              "</chat_history>"}]  # fmt: skip
+    assert router.decide(title, regenerate=True).reason == "task"
+    down = router.decide(easy, regenerate=True, tiers={"tier_high": TierStatus(up=False)})
+    assert (down.tier, down.reason) == ("tier_low", "complexity")
 
 
 def test_context_rule_sends_long_prompts_to_tier_high_and_refuses_what_fits_nowhere() -> None:

@@ -48,8 +48,8 @@ DIR/report.json and DIR/report.md (default DIR: artifacts/gpu-check):
   e. nvml    the router's /health GPU block next to nvidia-smi; the vram rule with GPU memory
              held by PyTorch, the gpu_util rule under a matmul loop; the monitor's polling cost
              (--cpu: against adaptive_router.testing.FakeNvml instead)
-  f. plan    python3 scripts/plan_vram.py with the card's real numbers, and llama-server's own
-             buffer sizes next to the planner's formulas
+  f. plan    python3 scripts/plan_vram.py profile NAME with the card's real numbers, and
+             llama-server's own buffer sizes next to the planner's formulas
 
 Each step has a time limit; a step that no longer fits in the budget is skipped, and the report
 says so. Exit status: 0 when every step that ran passed, 1 otherwise, 2 on bad arguments.
@@ -403,7 +403,7 @@ def dry_run(opts: Options) -> int:
     )
     print(
         f"  f. plan   (limit {LIMITS['plan']} s): {shlex.join(step_argv(opts, 'plan'))} "
-        "(python3 scripts/plan_vram.py --profile 16gb|24gb|32gb --gpu-gb <smi> "
+        "(python3 scripts/plan_vram.py profile 16gb|24gb|32gb --gpu-gb <smi> "
         "--gpu-used-gb <smi> --json)"
     )
     print(

@@ -259,8 +259,10 @@ async def load_round(url: str, model: str, concurrency: int, per_client: int, st
         async def one_client(c: int) -> list[Any]:
             results = []
             for k in range(per_client):
+                # Each client is a person to the router (its fair line and per-person cap).
                 body = measure.chat_body(model, bench_prompt(start + c * per_client + k,
-                                                             prompt_len), max_tokens)  # fmt: skip
+                                                             prompt_len), max_tokens,
+                                         user=f"gpu-check-{c}")  # fmt: skip
                 results.append(await measure.stream_chat(client, url, body))
             return results
 
@@ -732,10 +734,10 @@ def cmd_nvml(args: argparse.Namespace) -> int:
 
 def predicted_llama(model: Mapping[str, Any], parallel: int) -> dict[str, Any]:
     """What the planner's own formulas predict for the synthetic model under the bench's flags:
-    weights as stored (F16), the KV cache by plan_vram.llama_kv_bytes (every layer full
+    weights as stored (F16), the KV cache by vram.model.llama_kv_bytes (every layer full
     attention, F16 cache), the compute buffers and CUDA context by its stated ALLOWANCES."""
-    import plan_vram
     import vram_facts as facts
+    from vram.model import llama_kv_bytes
 
     shape = model["shape"]
     head_dim = shape["n_embd"] // shape["n_head"]
@@ -745,8 +747,8 @@ def predicted_llama(model: Mapping[str, Any], parallel: int) -> dict[str, Any]:
         head_dim=head_dim, global_kv_heads=shape["n_head"], global_head_dim=head_dim,
         full_attention_every=1, sliding_window=shape["n_ctx"], vocab=model["n_vocab"],
     )  # fmt: skip
-    kv = plan_vram.llama_kv_bytes(arch, shape["n_layer"], shape["n_ctx"], parallel,
-                                  facts.LLAMA_CACHE_BYTES["f16"])  # fmt: skip
+    kv = llama_kv_bytes(arch, shape["n_layer"], shape["n_ctx"], parallel,
+                        facts.LLAMA_CACHE_BYTES["f16"])  # fmt: skip
     # llama.cpp keeps the input embedding in RAM; the output layer goes to the GPU.
     n_vocab, e = model["n_vocab"], shape["n_embd"]
     weights_gpu = model["weight_bytes_f16"] - n_vocab * e * 2
@@ -774,7 +776,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         argv = [
             sys.executable,
             str(ROOT / "scripts" / "plan_vram.py"),
-            "--profile",
+            "profile",
             profile,
             "--gpu-gb",
             f"{total_gib:.3f}",

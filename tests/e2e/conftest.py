@@ -49,8 +49,10 @@ def engines(tiny_model: Path, artifacts: Path) -> Iterator[tuple[stack.Endpoint,
     ends = ["--n-predict", "128"]
     low = stack.llama_server("tier-low", tiny_model, stack.TIER_LOW_ALIAS, artifacts / "logs",
                              env=debug, extra_args=ends)  # fmt: skip
+    # tier_high with the compose file's two slots (LLAMA_PARALLEL), which the router reads from
+    # its /props and shares fairly (tests/e2e/test_e2e_fairness.py).
     high = stack.llama_server("tier-high", tiny_model, stack.TIER_HIGH_ALIAS, artifacts / "logs",
-                              env=debug, extra_args=ends)  # fmt: skip
+                              env=debug, extra_args=ends, parallel=2)  # fmt: skip
     with running(low.process, high.process):
         yield low, high
 

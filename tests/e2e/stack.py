@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 
 ROUTER_API_KEY = "sk-e2e-router"
 LITELLM_MASTER_KEY = "sk-e2e-litellm-master"
+OPENWEBUI_LITELLM_KEY = "sk-e2e-open-webui"  # team keys: tests/e2e/litellm_keys.py
 WEBUI_SECRET_KEY = "e2e-webui-secret"
 TIER_LOW_ALIAS = "gemma-4-e4b"  # the served model names the router config expects
 TIER_HIGH_ALIAS = "gemma-4-26b-a4b"
@@ -174,11 +175,16 @@ def router(
 
 
 def litellm(config_dir: Path, router_url: str, log_dir: Path) -> Endpoint:
-    """LiteLLM with docker/litellm/config.yaml, the router's address swapped for loopback."""
+    """LiteLLM with docker/litellm/config.yaml, the router's address swapped for loopback, and
+    the team keys its database would hold answered by its custom_auth hook (litellm_keys.py)."""
     text = (ROOT / "docker" / "litellm" / "config.yaml").read_text()
     assert "http://router:9000/v1" in text
+    rendered: dict[str, Any] = yaml.safe_load(text.replace("http://router:9000/v1",
+                                                            router_url + "/v1"))  # fmt: skip
+    rendered["general_settings"]["custom_auth"] = "litellm_keys.user_api_key_auth"
+    (config_dir / "litellm_keys.py").write_text((HERE / "litellm_keys.py").read_text())
     config = config_dir / "litellm_config.yaml"
-    config.write_text(text.replace("http://router:9000/v1", router_url + "/v1"))
+    config.write_text(yaml.safe_dump(rendered, sort_keys=False))
     port = free_port()
     env = compose_environment(
         "litellm",
@@ -190,7 +196,7 @@ def litellm(config_dir: Path, router_url: str, log_dir: Path) -> Endpoint:
     )
     # No database here: LiteLLM reaches PostgreSQL through Prisma, whose engine binaries it
     # downloads from binaries.prisma.sh at first start, out of reach on these machines. Without
-    # DATABASE_URL it runs as it does by default: master key only, no virtual keys.
+    # DATABASE_URL it has no virtual keys of its own: litellm_keys.py answers for them.
     env.pop("DATABASE_URL")
     # The model price map is bundled; without this LiteLLM tries GitHub at start-up.
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -217,9 +223,8 @@ def open_webui(
     env = compose_environment(
         "open-webui",
         {
-            # OpenWebUI's own key lives in LiteLLM's database, which cannot run here (Prisma's
-            # engines download from binaries.prisma.sh); this LiteLLM has only its master key.
-            "OPENWEBUI_LITELLM_KEY": LITELLM_MASTER_KEY,
+            # OpenWebUI's own key, marked to forward its users (tests/e2e/litellm_keys.py).
+            "OPENWEBUI_LITELLM_KEY": OPENWEBUI_LITELLM_KEY,
             "WEBUI_SECRET_KEY": WEBUI_SECRET_KEY,
             "WEBUI_AUTH": "False",
         },

@@ -142,3 +142,20 @@ def test_rag_demo_retrieves_reranks_and_asks_tier_low(router: stack.Endpoint) ->
     assert all(f"[{i}]" in documents for i in ids)
     assert documents.index(f"[{ids[0]}]") < documents.index(f"[{ids[1]}]")
     assert set(result["timings"]) == {"embed_s", "rerank_s", "chat_s"}
+
+
+def test_fairness_bench_on_real_cpu_engines(tiny_model: Path, artifacts: Path) -> None:
+    """benchmarks/fairness_bench.py with its own two CPU llama-servers (tier_high: 2 slots, read
+    by the router from /props): both phases run, people and flood are answered, no 5xx."""
+    out = artifacts / "fairness-cpu.json"
+    done = run(
+        "benchmarks/fairness_bench.py", "--llama-server", str(stack.llama_server_bin()),
+        "--model", str(tiny_model), "--max-tokens", "400", "--seconds", "6", "--json", str(out),
+    )  # fmt: skip
+    results = json.loads(out.read_text())
+    assert results["engines"] == "llama-server"
+    for phase in ("alone", "flood"):
+        assert results[phase]["people_errors"] == 0 and results[phase]["hard_prompts"] > 0
+    flood = results["flood"]
+    assert flood["flood_answered"] > 0 and flood["flood_5xx"] == flood["flood_other_errors"] == 0
+    assert "| flood of 12 |" in done.stdout

@@ -5,6 +5,7 @@ defaults, background tasks included.
 OpenWebUI lists gemma4-fast, gemma4-smart and gemma4-tasks; picking each chat model and sending a
 message shows a reply that grows on screen as it streams, and the background requests OpenWebUI
 sends beside it (chat title, tags, follow-up suggestions) are all answered by tier_low.
+An easy question answered by tier_low and then "regenerated" is answered by tier_high.
 A document attached in the chat is embedded and reranked by the stack's own engines, and its
 passage reaches the tier; OpenWebUI asks the Hugging Face Hub for nothing.
 Screenshots land in artifacts/e2e/screenshots.
@@ -138,6 +139,43 @@ def test_a_message_gets_a_streamed_reply_and_its_background_tasks_stay_on_tier_l
         "background_on_tier_high": grown(model="tier_low", tier="tier_high"),
     }
     (artifacts / "openwebui-tasks.json").write_text(json.dumps(FIGURES, indent=2))
+
+
+def test_regenerate_gets_the_answer_from_the_26b(
+    page: Page, open_webui: stack.Endpoint, router: stack.Endpoint, artifacts: Path
+) -> None:
+    """OpenWebUI's "regenerate" sends the conversation again: the same person's same messages,
+    after the answer. The router (service/regenerate.py, rules.regenerate_rule) sends it to
+    tier_high with the reason regenerate; the first answer came from tier_low."""
+    before = scrape(router.url)
+
+    def grown(**labels: str) -> float:
+        now = scrape(router.url)
+        return metric_sum(now, "router_requests_total", **labels) - metric_sum(
+            before, "router_requests_total", **labels
+        )
+
+    open_new_chat(page, open_webui.url)
+    page.locator("#model-selector-model-button").click()
+    page.locator("button[role=option][data-value='gemma4-fast']").click()
+    page.locator("#chat-input").click()
+    page.keyboard.type("What is the capital of Portugal?")
+    page.keyboard.press("Enter")
+    message = page.locator("div[id^='message-']:has(.chat-assistant)").last
+    message.locator("button[aria-label='Copy']").wait_for(timeout=60_000)
+    assert grown(model="gemma4-fast", tier="tier_low", reason="complexity") == 1
+    # The person reads the answer before asking for another: the router counts a repeat that
+    # comes at least a second after the answer ended (a script's immediate copy does not count).
+    page.wait_for_timeout(1500)
+    message.hover()
+    message.locator("button[aria-label='Regenerate']").click()
+    page.get_by_text("Try Again", exact=True).click()  # the menu's plain regenerate
+    wait_until(lambda: grown(model="gemma4-fast", tier="tier_high", reason="regenerate") == 1,
+               60, "the regenerated answer from tier_high")  # fmt: skip
+    page.locator("div[id^='message-']:has(.chat-assistant)").last.locator(
+        "button[aria-label='Copy']").wait_for(timeout=60_000)  # fmt: skip
+    page.screenshot(path=str(artifacts / "screenshots" / "openwebui-regenerate.png"))
+    assert grown(model="gemma4-fast") == 2, "the first answer and the regenerated one"
 
 
 # A passage only the document knows: the tiny model cannot answer, but the prompt that reaches

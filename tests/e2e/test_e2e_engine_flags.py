@@ -28,8 +28,8 @@ import httpx
 import pytest
 import stack
 from e2eutil import router_headers, sse_events
-from plan_vram import PROFILES
 from stackutil import require
+from vram.profiles import PROFILES
 
 from adaptive_router.testing.processes import Process, free_port, running
 from stratum_tools.compose import compose_argv, compose_command, load_compose_file

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -29,16 +29,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .. import __version__
 from ..config import TIERS, RoutingConfig, Tier
 from ..router import AdaptiveRouter
+from .accounting import Accounting
+from .admission import Line
 from .balance import affinity_key
 from .circuit import CircuitBreaker
 from .collector import StateCollector
 from .config import ServiceConfig
+from .dispatch import Dispatcher
 from .errors import APIError, error_body, internal_error
 from .exchange import Timeouts
 from .intake import Endpoint, Intake
 from .metrics import RouterMetrics
 from .probes import Probes
 from .proxy import Proxy
+from .regenerate import RecentAnswers
 from .retrieval import KINDS, RETRIEVAL_ROUTES, Kind, RetrievalProxy
 from .retrieval_validation import embeddings_schema, openapi_retrieval_body, rerank_schema
 from .tiers import Replica, TierRuntime
@@ -117,8 +121,26 @@ def build_tiers(service: ServiceConfig) -> dict[Tier, TierRuntime]:
             affinity=service.affinity,
             load_factor=service.affinity_load_factor,
             affinity_spare=service.affinity_spare,
+            priority=name in service.priority_tiers,
         )
     return tiers
+
+
+def build_lines(
+    service: ServiceConfig, pools: Iterable[TierRuntime], accounting: Accounting
+) -> dict[str, Line]:
+    """One admission line per tier and retrieval pool (:mod:`.admission`)."""
+    lines: dict[str, Line] = {}
+    for tier in pools:
+        line = Line(
+            tier,
+            person_cap=service.max_requests_per_person,
+            half_life_s=service.usage_half_life_s,
+            on_release=accounting.held,
+        )
+        tier.wake = line.dispatch
+        lines[tier.name] = line
+    return lines
 
 
 def create_app(
@@ -134,12 +156,22 @@ def create_app(
     metrics = RouterMetrics()
     tiers = build_tiers(service)
     pools = build_retrieval_pools(service)
-    metrics.registry.register(StateCollector(router, tiers, pools))
+    accounting = Accounting(metrics, service.metrics_people)
+    lines = build_lines(service, [*tiers.values(), *pools.values()], accounting)
+    metrics.registry.register(StateCollector(router, tiers, pools, lines))
     intake = Intake(service)
     timeouts = Timeouts(
         first_byte_s=service.first_byte_timeout_s, between_chunks_s=service.read_timeout_s
     )
-    proxy = Proxy(intake, router, tiers, metrics, timeouts)
+    dispatcher = Dispatcher(lines, metrics, accounting)
+    routed_wait_s = (
+        router.config.latency_sla_ms / 1000.0
+        if service.routed_wait_s is None
+        else service.routed_wait_s
+    )
+    recent = RecentAnswers(service.regenerate_window_s)
+    proxy = Proxy(intake, router, tiers, metrics, timeouts, dispatcher, recent,
+                  routed_wait_s=routed_wait_s, queue_timeout_s=service.queue_timeout_s)  # fmt: skip
     retrieval = RetrievalProxy(
         intake,
         pools,
@@ -147,6 +179,8 @@ def create_app(
         limits={"embed": service.max_embedding_inputs, "rerank": service.max_rerank_documents},
         metrics=metrics,
         timeouts=timeouts,
+        dispatcher=dispatcher,
+        queue_timeout_s=service.queue_timeout_s,
     )
 
     @asynccontextmanager
@@ -201,6 +235,8 @@ def create_app(
     api.state.retrieval_pools = pools
     api.state.metrics = metrics
     api.state.service = service
+    api.state.lines = lines
+    api.state.recent = recent
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -325,14 +361,19 @@ def create_app(
         """Liveness of the router process itself, whatever the tiers do (container checks)."""
         return JSONResponse({"status": "alive", "version": __version__})
 
+    def describe(tier: TierRuntime) -> dict[str, Any]:
+        line = lines[tier.name]
+        return {**tier.describe(), "slots": line.total_capacity() or None,
+                "waiting": len(line.waiting)}  # fmt: skip
+
     @api.get("/health")
     async def health() -> Response:
         serving = [name for name, tier in tiers.items() if tier.serving]
         body = {
             "status": "ok" if len(serving) == len(tiers) else ("degraded" if serving else "down"),
             "version": __version__,
-            "tiers": {name: tier.describe() for name, tier in tiers.items()},
-            "retrieval": {kind: pool.describe() for kind, pool in pools.items()},
+            "tiers": {name: describe(tier) for name, tier in tiers.items()},
+            "retrieval": {kind: describe(pool) for kind, pool in pools.items()},
             "gpu": router.gpu.as_dict(),
             "latency_ema_ms": {k: round(v, 1) for k, v in router.ema.snapshot().items()},
         }

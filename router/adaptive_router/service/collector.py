@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 
 from ..config import Tier
 from ..router import AdaptiveRouter
+from .admission import Line
 from .retrieval import Kind
 from .tiers import TierRuntime
 
@@ -29,11 +30,14 @@ class StateCollector(Collector):
         router: AdaptiveRouter,
         tiers: Mapping[Tier, TierRuntime],
         pools: Mapping[Kind, TierRuntime] | None = None,
+        lines: Mapping[str, Line] | None = None,
     ) -> None:
         self.router = router
         self.tiers = tiers
         self.pools = pools or {}
         """The retrieval engines (``embed``, ``rerank``): health and circuits, no SLA."""
+        self.lines = lines or {}
+        """The admission lines, by tier or pool name: slots and waiting requests."""
 
     def collect(self) -> Iterator[Metric]:
         router = self.router
@@ -98,6 +102,22 @@ class StateCollector(Collector):
             replica_in_flight,
             replica_queue,
         )
+        slots = gauge(
+            "router_tier_slots",
+            "Requests the tier's replicas that take work serve at once (their engines' slots, "
+            "or max_in_flight); 0: no limit.",
+            ["tier"],
+        )
+        waiting = gauge(
+            "router_queue_waiting",
+            "Requests waiting in the router for a slot on the tier, by class.",
+            ["tier", "class"],
+        )
+        for line_name, line in self.lines.items():
+            slots.add_metric([line_name], float(line.total_capacity()))
+            for klass, count in line.waiting_by_class():
+                waiting.add_metric([line_name, klass], float(count))
+        yield from (slots, waiting)
         sla = gauge("router_latency_sla_seconds", "The configured latency SLA for tier_high.")
         sla.add_metric([], router.config.latency_sla_ms / 1000.0)
         threshold = gauge("router_complexity_threshold", "The configured complexity threshold.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -171,11 +171,65 @@ class ServiceConfig(BaseModel):
     tier_low_max_in_flight: int = Field(
         256,
         ge=0,
-        description="tier_low is saturated when the router has this many requests in flight "
-        "to it. 0 disables.",
+        description="Most requests the router sends one tier_low replica at once; more wait in "
+        "the router's fair line. vLLM does not report its slots: set this to its "
+        "--max-num-seqs (compose passes VLLM_MAX_NUM_SEQS). 0: no limit.",
     )
     tier_high_max_in_flight: int = Field(
-        32, ge=0, description="Same for tier_high (its llama-server has few parallel slots)."
+        32,
+        ge=0,
+        description="The same for tier_high. llama-server reports its slots (--parallel, in "
+        "GET /props total_slots) and the router sends no more than those; this caps them "
+        "further. 0: the engine's slots alone.",
+    )
+    max_requests_per_person: int = Field(
+        8,
+        ge=0,
+        description="Requests one person (a LiteLLM key, an OpenWebUI user, a 'user' field, a "
+        "client address) may have waiting and running on one tier at once; beyond it their "
+        "new requests get a 429 with Retry-After, nobody else's do. 0: no cap.",
+    )
+    routed_wait_s: float | None = Field(
+        None,
+        ge=0,
+        description="How long a routed request (gemma4-fast) waits for a slot on the tier the "
+        "rules chose; past it (or when the line says it would wait longer) the other tier "
+        "answers, with x-router-degraded: true and x-router-reason: busy. Empty: the latency "
+        "SLA (latency_sla_ms), the wait a routed answer's time to first token can afford.",
+    )
+    queue_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long a request that named a tier (gemma4-smart), that only one tier "
+        "can take, or that is a chat UI's background task waits for a slot before a 429 with "
+        "Retry-After. Keep it under the gateways' timeouts (LiteLLM's 600 s in "
+        "docker/litellm/config.yaml; OpenWebUI sets none by default).",
+    )
+    usage_half_life_s: float = Field(
+        60.0,
+        gt=0,
+        description="Half-life of a person's recent use of a tier (slot-seconds) in the fair "
+        "order: a free slot goes to the waiting request of the person using the tier least.",
+    )
+    priority_tiers: CommaList[Literal["tier_low", "tier_high"]] = Field(
+        (),
+        description="Tiers whose engines schedule by the request's 'priority' field (vLLM "
+        "started with --scheduling-policy priority): the router sets it from the request's "
+        "class (0 interactive, 1 batch, 2 background), so the engine serves people first too.",
+    )
+    regenerate_window_s: float = Field(
+        600.0,
+        ge=0,
+        description="The same person sending the same messages again within this many seconds "
+        "of their answer (a chat UI's regenerate, the same question again) goes to tier_high, "
+        "reason 'regenerate', unless it named a tier, has images for another tier, or tier_high "
+        "is down. 0 disables.",
+    )
+    metrics_people: int = Field(
+        50,
+        ge=0,
+        description="People with their own label in the per-person metrics (the first seen "
+        "since the router started); the rest are counted as 'other'.",
     )
     affinity: bool = Field(
         True,

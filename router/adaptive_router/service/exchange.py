@@ -14,11 +14,13 @@ import time
 from dataclasses import dataclass
 
 from ..router import AdaptiveRouter, Decision
+from .admission import RANK, Lease
+from .dispatch import Detour, UpstreamFailure
 from .errors import APIError
 from .intake import ProxyRequest
 from .metrics import RouterMetrics
 from .probes import is_loading
-from .tiers import Replica, TierRuntime
+from .tiers import TierRuntime
 from .upstream import UpstreamError, UpstreamResponse
 
 # Response headers of the engine that must not be copied: hop-by-hop, or recomputed.
@@ -36,14 +38,6 @@ _IDENTITY = (b"accept-encoding", b"identity")
 _NO_VISION_MARKERS = ("input is not supported", "mmproj")
 
 
-class UpstreamFailure(Exception):
-    """An engine failed before its first byte; ``kind`` labels router_upstream_errors."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     first_byte_s: float
@@ -59,14 +53,22 @@ class RequestContext:
     request: ProxyRequest
     decision: Decision
 
-    def reason(self, served: str) -> str:
-        return "failover" if served != self.decision.tier else self.decision.reason
+    def reason(self, served: str, detour: str | None = None) -> str:
+        """Why ``served`` answers: the decision's reason on its own tier; on the other,
+        ``failover`` (its tier failed), or ``busy`` (no slot on it within the wait)."""
+        if served == self.decision.tier:
+            return self.decision.reason
+        return detour or "failover"
 
     def headers(
-        self, served: str, reason: str | None = None, replica: str | None = None
+        self,
+        served: str,
+        reason: str | None = None,
+        replica: str | None = None,
+        waited_s: float = 0.0,
     ) -> list[tuple[bytes, bytes]]:
         """The router's response headers: which tier (and, with several, which replica)
-        answered, why, with what score."""
+        answered, why, with what score, and how long it waited for a slot."""
         d = self.decision
         out = [
             (b"x-request-id", self.request.request_id.encode("latin-1")),
@@ -76,6 +78,8 @@ class RequestContext:
         ]
         if replica is not None:
             out.append((b"x-router-replica", replica.encode()))
+        if waited_s > 0:
+            out.append((b"x-router-queue-ms", b"%d" % round(waited_s * 1000)))
         policy = d.policy_tier or d.tier
         if served != policy:
             out.append((b"x-router-degraded", b"true"))
@@ -125,14 +129,18 @@ class Exchange:
         self,
         ctx: RequestContext,
         tier: TierRuntime,
-        replica: Replica,
+        lease: Lease,
+        detour: Detour,
         router: AdaptiveRouter,
         metrics: RouterMetrics,
         timeouts: Timeouts,
     ) -> None:
         self.ctx = ctx
         self.tier = tier
-        self.replica = replica
+        self.lease = lease
+        self.replica = lease.replica
+        self.reason = ctx.reason(tier.name, detour.reason)
+        self.waited_s = detour.waited_s
         self.router = router
         self.metrics = metrics
         self.timeouts = timeouts
@@ -155,7 +163,8 @@ class Exchange:
         tier, replica, request = self.tier, self.replica, self.ctx.request
         payload = dict(request.body)
         payload["model"] = tier.served_model
-        replica.in_flight += 1
+        if tier.priority:  # vLLM: lower is served first (entrypoints/openai, "priority")
+            payload["priority"] = RANK[self.lease.klass]
         self.metrics.tier(tier.name).in_flight.set(tier.in_flight)
         text = ""
         try:
@@ -201,17 +210,22 @@ class Exchange:
             raise
         if self.streaming:
             # The SLA is about the time to first token: only streams measure it. A non-streamed
-            # answer's time is its whole generation, which says nothing about waiting.
-            ttft = time.perf_counter() - request.started
-            self.metrics.tier(tier.name).ttft.observe(ttft)
-            self.router.observe(tier.name, ttft * 1000.0)
+            # answer's time is its whole generation, which says nothing about waiting. The
+            # client's time includes its wait for a slot; the SLA's average gets the engine's
+            # alone (the wait is the line's business, not a sign that the engine is slow).
+            lease = self.lease
+            self.metrics.tier(tier.name).ttft.observe(time.perf_counter() - request.started)
+            self.router.observe(tier.name, (lease.line.clock() - lease.started) * 1000.0)
             replica.circuit.record_success()
         elif response.status < 400:
             replica.circuit.record_success()
             self.first = self._rewriter.rewrite(self.first)
         self.headers = [(k, v) for k, v in response.headers if k.lower() not in _DROP_HEADERS]
         self.headers += self.ctx.headers(
-            tier.name, replica=replica.label if len(tier.replicas) > 1 else None
+            tier.name,
+            self.reason,
+            replica=replica.label if len(tier.replicas) > 1 else None,
+            waited_s=self.waited_s,
         )
         if self.streaming:
             self.headers.append((b"cache-control", b"no-cache"))
@@ -250,7 +264,7 @@ class Exchange:
             return
         self._closed = True
         tier, replica = self.tier, self.replica
-        replica.in_flight -= 1
+        self.lease.release()
         metrics = self.metrics.tier(tier.name)
         metrics.in_flight.set(tier.in_flight)
         if self._response is not None:
@@ -258,8 +272,6 @@ class Exchange:
         if outcome is not None:
             request = self.ctx.request
             metrics.duration.observe(time.perf_counter() - request.started)
-            self.metrics.request(
-                request.client_model, tier.name, self.ctx.reason(tier.name), outcome
-            ).inc()
+            self.metrics.request(request.client_model, tier.name, self.reason, outcome).inc()
             if len(tier.replicas) > 1:
                 self.metrics.replica_request(tier.name, replica.label).inc()

@@ -118,6 +118,55 @@ class RouterMetrics:
             ["tier"],
             registry=r,
         )
+        self.queue_wait_seconds = Histogram(
+            "router_queue_wait_seconds",
+            "Time requests that found no free slot waited in the router for one, per tier.",
+            ["tier"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_outcomes = Counter(
+            "router_queue_outcomes",
+            "What became of requests that found no free slot on a tier: 'waited' (got one), "
+            "'degraded' (a routed request answered by the other tier instead), 'timeout' (429 "
+            "after the longest wait), 'gone' (the client left while waiting); and 'capped': "
+            "requests refused at once because their person was at max_requests_per_person.",
+            ["tier", "outcome"],
+            registry=r,
+        )
+        self.person_requests = Counter(
+            "router_person_requests",
+            "Requests given a slot, per person, tier and class (interactive, batch, "
+            "background). Person labels: the first service.metrics_people people seen, then "
+            "'other'.",
+            ["person", "tier", "class"],
+            registry=r,
+        )
+        self.person_slot_seconds = Counter(
+            "router_person_slot_seconds",
+            "Seconds of engine slots held, per person and tier (rate(): slots in use).",
+            ["person", "tier"],
+            registry=r,
+        )
+        self.person_waits = Counter(
+            "router_person_waits",
+            "Requests that waited for a slot, per person and tier.",
+            ["person", "tier"],
+            registry=r,
+        )
+        self.person_wait_seconds = Counter(
+            "router_person_wait_seconds",
+            "Seconds requests waited for a slot, per person and tier.",
+            ["person", "tier"],
+            registry=r,
+        )
+        self.person_rejections = Counter(
+            "router_person_rejections",
+            "429 answers per person, tier and code (rate_limit_exceeded: the person's cap; "
+            "queue_timeout: no slot within the longest wait).",
+            ["person", "tier", "code"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "router_in_flight_requests",
             "Requests the router has in flight to each tier.",

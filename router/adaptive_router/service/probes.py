@@ -120,6 +120,29 @@ async def poll_load(tier: TierRuntime, replica: Replica, timeout_s: float) -> No
     replica.load_error = None
 
 
+async def read_slots(tier: TierRuntime, replica: Replica, timeout_s: float) -> None:
+    """How many requests the engine serves at once: llama-server's ``GET /props``
+    ``total_slots`` (``params.n_parallel``, tools/server/server-context.cpp ``get_res_props``,
+    llama.cpp build 11434; ``--parallel -1``, its default, is resolved to 4 before, in
+    tools/server/server.cpp). An engine without /props (vLLM answers 404) keeps 0: its slots
+    come from the tier's ``max_in_flight`` setting."""
+    try:
+        status, body = await _get(tier, replica, "/props", timeout_s)
+    except UpstreamError:
+        return  # asked again at the next health probe
+    replica.slots_checked = True
+    if status != 200:
+        return
+    try:
+        value = json.loads(body).get("total_slots")
+    except (ValueError, AttributeError):
+        return
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        if value != replica.slots:
+            log.info("%s (%s): %d slots", tier.name, replica.url, value)
+        replica.slots = value
+
+
 _PROBE_PROMPT = [{"role": "user", "content": "Hi"}]
 _JSON = (b"content-type", b"application/json")
 
@@ -207,7 +230,14 @@ class Probes:
 
             async def health(t: TierRuntime = tier) -> None:
                 async def one(r: Replica) -> None:
+                    before = (r.health, r.slots)
                     r.health = await probe_health(t, r, timeout_s)
+                    if r.health != "up":
+                        r.slots_checked = False  # a restarted engine may have other slots
+                    elif not r.slots_checked:
+                        await read_slots(t, r, timeout_s)
+                    if (r.health, r.slots) != before:
+                        t.changed()  # waiters may take the slots that came up
 
                 await asyncio.gather(*(one(r) for r in list(t.replicas)))
 

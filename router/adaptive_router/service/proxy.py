@@ -1,13 +1,21 @@
-"""The handler behind /v1/chat/completions and /v1/completions: intake, decision, failover loop,
-and the answer to the client, at the ASGI level.
+"""The handler behind /v1/chat/completions and /v1/completions: intake, who is asking, decision,
+admission and failover (:mod:`.dispatch`), and the answer to the client, at the ASGI level.
 
+- Who is asking (:mod:`.identity`) sets the request's place in the fair line of each tier, its
+  class (a chat UI's background task, batch work, or interactive) and its regenerate memory
+  (:mod:`.regenerate`, read before the decision, written when an answer ends).
+- A routed request waits for a slot on its tier at most ``routed_wait_s``, then the other tier
+  answers it (``x-router-reason: busy``, ``x-router-degraded: true``); a request that named a
+  tier, or that only one tier can take, or a chat UI's background task, waits up to
+  ``queue_timeout_s``, then gets a 429 with ``Retry-After``.
 - Before the engine's first byte (connection refused, timeout, 5xx, llama-server's 503 "Loading
   model", a stream that ends at once) the failure is counted on the replica's circuit and the
   request is retried on the fallback the decision engine chose with its decision (or not at all:
   the proxy only executes that policy).
 - After the first byte, bytes go to the client as they arrive (one line of buffering, to rewrite
   the ``model`` field); a failure becomes an OpenAI-style error event, then the stream ends.
-- When the client goes away, the upstream request is closed at once so the engine frees its slot.
+- When the client goes away, the upstream request is closed at once so the engine frees its slot;
+  while it waits for a slot, it leaves the line.
 """
 
 from __future__ import annotations
@@ -16,16 +24,20 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from ..config import Tier
 from ..router import AdaptiveRouter, Decision
-from ..rules import RoutingError, TierStatus
+from ..rules import HARD_REASONS, RoutingError, TierStatus
+from .admission import Klass, Lease
 from .balance import affinity_key
+from .dispatch import ClientGone, Detour, Dispatcher, Step, Ticket, wait_for_disconnect
 from .errors import APIError, sse_error_event
-from .exchange import Exchange, RequestContext, Timeouts, UpstreamFailure
+from .exchange import Exchange, RequestContext, Timeouts
+from .identity import Person, identify
 from .intake import Endpoint, Intake, request_id_of
 from .metrics import RouterMetrics
+from .regenerate import RecentAnswers
 from .tiers import Replica, TierRuntime
 from .upstream import UpstreamError
 from .validation import RequestInfo
@@ -34,15 +46,20 @@ log = logging.getLogger("adaptive_router.proxy")
 
 _JSON = (b"content-type", b"application/json")
 
-REPLICAS_PER_TIER = 2
-"""Replicas of one tier a request is tried on before the next tier (or the 503)."""
-
 
 def _affinity_outcome(tier: TierRuntime, key: int | None, ordered: list[Replica]) -> str:
     """``home``, ``moved`` or ``least_load``: see router_affinity_total."""
     if key is None or not tier.affinity:
         return "least_load"
     return "home" if ordered and ordered[0] is tier.home(key) else "moved"
+
+
+def request_class(decision: Decision, person: Person) -> Klass:
+    """A chat UI's background task, else batch work (a key or a header says so), else a
+    person's interactive request."""
+    if decision.housekeeping:
+        return "background"
+    return "batch" if person.batch else "interactive"
 
 
 class Proxy:
@@ -55,18 +72,29 @@ class Proxy:
         tiers: Mapping[Tier, TierRuntime],
         metrics: RouterMetrics,
         timeouts: Timeouts,
+        dispatcher: Dispatcher,
+        recent: RecentAnswers,
+        *,
+        routed_wait_s: float,
+        queue_timeout_s: float,
     ) -> None:
         self.intake = intake
         self.router = router
         self.tiers = tiers
         self.metrics = metrics
         self.timeouts = timeouts
+        self.dispatcher = dispatcher
+        self.recent = recent
+        self.routed_wait_s = routed_wait_s
+        self.queue_timeout_s = queue_timeout_s
 
     def tier_status(self) -> dict[str, TierStatus]:
         """The tiers' health and load as the decision engine reads them, now."""
         return {name: tier.status() for name, tier in self.tiers.items()}
 
-    def decide(self, info: RequestInfo, requested_tier: Tier | None) -> Decision:
+    def decide(
+        self, info: RequestInfo, requested_tier: Tier | None, regenerate: bool = False
+    ) -> Decision:
         """The engine's decision for a checked request; a :class:`RoutingError` (no tier can
         take it) becomes a 400 for the client."""
         query = info.messages if info.messages is not None else (info.prompt_text or "")
@@ -76,9 +104,23 @@ class Proxy:
                 requested_tier=requested_tier,
                 max_output_tokens=info.max_tokens,
                 tiers=self.tier_status(),
+                regenerate=regenerate,
             )
         except RoutingError as exc:
             raise APIError(400, str(exc), code=exc.code, param="messages") from None
+
+    def steps(self, decision: Decision) -> list[Step]:
+        """Where the request may go, in order, and how long it may wait on each. Only a routed
+        request's wait overflows to the other tier (a soft choice); the rest wait longer and
+        then get a 429 (a background task never takes the 26B because tier_low is busy)."""
+        first = self.tiers[decision.tier]
+        routed = decision.reason not in HARD_REASONS and not decision.housekeeping
+        if decision.fallback is None:
+            return [Step(first, self.queue_timeout_s, overflow=False)]
+        return [
+            Step(first, self.routed_wait_s if routed else self.queue_timeout_s, overflow=routed),
+            Step(self.tiers[decision.fallback], self.queue_timeout_s, overflow=False),
+        ]
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint
@@ -86,7 +128,15 @@ class Proxy:
         request_id = request_id_of(scope)
         try:
             request = await self.intake.read(scope, receive, endpoint, request_id)
-            decision = self.decide(request.info, request.requested_tier)
+            person = identify(scope["headers"], scope.get("client"), request.body.get("user"))
+            info = request.info
+            memory: bytes | None = None
+            if (self.recent.enabled and info.stream and request.requested_tier is None
+                    and info.messages is not None):  # fmt: skip
+                memory = self.recent.key(person, info.messages)
+            decision = self.decide(
+                info, request.requested_tier, memory is not None and self.recent.repeated(memory)
+            )
             self.metrics.decision_seconds.observe(decision.decision_us / 1e6)
             self.metrics.complexity_score.observe(decision.score)
             ctx = RequestContext(request, decision)
@@ -94,23 +144,33 @@ class Proxy:
             self.metrics.request("invalid", "none", "rejected", str(exc.status)).inc()
             await _send_error(send, exc, [(b"x-request-id", request_id.encode("latin-1"))])
             return
+        key = self._affinity(ctx)
+        ticket = Ticket(person, request_class(decision, person), request_id, key, receive)
         try:
-            exchange = await self._open(ctx)
-        except APIError as exc:  # the request's own fault, seen by the engine
+            exchange = await self.dispatcher.run(
+                ticket,
+                self.steps(decision),
+                lambda tier, lease, detour: self._exchange(ctx, key, tier, lease, detour),
+                hint=decision.no_fallback,
+            )
+        except APIError as exc:  # the request's own fault, a 429, or no tier could answer
             self.metrics.request(
-                request.client_model, ctx.decision.tier, ctx.decision.reason, str(exc.status)
+                request.client_model, decision.tier, decision.reason, str(exc.status)
             ).inc()
-            await _send_error(send, exc, ctx.headers(ctx.decision.tier))
+            headers = ctx.headers(decision.tier, decision.reason)
+            headers += [(k.encode(), v.encode()) for k, v in exc.headers.items()]
+            await _send_error(send, exc, headers)
             return
-        except _NoTier as exc:
+        except ClientGone:
             self.metrics.request(
-                request.client_model, ctx.decision.tier, ctx.decision.reason, "503"
+                request.client_model, decision.tier, decision.reason, "disconnect"
             ).inc()
-            await _send_error(send, exc.error, ctx.headers(ctx.decision.tier, ctx.decision.reason))
+            self.metrics.client_disconnects.labels(decision.tier).inc()
             return
         if exchange.streaming:
-            await self._relay_stream(exchange, receive, send)
+            outcome = await self._relay_stream(exchange, receive, send)
         else:
+            outcome = str(exchange.status)
             body = exchange.first
             headers = [*exchange.headers, (b"content-length", str(len(body)).encode())]
             try:
@@ -118,71 +178,39 @@ class Proxy:
                             "headers": headers})  # fmt: skip
                 await send({"type": "http.response.body", "body": body})
             finally:
-                await exchange.aclose(str(exchange.status))
+                await exchange.aclose(outcome)
+        if memory is not None and outcome == "200":
+            self.recent.answered(memory)
 
-    def attempts(self, ctx: RequestContext) -> tuple[int | None, list[tuple[TierRuntime, Replica]]]:
-        """The conversation's affinity key (None with one replica per tier, or nothing to key)
-        and where to try the request, in order: the decided tier's best replicas (its own for a
-        conversation, see :mod:`.balance`), then the decision's fallback tier's. At most
-        :data:`REPLICAS_PER_TIER` replicas of each tier are tried: a request that fails on two
-        replicas of a tier is unlikely to fare better on a third."""
+    def _affinity(self, ctx: RequestContext) -> int | None:
+        """The conversation's affinity key (None with one replica per tier, or nothing to
+        key), and the affinity metric of the decided tier."""
         decision = ctx.decision
         names = [decision.tier] if decision.fallback is None else [decision.tier, decision.fallback]
-        key: int | None = None
-        if any(len(self.tiers[n].replicas) > 1 for n in names):
-            info = ctx.request.info
-            key = affinity_key(info.messages, info.prompt_text)
-        plan: list[tuple[TierRuntime, Replica]] = []
-        for name in names:
-            tier = self.tiers[name]
-            ordered = tier.order(key)
-            plan += [(tier, replica) for replica in ordered[:REPLICAS_PER_TIER]]
-            if len(tier.replicas) > 1 and name == decision.tier:
-                self.metrics.affinity.labels(name, _affinity_outcome(tier, key, ordered)).inc()
-        return key, plan
+        if not any(len(self.tiers[n].replicas) > 1 for n in names):
+            return None
+        info = ctx.request.info
+        key = affinity_key(info.messages, info.prompt_text)
+        tier = self.tiers[decision.tier]
+        if len(tier.replicas) > 1:
+            outcome = _affinity_outcome(tier, key, tier.order(key))
+            self.metrics.affinity.labels(decision.tier, outcome).inc()
+        return key
 
-    async def _open(self, ctx: RequestContext) -> Exchange:
-        """Try each planned replica in turn; the first that answers wins."""
-        key, plan = self.attempts(ctx)
-        errors: list[str] = []
-        for index, (tier, replica) in enumerate(plan):
-            name = tier.name
-            last = index == len(plan) - 1
-            where = name if len(tier.replicas) == 1 else f"{name} ({replica.label})"
-            if not last and not replica.circuit.allow():
-                errors.append(f"{where}: circuit open ({replica.last_error or 'recent failures'})")
-                self.metrics.failovers.labels(name, plan[index + 1][0].name).inc()
-                continue
-            exchange = Exchange(ctx, tier, replica, self.router, self.metrics, self.timeouts)
-            try:
-                await exchange.open()
-                if 200 <= exchange.status < 300:
-                    tier.remember(key, replica)
-                return exchange
-            except UpstreamFailure as exc:
-                replica.note_error(str(exc))
-                replica.circuit.record_failure()
-                self.metrics.upstream_errors.labels(name, exc.kind, replica.label).inc()
-                errors.append(f"{where}: {exc}")
-                log.warning(
-                    "request %s: %s failed before the first byte: %s",
-                    ctx.request.request_id, where, exc,
-                )  # fmt: skip
-                if not last:
-                    self.metrics.failovers.labels(name, plan[index + 1][0].name).inc()
-        decision = ctx.decision
-        hint = f" ({decision.no_fallback})" if decision.no_fallback else ""
-        raise _NoTier(
-            APIError(
-                503,
-                "No tier could answer: " + "; ".join(errors) + hint,
-                type="server_error",
-                code="upstream_unavailable",
-            )
-        )
+    async def _exchange(
+        self, ctx: RequestContext, key: int | None, tier: TierRuntime, lease: Lease,
+        detour: Detour,
+    ) -> Exchange:  # fmt: skip
+        """One attempt: open the exchange on the leased replica (the first bytes in hand)."""
+        exchange = Exchange(ctx, tier, lease, detour, self.router, self.metrics, self.timeouts)
+        await exchange.open()
+        if 200 <= exchange.status < 300:
+            tier.remember(key, lease.replica)
+        return exchange
 
-    async def _relay_stream(self, exchange: Exchange, receive: Receive, send: Send) -> None:
-        """Send the stream as it comes; stop at once, and close upstream, if the client goes."""
+    async def _relay_stream(self, exchange: Exchange, receive: Receive, send: Send) -> str:
+        """Send the stream as it comes; stop at once, and close upstream, if the client goes.
+        Returns the outcome (``"200"``, ``"midstream"``, ``"disconnect"``...)."""
         task = asyncio.current_task()
         assert task is not None
         gone = False
@@ -192,7 +220,7 @@ class Proxy:
             gone = True
             task.cancel()
 
-        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        watcher = asyncio.ensure_future(wait_for_disconnect(receive))
         watcher.add_done_callback(client_gone)
         outcome = str(exchange.status)
         try:
@@ -232,18 +260,7 @@ class Proxy:
             watcher.remove_done_callback(client_gone)
             watcher.cancel()
             await exchange.aclose(outcome)
-
-
-class _NoTier(Exception):
-    def __init__(self, error: APIError) -> None:
-        self.error = error
-
-
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+        return outcome
 
 
 async def _send_error(send: Send, error: APIError, headers: list[tuple[bytes, bytes]]) -> None:

@@ -4,9 +4,12 @@ There is no complexity decision here: each endpoint has its own pool of engines 
 in embedding or reranking mode), a :class:`~.tiers.TierRuntime` named ``embed`` or ``rerank``,
 with the chat tiers' health probes, circuits and per-replica failover. A body is checked first
 (:mod:`.retrieval_validation`), sent whole to the least-loaded replica that is up, and its answer
-comes back whole with the client's model name in it. Before an answer the next replica is tried
-(connection refused, timeout, 5xx, "Loading model"); when none can answer the client gets a
-503 in OpenAI's format. An engine's 4xx is the request's fault: it is passed on, in that format.
+comes back whole with the client's model name in it. It reaches the engines the way chat does
+(:mod:`.dispatch`): a slot on a replica, or a wait in the pool's fair line (a 429 with
+``Retry-After`` when none comes free within ``queue_timeout_s``); before an answer the next replica
+is tried (connection refused, timeout, 5xx, "Loading model"); when none can answer the client
+gets a 503 in OpenAI's format. An engine's 4xx is the request's fault: it is passed on, in that
+format.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from typing import Literal
 
 from starlette.types import Receive, Scope, Send
 
-from .balance import least_outstanding
+from .admission import Lease
+from .dispatch import ClientGone, Detour, Dispatcher, Step, Ticket, UpstreamFailure
 from .errors import APIError
 from .exchange import ModelRewriter, Timeouts
+from .identity import Person, identify
 from .intake import Intake, header, request_id_of
 from .metrics import RouterMetrics
 from .probes import is_loading
@@ -62,14 +67,7 @@ class RetrievalRequest:
     body: bytes
     """What the engine gets: the client's body with the served model name in it."""
     inputs: int
-
-
-class _Failed(Exception):
-    """An engine failed before answering: the next replica may do better."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
+    person: Person
 
 
 def prompt_tokens(body: bytes) -> int:
@@ -111,6 +109,8 @@ class RetrievalProxy:
         limits: Mapping[Kind, int],
         metrics: RouterMetrics,
         timeouts: Timeouts,
+        dispatcher: Dispatcher,
+        queue_timeout_s: float,
     ) -> None:
         self.intake = intake
         self.pools = pools
@@ -118,6 +118,8 @@ class RetrievalProxy:
         self.limits = limits
         self.metrics = metrics
         self.timeouts = timeouts
+        self.dispatcher = dispatcher
+        self.queue_timeout_s = queue_timeout_s
 
     def resolve_model(self, kind: Kind, model: str | None) -> str:
         names = self.models[kind]
@@ -150,6 +152,7 @@ class RetrievalProxy:
         self.intake.check_auth(header(headers, b"authorization"))
         raw = await self.intake.read_body(receive, header(headers, b"content-length"))
         body = parse_json(raw)
+        person = identify(headers, scope.get("client"), body.get("user"))
         check = embeddings_request if kind == "embed" else rerank_request
         info = check(body, self.limits[kind])
         client_model = self.resolve_model(kind, info.model)
@@ -165,6 +168,7 @@ class RetrievalProxy:
             client_model=client_model,
             body=json.dumps(body).encode(),
             inputs=info.inputs,
+            person=person,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, kind: Kind) -> None:
@@ -178,14 +182,26 @@ class RetrievalProxy:
             return
         pool = self.pools[kind]
         pool_metrics = self.metrics.tier(kind)
+        person = request.person
+        ticket = Ticket(person, "batch" if person.batch else "interactive", request_id,
+                        receive=receive)  # fmt: skip
+        extra: list[tuple[bytes, bytes]] = []
         try:
-            status, body, replica = await self._answer(request, pool)
+            status, body, replica = await self.dispatcher.run(
+                ticket,
+                [Step(pool, self.queue_timeout_s, overflow=False)],
+                lambda tier, lease, detour: self._attempt(request, tier, lease, detour),
+            )
         except APIError as exc:
             status, body, replica = exc.status, exc.json_bytes(), None
+            extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
+        except ClientGone:
+            self.metrics.request(request.client_model, kind, "retrieval", "disconnect").inc()
+            return
         pool_metrics.duration.observe(time.perf_counter() - request.started)
         self.metrics.request(request.client_model, kind, "retrieval", str(status)).inc()
         headers = [(b"x-request-id", request.request_id.encode("latin-1")),
-                   (b"x-router-tier", kind.encode())]  # fmt: skip
+                   (b"x-router-tier", kind.encode()), *extra]  # fmt: skip
         if replica is not None and len(pool.replicas) > 1:
             headers.append((b"x-router-replica", replica.label.encode()))
             self.metrics.replica_request(kind, replica.label).inc()
@@ -195,51 +211,31 @@ class RetrievalProxy:
             body = ModelRewriter(pool.served_model, request.client_model).rewrite(body)
         await _send(send, status, body, headers)
 
-    async def _answer(
-        self, request: RetrievalRequest, pool: TierRuntime
-    ) -> tuple[int, bytes, Replica | None]:
-        """The first answer of an engine that can give one, in replica order."""
-        plan: list[Replica] = least_outstanding(pool.replicas)  # type: ignore[assignment]
-        errors: list[str] = []
-        for index, replica in enumerate(plan):
-            last = index == len(plan) - 1
-            where = pool.name if len(plan) == 1 else f"{pool.name} ({replica.label})"
-            if not last and not replica.circuit.allow():
-                errors.append(f"{where}: circuit open ({replica.last_error or 'recent failures'})")
-                self.metrics.failovers.labels(pool.name, pool.name).inc()
-                continue
-            try:
-                status, body = await self._send_to(request, pool, replica)
-            except _Failed as exc:
-                replica.note_error(str(exc))
-                replica.circuit.record_failure()
-                self.metrics.upstream_errors.labels(pool.name, exc.kind, replica.label).inc()
-                errors.append(f"{where}: {exc}")
-                log.warning("request %s: %s failed: %s", request.request_id, where, exc)
-                if not last:
-                    self.metrics.failovers.labels(pool.name, pool.name).inc()
-                continue
-            replica.circuit.record_success()
-            if status == 200:
-                return status, body, replica
-            message = engine_message(status, body)
-            if status >= 500 and _TOO_LARGE_MARKER in message:
-                raise APIError(400, f"{pool.name}: {message}", code="context_length_exceeded")
-            raise APIError(status, f"{pool.name}: {message}", code="engine_rejected")
-        raise APIError(
-            503,
-            "No engine could answer: " + "; ".join(errors),
-            type="server_error",
-            code="upstream_unavailable",
-        )
+    async def _attempt(
+        self, request: RetrievalRequest, pool: TierRuntime, lease: Lease, detour: Detour
+    ) -> tuple[int, bytes, Replica]:
+        """One engine's answer: 200, or the request's fault as an :class:`APIError`; raises
+        :class:`UpstreamFailure` when the next replica should be tried."""
+        replica = lease.replica
+        try:
+            status, body = await self._send_to(request, pool, replica)
+        finally:
+            lease.release()
+            self.metrics.tier(pool.name).in_flight.set(pool.in_flight)
+        replica.circuit.record_success()
+        if status == 200:
+            return status, body, replica
+        message = engine_message(status, body)
+        if status >= 500 and _TOO_LARGE_MARKER in message:
+            raise APIError(400, f"{pool.name}: {message}", code="context_length_exceeded")
+        raise APIError(status, f"{pool.name}: {message}", code="engine_rejected")
 
     async def _send_to(
         self, request: RetrievalRequest, pool: TierRuntime, replica: Replica
     ) -> tuple[int, bytes]:
-        """One attempt; raises :class:`_Failed` when the next replica should be tried."""
-        tier_metrics = self.metrics.tier(pool.name)
-        replica.in_flight += 1
-        tier_metrics.in_flight.set(pool.in_flight)
+        """One request to one engine; raises :class:`UpstreamFailure` when the next replica
+        should be tried."""
+        self.metrics.tier(pool.name).in_flight.set(pool.in_flight)
         try:
             response = await replica.pool.request(
                 b"POST",
@@ -254,16 +250,12 @@ class RetrievalProxy:
             finally:
                 response.close()
         except UpstreamError as exc:
-            raise _Failed(exc.kind, str(exc)) from None
-        finally:
-            replica.in_flight -= 1
-            tier_metrics.in_flight.set(pool.in_flight)
+            raise UpstreamFailure(exc.kind, str(exc)) from None
         status = response.status
         if status == 503 and is_loading(status, body[:200].decode(errors="replace")):
-            replica.health = "loading"
-            raise _Failed("loading", "the engine is loading its model (HTTP 503)")
+            raise UpstreamFailure("loading", "the engine is loading its model (HTTP 503)")
         if status >= 500 and _TOO_LARGE_MARKER not in body[:2000].decode(errors="replace"):
-            raise _Failed("status_5xx", engine_message(status, body))
+            raise UpstreamFailure("status_5xx", engine_message(status, body))
         return status, body
 
 

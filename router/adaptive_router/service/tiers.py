@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -53,7 +54,13 @@ class Replica:
     last_error: str | None = None
     last_error_at: float | None = None
     in_flight: int = 0
-    """Requests the router has open to this engine now."""
+    """Requests the router has open to this engine now (each holds one of its slots: see
+    :mod:`.admission`)."""
+    slots: int = 0
+    """Requests the engine serves at once, as it reports them (llama-server's ``GET /props``
+    ``total_slots``); 0 while unknown."""
+    slots_checked: bool = False
+    """The engine was asked for its slots since it last came up (vLLM has no /props)."""
     load: dict[str, float] = field(default_factory=dict)
     """The engine's own load metrics from its last /metrics poll."""
     load_error: str | None = None
@@ -101,6 +108,7 @@ class Replica:
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
             "in_flight": self.in_flight,
+            "slots": self.slots or None,
             "load": self.load,
             "load_error": self.load_error,
         }
@@ -128,13 +136,17 @@ class TierRuntime:
     max_waiting: int = 0
     """Queue depth (vLLM waiting / llama-server deferred) at which a replica is saturated."""
     max_in_flight: int = 0
-    """Requests in flight from the router at which a replica is saturated."""
+    """Most requests the router sends one replica at once (its engine's own slots, when it
+    reports fewer, win); more wait in the router (:mod:`.admission`). 0: no limit of its own."""
     affinity: bool = True
     """Keep a conversation on one replica (see :mod:`.balance`)."""
     load_factor: float = 1.5
     """Bounded-load factor of the affinity ring."""
     affinity_spare: int = 4
     """Outstanding requests under which a replica keeps its conversations regardless."""
+    priority: bool = False
+    """Its engines schedule by the request's ``priority`` field (vLLM
+    ``--scheduling-policy priority``): the router sets it from the request's class."""
 
     def __post_init__(self) -> None:
         self.headers: tuple[tuple[bytes, bytes], ...] = (
@@ -144,11 +156,19 @@ class TierRuntime:
         self.ring = HashRing(self.replicas)
         self.placements: OrderedDict[int, str] = OrderedDict()
         """Affinity key -> label of the replica that served the conversation's last turn."""
+        self.wake: Callable[[], None] | None = None
+        """Called when replicas, their slots or their health change (the admission line hands
+        out slots that became free)."""
 
     def set_replicas(self, replicas: list[Replica]) -> None:
         """Replace the replica set (discovery); requests in flight keep their replica."""
         self.replicas = replicas
         self.ring = HashRing(replicas)
+        self.changed()
+
+    def changed(self) -> None:
+        if self.wake is not None:
+            self.wake()
 
     @property
     def replica(self) -> Replica:
@@ -186,8 +206,8 @@ class TierRuntime:
             self.placements.popitem(last=False)
 
     def saturated_replica(self, replica: Replica) -> bool:
-        if self.max_in_flight and replica.in_flight >= self.max_in_flight:
-            return True
+        """The engine's own queue is at the limit: requests from elsewhere (another router)
+        fill it. The router's own requests never queue there: they wait in its line."""
         return bool(self.max_waiting and replica.queue_depth >= self.max_waiting)
 
     @property
@@ -202,7 +222,7 @@ class TierRuntime:
 
     @property
     def saturated(self) -> bool:
-        """Every replica is at its queue or in-flight limit."""
+        """Every replica's engine queue is at its limit."""
         return all(self.saturated_replica(replica) for replica in self.replicas)
 
     @property

@@ -2,11 +2,14 @@
 
 It speaks just enough of vLLM's and llama-server's HTTP surface: ``/v1/chat/completions`` and
 ``/v1/completions`` (JSON and SSE), ``/health`` (200, or 503 "Loading model"), ``/metrics``
-(vLLM or llama.cpp names) and ``/v1/models``. Its behaviour is set per instance (or, for one in
-another process, with ``POST /fake/behavior``): delay before the first token, delay between
-tokens, number of tokens, and faults (HTTP 500, 503 loading, a connection cut mid-stream, a
-hang, llama-server's 500 for an image without --mmproj). It counts what happened, including
-streams whose client went away, so tests can check that the router closed them.
+(vLLM or llama.cpp names), ``/v1/models`` and, for the llama.cpp flavour, ``/props`` (its
+``total_slots``). Its behaviour is set per instance (or, for one in another process, with
+``POST /fake/behavior``): delay before the first token, delay between tokens, number of tokens,
+slots (as an engine has: that many requests are served at once, the rest wait in arrival order,
+counted as llama-server's deferred or vLLM's waiting requests), and faults (HTTP 500, 503
+loading, a connection cut mid-stream, a hang, llama-server's 500 for an image without
+--mmproj). It counts what happened, including streams whose client went away, so tests can check
+that the router closed them.
 
     python -m adaptive_router.testing.fake_engine --port 8000 --model gemma-4-e4b --flavor vllm
 """
@@ -45,6 +48,9 @@ class Behavior:
     """Length of the vectors /v1/embeddings answers."""
     accepts_images: bool = True
     """False: answer an image as llama-server without --mmproj does (HTTP 500)."""
+    slots: int = 0
+    """Chat requests served at once; the rest wait in arrival order (llama-server's
+    ``--parallel``, vLLM's ``--max-num-seqs``). 0: no limit (and no /props)."""
 
 
 @dataclass
@@ -53,6 +59,12 @@ class Stats:
     active_streams: int = 0
     completed_streams: int = 0
     cancelled_streams: int = 0
+    busy: int = 0
+    """Chat requests holding a slot now."""
+    max_busy: int = 0
+    """The most chat requests served at once so far."""
+    deferred: int = 0
+    """Chat requests waiting for a slot now."""
     stream_cancelled: threading.Event = field(default_factory=threading.Event)
     stream_started: threading.Event = field(default_factory=threading.Event)
 
@@ -70,10 +82,47 @@ class FakeEngine:
         self.flavor = flavor
         self.behavior = behavior or Behavior()
         self.stats = Stats()
+        self._line: list[asyncio.Future[None]] = []
 
     def reset(self, behavior: Behavior | None = None) -> None:
         self.behavior = behavior or Behavior()
         self.stats = Stats()
+        self._line = []
+
+    async def _take_slot(self, disconnected: asyncio.Event) -> bool:
+        """A slot, waiting in arrival order when all are busy; False if the client left first."""
+        stats, slots = self.stats, self.behavior.slots
+        if not slots or stats.busy < slots:
+            stats.busy += 1
+            stats.max_busy = max(stats.max_busy, stats.busy)
+            return True
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._line.append(turn)
+        stats.deferred += 1
+        gone: asyncio.Future[Any] = asyncio.ensure_future(disconnected.wait())
+        either: set[asyncio.Future[Any]] = {turn, gone}
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            stats.deferred -= 1
+        if turn.done() and not turn.cancelled():
+            if not disconnected.is_set():
+                return True
+            self._give_slot()  # handed over as the client left: pass it on
+            return False
+        turn.cancel()
+        self._line.remove(turn)
+        return False
+
+    def _give_slot(self) -> None:
+        """Hand the slot to the first waiter, or free it."""
+        while self._line:
+            turn = self._line.pop(0)
+            if not turn.done():
+                turn.set_result(None)  # the slot passes on: busy stays as it is
+                return
+        self.stats.busy -= 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -93,6 +142,16 @@ class FakeEngine:
                 await _json(send, status, _loading_error())
         elif method == "GET" and path == "/metrics":
             await _text(send, 200, self._metrics())
+        elif (
+            method == "GET"
+            and path == "/props"
+            and self.flavor == "llamacpp"
+            and self.behavior.slots
+        ):
+            # llama-server's GET /props (tools/server/server-context.cpp get_res_props): a few
+            # of its fields.
+            await _json(send, 200, {"total_slots": self.behavior.slots, "model_alias": self.model,
+                                    "is_sleeping": False})  # fmt: skip
         elif method == "GET" and path == "/v1/models":
             await _json(
                 send, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]}
@@ -127,14 +186,14 @@ class FakeEngine:
                 f"# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{label} "
                 f"{self.stats.active_streams}\n"
                 "# TYPE vllm:num_requests_waiting gauge\n"
-                f"vllm:num_requests_waiting{label} {b.waiting}\n"
+                f"vllm:num_requests_waiting{label} {b.waiting + self.stats.deferred}\n"
                 f"# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{label} 0.25\n"
             )
         return (
             "# TYPE llamacpp:requests_processing gauge\n"
             f"llamacpp:requests_processing {self.stats.active_streams}\n"
             "# TYPE llamacpp:requests_deferred gauge\n"
-            f"llamacpp:requests_deferred {b.deferred}\n"
+            f"llamacpp:requests_deferred {b.deferred + self.stats.deferred}\n"
         )
 
     async def _retrieval(self, embed: bool, receive: Receive, send: Send) -> None:
@@ -237,6 +296,10 @@ class FakeEngine:
                     return
 
         watcher = asyncio.create_task(watch())
+        if not await self._take_slot(disconnected):
+            watcher.cancel()
+            self._cancelled()
+            return
         try:
             if await _wait(disconnected, b.first_token_delay_s):
                 self._cancelled()
@@ -244,6 +307,10 @@ class FakeEngine:
             created = int(time.time())
             kind = "chat.completion" if chat else "text_completion"
             if not body.get("stream"):
+                # The whole generation before the answer, as an engine takes it.
+                if await _wait(disconnected, b.token_delay_s * max(b.tokens - 1, 0)):
+                    self._cancelled()
+                    return
                 text = " ".join(f"tok{i}" for i in range(b.tokens))
                 choice: dict[str, Any] = (
                     {
@@ -297,6 +364,7 @@ class FakeEngine:
                 self.stats.active_streams -= 1
         finally:
             watcher.cancel()
+            self._give_slot()
 
     def _cancelled(self) -> None:
         self.stats.cancelled_streams += 1
@@ -387,6 +455,12 @@ def main() -> None:
     parser.add_argument("--token-delay-ms", type=float, default=0.0)
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument(
+        "--slots",
+        type=int,
+        default=0,
+        help="chat requests served at once, the rest wait (0: no limit)",
+    )
+    parser.add_argument(
         "--fault",
         choices=get_args(Fault),
         default="none",
@@ -400,6 +474,7 @@ def main() -> None:
         first_token_delay_s=args.first_token_delay_ms / 1000,
         token_delay_s=args.token_delay_ms / 1000,
         tokens=args.tokens,
+        slots=args.slots,
         fault=args.fault,
         health_status=503 if args.fault == "loading" else 200,
     ))  # fmt: skip

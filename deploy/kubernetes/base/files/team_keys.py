@@ -2,20 +2,30 @@
 """Team keys on the LiteLLM gateway: one key per person or tool, with limits, usage in tokens.
 
     python3 scripts/team_keys.py create --name alice [--rpm 30] [--tpm 100000] [--max-budget 5]
+    python3 scripts/team_keys.py create --name nightly-eval --batch
     python3 scripts/team_keys.py list
     python3 scripts/team_keys.py usage [--name alice]
     python3 scripts/team_keys.py revoke --name alice
-    python3 scripts/team_keys.py ensure --name open-webui --key-env OPENWEBUI_LITELLM_KEY
+    python3 scripts/team_keys.py ensure --name open-webui --key-env OPENWEBUI_LITELLM_KEY \
+        --forwards-users
 
 Talks to LiteLLM's key management API (POST /key/generate, GET /key/list, GET /key/info,
 POST /key/delete, GET /spend/logs; LiteLLM proxy/management_endpoints/key_management_endpoints.py
 and spend_management_endpoints.py) with the master key. Keys live in LiteLLM's PostgreSQL
 database: without it (no DATABASE_URL) LiteLLM refuses them, and this script says so.
 
-Usage is counted in tokens: local models have no price, so "spend" stays 0. ``ensure`` registers
-a key whose value is already known (OpenWebUI's, generated into .env by start.sh) unless it
-exists; docker-compose.yml runs it once before OpenWebUI starts. Standard library only: it runs
-inside the LiteLLM image too.
+Usage is counted in tokens, and in "spend": docker/litellm/config.yaml prices each model alias in
+26B-seconds (a slot of the 26B for a second is 1.0), so ``--max-budget`` stops a key that used
+that much (``--budget-duration`` resets it). ``ensure`` registers a key whose value is already
+known (OpenWebUI's, generated into .env by start.sh) unless it exists; docker-compose.yml runs it
+once before OpenWebUI starts. Standard library only: it runs inside the LiteLLM image too.
+
+Two marks in a key's metadata tell the router (router/adaptive_router/service/identity.py) how to
+count its requests, which LiteLLM passes on in ``x-litellm-user_api_key_auth_metadata``:
+``--batch`` (``"stratum_class": "batch"``): its work waits behind people's chat turns;
+``--forwards-users`` (``"stratum_forwards_users": true``): the key is a chat UI's (OpenWebUI's),
+whose ``X-OpenWebUI-User-*`` headers name the person; on any other key those headers are ignored.
+``ensure`` adds the marks to a key registered without them.
 
 Settings: --url (default $LITELLM_URL or http://127.0.0.1:${LITELLM_PORT:-4000}) and the master
 key from $LITELLM_MASTER_KEY. scripts/team-keys.sh reads both from .env.
@@ -98,11 +108,21 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def marks(args: argparse.Namespace) -> dict[str, Any]:
+    """The metadata the router reads (see the module's docstring)."""
+    out: dict[str, Any] = {}
+    if args.batch:
+        out["stratum_class"] = "batch"
+    if args.forwards_users:
+        out["stratum_forwards_users"] = True
+    return out
+
+
 def create(gateway: Gateway, args: argparse.Namespace, key: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "key_alias": args.name,
         "models": list(args.models),
-        "metadata": {"created_by": "scripts/team_keys.py"},
+        "metadata": {"created_by": "scripts/team_keys.py", **marks(args)},
     }
     for field, value in (("rpm_limit", args.rpm), ("tpm_limit", args.tpm),
                          ("max_budget", args.max_budget), ("budget_duration", args.budget_duration),
@@ -142,8 +162,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--name", required=True, help="who or what the key is for (its alias)")
         p.add_argument("--rpm", type=int, help="requests per minute (429 above)")
         p.add_argument("--tpm", type=int, help="tokens per minute")
-        p.add_argument("--max-budget", type=float, help="USD (local models cost 0: mostly moot)")
+        p.add_argument("--max-budget", type=float,
+                       help="26B-seconds of use (docker/litellm/config.yaml's prices) before "
+                       "LiteLLM refuses the key's requests")  # fmt: skip
         p.add_argument("--budget-duration", help='budget window, e.g. "30d"')
+        p.add_argument("--batch", action="store_true",
+                       help="its work is batch: it waits behind people's chat turns")  # fmt: skip
+        p.add_argument("--forwards-users", action="store_true",
+                       help="a chat UI's key: the router counts its X-OpenWebUI-User-* "
+                       "headers as the person")  # fmt: skip
         p.add_argument(
             "--models",
             type=lambda s: tuple(s.split(",")),
@@ -182,7 +209,14 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             existing = gateway.find(args.name)
             if existing is not None and existing.get("token") == key_hash(key):
-                print(f"key {args.name!r} is registered")
+                metadata = existing.get("metadata") or {}
+                missing = {k: v for k, v in marks(args).items() if metadata.get(k) != v}
+                if missing:  # registered by an older version: add the marks the router reads
+                    update = {"key_alias": args.name, "metadata": {**metadata, **missing}}
+                    gateway.call("POST", "/key/update", update)
+                    print(f"key {args.name!r} is registered; marked {', '.join(missing)}")
+                else:
+                    print(f"key {args.name!r} is registered")
             else:
                 if existing is not None:  # the value in .env changed: replace the old one
                     gateway.call("POST", "/key/delete", {"key_aliases": [args.name]})
