@@ -40,18 +40,15 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
-import sys  # noqa: E402
 from array import array  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _metrics import auroc, balanced_accuracy  # noqa: E402
 from _routing_data import ROOT, Row, label_of, training_rows  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from adaptive_router.features import (  # noqa: E402
     DIMENSIONS,
