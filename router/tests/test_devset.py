@@ -93,7 +93,7 @@ def test_the_written_model_scores_as_the_trainer_fitted_it(train: list[dict[str,
     tokenizer = WordPiece({t: i for i, t in enumerate(vocab)})
     inputs = train_scorer.read_inputs([r["prompt"] for r in rows], vectors, tokenizer)
     everything = np.arange(len(rows))
-    fitted = train_scorer.fit(inputs, y, everything, c=3.0, dense_scale=0.03, min_df=2)
+    fitted = train_scorer.fit(inputs, y, everything, train_scorer.Recipe())  # NB-scaled words
     model = ComplexityModel.parse(
         train_scorer.to_model(fitted, vectors, vocab, a=1.0, b=0.0, header=[]).dump()
     )
