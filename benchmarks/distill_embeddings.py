@@ -26,8 +26,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _minilm import CLS, SEP, MiniLM
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _baselines
 from _metrics import auroc, balanced_accuracy
 from _routing_data import EVAL_SET, label_of, read_jsonl, training_rows

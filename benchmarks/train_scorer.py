@@ -15,14 +15,20 @@ classes weighted to balance, over:
 The dense inputs are standardised and scaled by ``--dense-scale`` against the word block.
 
 Before writing the final model (fitted on all rows) the script reports cross-validated figures
-where whole groups are held out: leave-one-family-out (a family of prompts never seen) and
-leave-one-source-out (a writer or benchmark never seen), plus stratified 10-fold. Platt
-scaling, fitted on the leave-one-family-out predictions, calibrates the final model: its
-output is a probability and 0.5 the balanced point. Everything is seeded and single-threaded.
-Measured: two runs at C=3 wrote byte-identical files; two at C=10 differed in one of ~153,000
-weights, in its fifth decimal (floating-point noise at ~1e-11 crossing a rounding boundary), so
-the file is reproducible to that digit, not always to the byte. ``--search`` compares settings
-by grouped 10-fold cross-validation over families (training data only).
+where whole groups are held out: by family (the families dealt into ``--family-folds`` groups,
+so every prompt is scored by a model that saw no prompt of its family; one fit per family, 431
+of them, would take hours on two cores), leave-one-source-out (a writer or benchmark never
+seen), plus stratified 10-fold. Platt scaling, fitted on the family-held-out predictions,
+calibrates the final model: its output is a probability and 0.5 the balanced point.
+``--search`` compares settings by family-grouped 10-fold cross-validation (training data only).
+
+Reproducible to the byte: the same data and settings write the same file in every run (one
+BLAS/OpenMP thread through threadpoolctl, sums in a fixed order whatever the hash seed, fixed
+seeds). ``router/tests/test_devset.py`` trains twice under different hash seeds and compares
+the bytes; the full check is::
+
+    python benchmarks/train_scorer.py --out /tmp/model.txt
+    cmp /tmp/model.txt router/adaptive_router/complexity_model.txt
 """
 
 from __future__ import annotations
@@ -33,17 +39,17 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # one thread: reproducible sums, and a shared machine
 
 import argparse  # noqa: E402
-import sys  # noqa: E402
+import hashlib  # noqa: E402
 from array import array  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _metrics import auroc, balanced_accuracy  # noqa: E402
 from _routing_data import ROOT, Row, label_of, training_rows  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from adaptive_router.features import (  # noqa: E402
     DIMENSIONS,
@@ -115,11 +121,42 @@ class Fitted:
         return result
 
 
-def fit(
-    inputs: Inputs, y: np.ndarray, rows: np.ndarray, c: float, dense_scale: float, min_df: int
-) -> Fitted:
-    """Logistic regression on ``rows`` (L2, classes balanced, lbfgs: deterministic)."""
-    from scipy.sparse import csr_matrix, hstack
+@dataclass(frozen=True)
+class Recipe:
+    """The settings of one fit (chosen by family-grouped cross-validation on training data)."""
+
+    c: float = 30.0
+    """Inverse L2 strength."""
+    dense_scale: float = 0.03
+    """The standardised dense inputs' scale against the word columns."""
+    min_df: int = 2
+    """A word or pair must occur in this many training prompts to get a weight."""
+    nb_alpha: float = 1.0
+    """Smoothing of the log-count ratios that scale the word columns (0: unscaled)."""
+
+    def describe(self) -> str:
+        return (
+            f"C={self.c}, dense_scale={self.dense_scale}, min_df={self.min_df}, "
+            f"nb_alpha={self.nb_alpha}"
+        )
+
+
+def log_count_ratios(presence: Any, y: np.ndarray, alpha: float) -> np.ndarray:
+    """Per word or pair: log of how much likelier it is in a tier_high prompt than in a
+    tier_low one (smoothed by ``alpha``): NBSVM's scaling (Wang & Manning, 2012, "Baselines and
+    Bigrams"). Scaling each column by it before the regression lets a word's evidence in the
+    class counts set its starting strength, which the L2 penalty then only refines."""
+    high = np.asarray(presence[y == 1].sum(axis=0)).ravel() + alpha
+    low = np.asarray(presence[y == 0].sum(axis=0)).ravel() + alpha
+    ratios: np.ndarray = np.log((high / high.sum()) / (low / low.sum()))
+    return ratios
+
+
+def fit(inputs: Inputs, y: np.ndarray, rows: np.ndarray, recipe: Recipe) -> Fitted:
+    """Logistic regression on ``rows`` (L2, classes balanced, lbfgs: deterministic), the word
+    columns scaled by their log-count ratios."""
+    c, dense_scale, min_df, nb_alpha = recipe.c, recipe.dense_scale, recipe.min_df, recipe.nb_alpha
+    from scipy.sparse import csr_matrix, diags, hstack
     from sklearn.linear_model import LogisticRegression
 
     df: dict[str, int] = {}
@@ -135,6 +172,10 @@ def fit(
         vals.extend([inputs.gram_scale[r]] * len(mine))
         indptr.append(len(cols))
     sparse = csr_matrix((vals, cols, indptr), shape=(len(rows), len(vocab)))
+    ratios = np.ones(len(vocab))
+    if nb_alpha > 0:
+        ratios = log_count_ratios((sparse > 0).astype(np.float64), y[rows], nb_alpha)
+        sparse = sparse @ diags(ratios)
     dense = inputs.dense[rows]
     mean = dense.mean(axis=0)
     std = dense.std(axis=0) + 1e-9
@@ -145,16 +186,14 @@ def fit(
     w = model.coef_[0]
     dense_w = w[len(vocab) :] * dense_scale / std
     bias = float(model.intercept_[0] - dense_w @ mean)
-    return Fitted(vocab=vocab, gram_w=w[: len(vocab)], dense_w=dense_w, bias=bias)
+    return Fitted(vocab=vocab, gram_w=w[: len(vocab)] * ratios, dense_w=dense_w, bias=bias)
 
 
 def out_of_group(
     inputs: Inputs,
     y: np.ndarray,
     groups: Sequence[str],
-    c: float,
-    dense_scale: float,
-    min_df: int,
+    recipe: Recipe,
 ) -> np.ndarray:
     """Decision values for each row from a model fitted without its group."""
     out = np.zeros(len(y))
@@ -162,7 +201,7 @@ def out_of_group(
     for g in sorted(set(groups)):
         held = np.flatnonzero(labels == g)
         kept = np.flatnonzero(labels != g)
-        out[held] = fit(inputs, y, kept, c, dense_scale, min_df).decision(inputs, held)
+        out[held] = fit(inputs, y, kept, recipe).decision(inputs, held)
     return out
 
 
@@ -242,16 +281,29 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, help="where to write the model (default: report only)")
-    parser.add_argument("--c", type=float, default=10.0, help="inverse L2 strength")
-    parser.add_argument("--dense-scale", type=float, default=0.03)
-    parser.add_argument("--min-df", type=int, default=2)
+    defaults = Recipe()
+    parser.add_argument("--c", type=float, default=defaults.c, help="inverse L2 strength")
+    parser.add_argument("--dense-scale", type=float, default=defaults.dense_scale)
+    parser.add_argument("--min-df", type=int, default=defaults.min_df)
+    parser.add_argument(
+        "--nb-alpha", type=float, default=defaults.nb_alpha,
+        help="smoothing of the word columns' log-count ratios (0: no scaling)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--family-folds", type=int, default=20, metavar="K")
+    parser.add_argument(
+        "--every", type=int, default=1, metavar="N", help="train on every Nth row (for tests)"
+    )
     parser.add_argument("--search", action="store_true", help="compare settings first")
     parser.add_argument("--quick", action="store_true", help="grouped 10-fold only (no LOFO)")
     parser.add_argument("--stats", action="store_true", help="print the training rows and exit")
     args = parser.parse_args(argv)
+    with threadpool_limits(limits=1):  # one thread: the same sums in every run
+        return run(args)
 
-    rows: list[Row] = training_rows()
+
+def run(args: argparse.Namespace) -> int:
+    rows: list[Row] = training_rows()[:: args.every]
     y = np.array([label_of(r) for r in rows])
     families = [r["family"] for r in rows]
     sources = [r["source"] for r in rows]
@@ -270,37 +322,33 @@ def main(argv: list[str] | None = None) -> int:
         WordPiece(dict(zip(vocab, range(len(vocab)), strict=True))),
     )
     everything = np.arange(len(rows))
+    recipe = Recipe(args.c, args.dense_scale, args.min_df, args.nb_alpha)
 
     grouped10 = family_folds(families, 10)
     if args.search:
-        for c in (1.0, 3.0, 10.0):
-            for scale in (0.01, 0.03, 0.1):
-                s = out_of_group(inputs, y, grouped10, c, scale, args.min_df)
-                auc, ba = figures(y, s)
-                print(f"C={c:<5} dense_scale={scale:<5} family 10-fold AUROC={auc:.4f} BA={ba:.4f}")
+        for nb_alpha in (0.0, 1.0):
+            for c in (3.0, 10.0, 30.0, 100.0):
+                tried = Recipe(c, args.dense_scale, args.min_df, nb_alpha)
+                auc, ba = figures(y, out_of_group(inputs, y, grouped10, tried))
+                print(f"{tried.describe()}: family 10-fold AUROC={auc:.4f} BA={ba:.4f}")
 
     header = [
         "gemma4-adaptive-router complexity model (calibrated logistic regression).",
         f"Written by benchmarks/train_scorer.py on {len(rows)} training rows "
-        f"({len(set(families))} families, {len(set(sources))} sources): C={args.c}, "
-        f"dense_scale={args.dense_scale}, min_df={args.min_df}.",
+        f"({len(set(families))} families, {len(set(sources))} sources): {recipe.describe()}.",
         "Token weights derive from all-MiniLM-L6-v2 (Apache-2.0) static embeddings.",
     ]
     if args.quick:
-        calibration_scores = out_of_group(
-            inputs, y, grouped10, args.c, args.dense_scale, args.min_df
-        )
+        calibration_scores = out_of_group(inputs, y, grouped10, recipe)
         auc, ba = figures(y, calibration_scores)
         print(f"family-grouped 10-fold: AUROC {auc:.4f}, balanced accuracy {ba:.4f}")
         header.append(f"Family-grouped 10-fold: AUROC {auc:.4f}, balanced accuracy {ba:.4f}.")
     else:
-        lofo = out_of_group(inputs, y, families, args.c, args.dense_scale, args.min_df)
-        loso = out_of_group(inputs, y, sources, args.c, args.dense_scale, args.min_df)
-        strat = out_of_group(
-            inputs, y, stratified_folds(y, 10, args.seed), args.c, args.dense_scale, args.min_df
-        )
+        lofo = out_of_group(inputs, y, family_folds(families, args.family_folds), recipe)
+        loso = out_of_group(inputs, y, sources, recipe)
+        strat = out_of_group(inputs, y, stratified_folds(y, 10, args.seed), recipe)
         for name, s in (
-            ("leave-one-family-out", lofo),
+            (f"held out by family ({args.family_folds} groups of families)", lofo),
             ("leave-one-source-out", loso),
             ("stratified 10-fold", strat),
         ):
@@ -311,14 +359,16 @@ def main(argv: list[str] | None = None) -> int:
         for g, n, acc in per_group(y, loso, sources):
             print(f"  {g:45s} {n:5d} {acc:.3f}")
         worst = sorted(per_group(y, lofo, families), key=lambda t: t[2])[:10]
-        print("leave-one-family-out, the 10 hardest families:")
+        print("held out by family, the 10 hardest families:")
         for g, n, acc in worst:
             print(f"  {g:45s} {n:5d} {acc:.3f}")
         calibration_scores = lofo
 
     a, b = platt(calibration_scores, y)
-    print(f"Platt calibration on out-of-family predictions: a={a:.4f} b={b:.4f}")
-    fitted = fit(inputs, y, everything, args.c, args.dense_scale, args.min_df)
+    print(f"Platt calibration on family-held-out predictions: a={a:.4f} b={b:.4f}")
+    fitted = fit(inputs, y, everything, recipe)
+    digest = hashlib.sha256(fitted.gram_w.tobytes() + fitted.dense_w.tobytes()).hexdigest()
+    print(f"fitted weights (before rounding): sha256 {digest}")
     model = to_model(fitted, vectors, vocab, a, b, header)
     if args.out:
         args.out.write_text(model.dump(), encoding="utf-8")

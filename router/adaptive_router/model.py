@@ -81,9 +81,9 @@ class ComplexityModel:
         if prompt.words:
             grams = word_grams(prompt.words)
             weights = self.gram_weights
-            found = 0.0
-            for gram in grams & weights.keys():
-                found += weights[gram]
+            # fsum: exact, so the set's order (which changes with the hash seed) cannot change
+            # the score in its last bits from one process to the next.
+            found = math.fsum([weights[gram] for gram in grams & weights.keys()])
             total += found / math.sqrt(len(grams))
         if prompt.ids:
             for ids, table in zip(segments(prompt.ids), self.token_weights, strict=True):

@@ -4,6 +4,8 @@
 - every row carries its label, family, provenance and licence;
 - the model the trainer writes scores exactly as the trainer's own fit does (the folding of
   calibration and embeddings into token weights loses nothing);
+- training is reproducible to the byte: two runs under different hash seeds fit the same
+  weights, bit for bit, and write the same file;
 - the shipped model keeps its quality on the evaluation set: floors a little under the figures
   in docs/BENCHMARKS.md (``python benchmarks/routing_eval.py``). A floor is a regression check,
   not a target: the model is chosen on the training data only.
@@ -11,6 +13,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -87,7 +93,7 @@ def test_the_written_model_scores_as_the_trainer_fitted_it(train: list[dict[str,
     tokenizer = WordPiece({t: i for i, t in enumerate(vocab)})
     inputs = train_scorer.read_inputs([r["prompt"] for r in rows], vectors, tokenizer)
     everything = np.arange(len(rows))
-    fitted = train_scorer.fit(inputs, y, everything, c=3.0, dense_scale=0.03, min_df=2)
+    fitted = train_scorer.fit(inputs, y, everything, train_scorer.Recipe())  # NB-scaled words
     model = ComplexityModel.parse(
         train_scorer.to_model(fitted, vectors, vocab, a=1.0, b=0.0, header=[]).dump()
     )
@@ -102,23 +108,44 @@ def test_the_written_model_scores_as_the_trainer_fitted_it(train: list[dict[str,
     assert auroc(list(y), list(got)) > 0.9  # it learned something from its training rows
 
 
+def test_training_is_reproducible_to_the_byte(tmp_path: Path) -> None:
+    """The recipe on a sample of the rows, twice, under different hash seeds (a set's order
+    changes with the seed; a sum in that order changed the fitted weights in their last bits).
+    """
+    pytest.importorskip("sklearn")
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"model-{seed}.txt"
+        run = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "train_scorer.py"), "--quick",
+             "--every", "12", "--family-folds", "4", "--out", str(out)],
+            env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True,
+            timeout=600, check=True,
+        )  # fmt: skip
+        digest = re.search(r"sha256 ([0-9a-f]{64})", run.stdout)
+        assert digest, run.stdout
+        outputs.append((digest.group(1), out.read_bytes()))
+    assert outputs[0][0] == outputs[1][0]  # the fitted weights, bit for bit
+    assert outputs[0][1] == outputs[1][1]  # the file
+
+
 def test_shipped_model_on_the_evaluation_set_with_defaults(
     evaluation: list[dict[str, Any]],
 ) -> None:
     with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:
         scores = [router.decide(r["prompt"]).score for r in evaluation]
     labels = [data.label_of(r) for r in evaluation]
-    assert auroc(labels, scores) >= 0.935  # measured 0.946
-    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= 0.85  # measured 0.865
+    assert auroc(labels, scores) >= 0.965  # measured 0.975
+    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= 0.90  # measured 0.920
     # Where length points the wrong way: tier_high under 120 characters, tier_low over 600.
     adverse = [
         i
         for i, r in enumerate(evaluation)
         if (labels[i] and len(r["prompt"]) < 120) or (not labels[i] and len(r["prompt"]) > 600)
     ]
-    assert auroc([labels[i] for i in adverse], [scores[i] for i in adverse]) >= 0.91  # 0.929
+    assert auroc([labels[i] for i in adverse], [scores[i] for i in adverse]) >= 0.95  # 0.964
 
 
 def test_shipped_weights_are_small() -> None:
     path = ROOT / "router" / "adaptive_router" / "complexity_model.txt"
-    assert path.stat().st_size < 4_000_000
+    assert path.stat().st_size < 8_000_000

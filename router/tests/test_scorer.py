@@ -148,11 +148,13 @@ def test_long_document_with_a_simple_ask_is_easy() -> None:
 
 
 def test_long_code_with_a_debugging_ask_is_hard() -> None:
+    """A hard ask at the head is not drowned by a long paste. (The ask was "crashes with a
+    KeyError. Find the bug": by data/README.md's rule a cause on the surface is tier_low work,
+    and the model trained on that rule says so; the ask now needs the 26B by the rule.)"""
     code = "def handler(event, context):\n    items = event['items']\n    return len(items)\n" * 800
     text = (
-        "This Lambda crashes with a KeyError in production. Find the bug:\n```python\n"
-        + code
-        + "```"
+        "This Lambda returns stale counts only under concurrent invocations in production, "
+        "never locally. Find the root cause and explain the fix:\n```python\n" + code + "```"
     )
     assert scorer.score(text) >= RoutingConfig().complexity_threshold
 
