@@ -66,10 +66,10 @@ FAST_TESTS=(
   tests/test_envfile.py tests/test_generate.py tests/test_locks.py tests/test_versions.py
   tests/test_vram_plan.py
 )
-# Half of their time on 2 cores, left to the full tiers: the scorer retrained ten times, and every
-# benchmark's --help run to check the flags the docs name.
+# Half of their time on 2 cores, left to the full tiers: the scorer's training run twice (to
+# compare the bytes), and every benchmark's --help run to check the flags the docs name.
 FAST_DESELECT=(
-  --deselect router/tests/test_devset.py::test_cross_validated_quality_of_the_training_recipe
+  --deselect router/tests/test_devset.py::test_training_is_reproducible_to_the_byte
   --deselect tests/test_docs.py::test_benchmark_flags_in_the_docs_exist
 )
 

@@ -30,8 +30,31 @@ from adaptive_router.testing.processes import wait_until
 
 ALICE, SCRIPT = "sk-e2e-alice", "sk-e2e-script"  # team keys: litellm_keys.py
 # The random-weight model may stop at once; ignore_eos keeps every answer at max_tokens, and
-# 1,500 tokens hold a tier_high slot for a good part of a second on this CPU.
+# 1,500 tokens hold a tier_high slot for a good part of a second on an idle 2-core machine (the
+# flood test sizes its answers by the machine's speed: tokens_lasting).
 LONG: dict[str, Any] = {"max_tokens": 1500, "ignore_eos": True}
+
+
+def tokens_lasting(router: stack.Endpoint, seconds: float) -> int:
+    """How many tokens tier_high generates in about ``seconds`` on this machine now, both slots
+    busy (two timed requests at once, straight to the router; ignore_eos fixes their length). A
+    slot held that long keeps the flood test's margins the same on a fast idle machine and on a
+    loaded one: the routed wait must cover one answer (the fair line), not three (first come,
+    first served)."""
+    probe = 400
+    body = chat("gemma4-smart", HARD_PROMPT + " (timing)", stream=False,
+                **{**LONG, "max_tokens": probe})  # fmt: skip
+
+    def timed() -> float:
+        started = time.monotonic()
+        r = httpx.post(router.url + "/v1/chat/completions", json=body, headers=router_headers(),
+                       timeout=120)  # fmt: skip
+        r.raise_for_status()
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(2) as pool:
+        per_token = max(pool.map(lambda _: timed(), range(2))) / probe
+    return max(100, min(4000, round(seconds / per_token)))
 
 
 def through_litellm(litellm: stack.Endpoint, key: str, body: dict[str, Any],
@@ -57,10 +80,11 @@ def openwebui_token(open_webui: stack.Endpoint) -> str:
     return str(r.json()["token"])
 
 
-def through_openwebui(open_webui: stack.Endpoint, token: str, text: str) -> httpx.Response:
+def through_openwebui(open_webui: stack.Endpoint, token: str, text: str,
+                      tokens: int = LONG["max_tokens"]) -> httpx.Response:  # fmt: skip
     """A streamed chat through OpenWebUI's API as its user (OpenWebUI -> LiteLLM -> router)."""
     with httpx.stream("POST", open_webui.url + "/api/chat/completions", timeout=120,
-                      json=chat("gemma4-fast", text, **LONG),
+                      json=chat("gemma4-fast", text, **{**LONG, "max_tokens": tokens}),
                       headers={"Authorization": f"Bearer {token}"}) as r:  # fmt: skip
         r.read()
         return r
@@ -99,16 +123,22 @@ def test_a_flood_from_one_key_leaves_the_others_the_26b(
     litellm: stack.Endpoint, router: stack.Endpoint, open_webui: stack.Endpoint,
     openwebui_token: str, artifacts: Path,
 ) -> None:  # fmt: skip
-    before = scrape(router.url)
     routed_wait_s = 2.0  # the SLA, docker/router/router_config.yaml (latency_sla_ms: 2000)
+    # Each answer holds its slot for half the routed wait: with the fair line a teammate waits at
+    # most one answer (within the bound); first come, first served it would wait for three of
+    # the script's six waiting requests (past it). A fixed 1,500 tokens took over two seconds on
+    # a loaded machine, and a fair wait for one answer was degraded.
+    tokens = tokens_lasting(router, routed_wait_s / 2)
+    answer = {**LONG, "max_tokens": tokens}
+    before = scrape(router.url)
 
-    def flood(i: int, tokens: int = 1500) -> httpx.Response:
+    def flood(i: int, length: int = tokens) -> httpx.Response:
         return through_litellm(litellm, SCRIPT, chat("gemma4-smart", f"{HARD_PROMPT} #{i}",
-                                                     **{**LONG, "max_tokens": tokens}))  # fmt: skip
+                                                     **{**LONG, "max_tokens": length}))  # fmt: skip
 
     def alice() -> list[httpx.Response]:  # one question at a time
         return [through_litellm(litellm, ALICE, chat("gemma4-fast", f"{HARD_PROMPT} (alice {n})",
-                                                     **LONG)) for n in range(3)]  # fmt: skip
+                                                     **answer)) for n in range(3)]  # fmt: skip
 
     def tier_high() -> dict[str, Any]:
         health: dict[str, Any] = httpx.get(router.url + "/health", timeout=5).json()
@@ -131,7 +161,8 @@ def test_a_flood_from_one_key_leaves_the_others_the_26b(
             f.result()
         # Six of the script's wait; alice and OpenWebUI's user ask now.
         mine_f = pool.submit(alice)
-        theirs = through_openwebui(open_webui, openwebui_token, HARD_PROMPT + " (open-webui)")
+        theirs = through_openwebui(open_webui, openwebui_token, HARD_PROMPT + " (open-webui)",
+                                   tokens)  # fmt: skip
         mine = mine_f.result()
         flooded = [f.result() for f in futures]
 
