@@ -77,17 +77,22 @@ def summary(
     }
 
 
-def char_threshold() -> float:
-    """The character count with the best balanced accuracy on the training data."""
-    rows = training_rows()
+def best_length_cut(rows: Sequence[dict[str, Any]], candidates: int) -> float:
+    """The character count with the best balanced accuracy on ``rows``, tried at about
+    ``candidates`` of their distinct lengths."""
     labels = [label_of(r) for r in rows]
     lengths = sorted({len(r["prompt"]) for r in rows})
     best, best_ba = 0.0, -1.0
-    for cut in lengths[:: max(1, len(lengths) // 400)]:
+    for cut in lengths[:: max(1, len(lengths) // candidates)]:
         ba = balanced_accuracy(labels, [len(r["prompt"]) >= cut for r in rows])
         if ba > best_ba:
             best, best_ba = float(cut), ba
     return best
+
+
+def char_threshold() -> float:
+    """The character count with the best balanced accuracy on the training data."""
+    return best_length_cut(training_rows(), 400)
 
 
 def scorers(
@@ -190,15 +195,7 @@ _CUTS: dict[str, float] = {}
 
 def _loso_length_cut(rows: list[dict[str, Any]], held_out: str) -> float:
     if held_out not in _CUTS:
-        kept = [r for r in rows if r["source"] != held_out]
-        labels = [label_of(r) for r in kept]
-        lengths = sorted({len(r["prompt"]) for r in kept})
-        best, best_ba = 0.0, -1.0
-        for cut in lengths[:: max(1, len(lengths) // 200)]:
-            ba = balanced_accuracy(labels, [len(r["prompt"]) >= cut for r in kept])
-            if ba > best_ba:
-                best, best_ba = float(cut), ba
-        _CUTS[held_out] = best
+        _CUTS[held_out] = best_length_cut([r for r in rows if r["source"] != held_out], 200)
     return _CUTS[held_out]
 
 
