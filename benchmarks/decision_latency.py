@@ -9,7 +9,9 @@ thread used: on a shared machine, wall-clock time also counts the other processe
   characters), each decided ``--repeats`` times: mean, p50, p99 of the whole decision;
 - prompts built from that text, cut or repeated to fixed lengths up to 64,000 characters.
 The first decision of a fresh router is timed apart (the tokenizer's word cache is cold then).
-The GPU monitor is off, as it runs beside the request path.
+The GPU monitor is off, as it runs beside the request path. It also prints the decision
+engine's resident memory: a fresh interpreter that imports the router, builds it and decides
+once (peak ``ru_maxrss``; nothing of this script loaded).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +37,24 @@ LENGTHS = (50, 200, 500, 1000, 2000, 8000, 32000, 64000)
 def prompts_up_to(limit: int) -> list[str]:
     rows = training_rows() + read_jsonl(EVAL_SET)
     return [r["prompt"] for r in rows if len(r["prompt"]) <= limit]
+
+
+ENGINE_MEMORY = """
+import resource
+from adaptive_router import AdaptiveRouter, RoutingConfig
+router = AdaptiveRouter(RoutingConfig(gpu_monitor=False))
+router.route("What time is it in Tokyo?")
+router.shutdown()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def engine_memory_mib() -> float:
+    """Peak resident memory (MiB) of a fresh interpreter holding the decision engine alone."""
+    out = subprocess.run(
+        [sys.executable, "-c", ENGINE_MEMORY], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
 def timings_us(fn: object, prompts: list[str], repeats: int) -> list[float]:
@@ -69,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}; "
         f"CPU time of the calling thread; loading the model: {load_ms:.0f} ms; "
-        f"first decision: {first:.0f} µs"
+        f"first decision: {first:.0f} µs; the engine's resident memory: "
+        f"{engine_memory_mib():.1f} MiB"
     )
     mean, p50, p99 = measure(router.route, real, args.repeats)
     print(

@@ -137,6 +137,10 @@ PROMPT_TAIL_CHARS = 500
 """Characters of a long prompt's end the learned model reads (a question after a paste)."""
 SEGMENT_TOKENS = 24
 """Tokens in the "head" and "tail" segments: the ask is usually at one end of a paste."""
+LONG_CHARS = 600
+"""From this many characters on, a prompt's words and pairs also read a second weight table,
+learnt on long prompts only: in a pasted document most words are the paste's topic, not the
+ask, so a word says something different there than in a one-line question."""
 SHAPE: tuple[str, ...] = ("log_chars", "log_lines")
 """The shape features, in the order of :attr:`PromptFeatures.shape`."""
 _LOG_MAX_CHARS = math.log(64_000)
@@ -153,6 +157,8 @@ class PromptFeatures:
     """WordPiece ids of those words, in order."""
     shape: tuple[float, ...]
     """One value per name in :data:`SHAPE`, about 0 to 1."""
+    long: bool = False
+    """At least :data:`LONG_CHARS` characters: the long-prompt word weights apply too."""
 
 
 def prompt_window(text: str) -> str:
@@ -173,7 +179,7 @@ def read_prompt(text: str, tokenizer: WordPiece) -> PromptFeatures:
         math.log1p(len(text)) / _LOG_MAX_CHARS,
         math.log1p(text.count("\n")) / _LOG_MAX_LINES,
     )
-    return PromptFeatures(words=words, ids=ids, shape=shape)
+    return PromptFeatures(words=words, ids=ids, shape=shape, long=len(text) >= LONG_CHARS)
 
 
 def word_grams(words: list[str]) -> set[str]:

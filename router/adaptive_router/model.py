@@ -8,6 +8,7 @@ sum of looked-up weights::
           + sum(dimension value x weight)               the eight rule dimensions
           + sum(shape value x weight)                   length, lines
           + sum(weights of the words and word pairs present) / sqrt(distinct words and pairs)
+            (a prompt of LONG_CHARS or more adds its words' long-prompt weights to that sum)
           + for each segment (whole window, first tokens, last tokens):
                 mean over its WordPiece tokens of that token's weight
 
@@ -20,12 +21,13 @@ out-of-fold predictions) is folded into the weights, so ``sigmoid(logit)`` is th
 and 0.5 the balanced point. File format, one record a line::
 
     # comment
-    format 2
+    format 3
     bias -0.42
     dim math 0.31
     shape log_chars -0.20
     gram why 0.12
     gram trade - 0.08            (a word pair: the words, then the weight)
+    long list the 0.05           (a long-prompt weight, added for prompts of LONG_CHARS or more)
     token [PAD] 0.0 0.0 0.0      (every vocabulary entry, in id order: one weight per segment)
 """
 
@@ -41,7 +43,7 @@ from .features import DIMENSIONS, SHAPE, PromptFeatures, segments, word_grams
 from .wordpiece import WordPiece
 
 MODEL_FILE = "complexity_model.txt"
-FORMAT = "2"
+FORMAT = "3"
 SEGMENTS: tuple[str, ...] = ("all", "head", "tail")
 
 
@@ -57,6 +59,8 @@ class ComplexityModel:
     dim_weights: tuple[float, ...]
     shape_weights: tuple[float, ...]
     gram_weights: dict[str, float]
+    long_gram_weights: dict[str, float]
+    """Added to :attr:`gram_weights` for a long prompt (see :data:`~.features.LONG_CHARS`)."""
     vocabulary: tuple[str, ...]
     token_weights: tuple[array, ...]  # type: ignore[type-arg]
     """One ``array('d')`` per name in :data:`SEGMENTS`, indexed by token id."""
@@ -83,8 +87,11 @@ class ComplexityModel:
             weights = self.gram_weights
             # fsum: exact, so the set's order (which changes with the hash seed) cannot change
             # the score in its last bits from one process to the next.
-            found = math.fsum([weights[gram] for gram in grams & weights.keys()])
-            total += found / math.sqrt(len(grams))
+            found = [weights[gram] for gram in grams & weights.keys()]
+            if prompt.long:
+                extra = self.long_gram_weights
+                found.extend([extra[gram] for gram in grams & extra.keys()])
+            total += math.fsum(found) / math.sqrt(len(grams))
         if prompt.ids:
             for ids, table in zip(segments(prompt.ids), self.token_weights, strict=True):
                 total += sum([table[i] for i in ids]) / len(ids)
@@ -104,6 +111,12 @@ class ComplexityModel:
             f"gram {gram} {w:.5f}"
             for gram, w in sorted(self.gram_weights.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
         )
+        lines.extend(
+            f"long {gram} {w:.5f}"
+            for gram, w in sorted(
+                self.long_gram_weights.items(), key=lambda kv: (-abs(kv[1]), kv[0])
+            )
+        )
         for i, token in enumerate(self.vocabulary):
             values = " ".join(f"{t[i]:.5f}" for t in self.token_weights)
             lines.append(f"token {token} {values}")
@@ -116,6 +129,7 @@ class ComplexityModel:
         dims: dict[str, float] = {}
         shape: dict[str, float] = {}
         grams: dict[str, float] = {}
+        long_grams: dict[str, float] = {}
         vocabulary: list[str] = []
         tables: tuple[array, ...] = tuple(array("d") for _ in SEGMENTS)  # type: ignore[type-arg]
         header: list[str] = []
@@ -132,8 +146,9 @@ class ComplexityModel:
                     vocabulary.append(parts[1])
                     for table, value in zip(tables, parts[2:], strict=True):
                         table.append(float(value))
-                elif kind == "gram" and len(parts) in (3, 4):
-                    grams[" ".join(parts[1:-1])] = float(parts[-1])
+                elif kind in ("gram", "long") and len(parts) in (3, 4):
+                    target = grams if kind == "gram" else long_grams
+                    target[" ".join(parts[1:-1])] = float(parts[-1])
                 elif kind == "dim" and len(parts) == 3 and parts[1] in DIMENSIONS:
                     dims[parts[1]] = float(parts[2])
                 elif kind == "shape" and len(parts) == 3 and parts[1] in SHAPE:
@@ -156,6 +171,7 @@ class ComplexityModel:
             dim_weights=tuple(dims[n] for n in DIMENSIONS),
             shape_weights=tuple(shape[n] for n in SHAPE),
             gram_weights=grams,
+            long_gram_weights=long_grams,
             vocabulary=tuple(vocabulary),
             token_weights=tables,
             header=tuple(header),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from adaptive_router import DIMENSIONS, AdaptiveRouter, ComplexityScorer, RoutingConfig
 from adaptive_router.features import (
+    LONG_CHARS,
     PROMPT_HEAD_CHARS,
     PROMPT_TAIL_CHARS,
     extract,
@@ -265,16 +268,39 @@ def test_model_file_errors_name_the_line() -> None:
     with pytest.raises(ModelFileError, match=r"weights.txt:6"):
         ComplexityModel.parse(broken, source="weights.txt")
     with pytest.raises(ModelFileError, match="missing"):
-        ComplexityModel.parse("format 2\nbias 0.1\n", source="weights.txt")
+        ComplexityModel.parse("format 3\nbias 0.1\n", source="weights.txt")
     with pytest.raises(ModelFileError, match="format"):  # a 0.2 model file: retrain, say so
         ComplexityModel.parse("bias 0.1\ndim math 1.0\n", source="weights.txt")
+
+
+def test_a_long_prompt_reads_the_long_prompt_word_weights_too() -> None:
+    """Words in a pasted document get weights of their own; a short prompt never reads them."""
+    model = scorer.model
+    assert model.long_gram_weights
+    without = dataclasses.replace(model, long_gram_weights={})
+    paste = (
+        "Please give this report a title.\n\n"
+        + (
+            "Revenue grew in the north region while support tickets fell after the new onboarding "
+            "guide shipped; the team plans to extend it to the south region next quarter. "
+        )
+        * 5
+    )
+    short = "Give this report a title: revenue grew in the north region."
+    assert len(short) < LONG_CHARS <= len(paste)
+    for text, reads_long in ((paste, True), (short, False)):
+        prompt = read_prompt(text, model.tokenizer)
+        dims = extract(text).dimensions
+        assert prompt.long is reads_long
+        assert (model.logit(dims, prompt) != without.logit(dims, prompt)) is reads_long
 
 
 def test_model_round_trips_through_its_text_format() -> None:
     model = scorer.model
     again = ComplexityModel.parse(model.dump())
     assert again.dump() == model.dump()
-    for text in HARD + EASY:
+    assert again.long_gram_weights == model.long_gram_weights
+    for text in [*HARD, *EASY, "Summarise this in one line:\n" + "The meeting moved. " * 60]:
         dims = extract(text).dimensions
         assert again.logit(dims, read_prompt(text, again.tokenizer)) == pytest.approx(
             model.logit(dims, read_prompt(text, model.tokenizer)), abs=1e-9
