@@ -153,7 +153,13 @@ def test_a_flood_from_one_key_leaves_the_others_the_26b(
         # The script's 12: two long ones take both slots, so its next six wait in the router's
         # line and the four beyond its cap (max_requests_per_person: 8) are refused, whatever
         # order LiteLLM passes them on in.
-        longs = [pool.submit(flood, i, 8000) for i in range(2)]  # seconds: most of a slot's 8,192
+        # The router predicts a wait from the average time a slot was held lately (the newest
+        # hold weighs 0.2), and these two are the latest holds when alice and OpenWebUI's user
+        # ask. At a fixed 8,000 tokens a slow run made them so long that the prediction passed
+        # the bound and a fair wait of one answer was degraded before it began (4 failures in 7
+        # runs here). Three answers' time each (at most 8,000 tokens: a slot holds 8,192)
+        # outlasts the setup below and keeps the prediction under the bound on any machine.
+        longs = [pool.submit(flood, i, min(8000, 3 * tokens)) for i in range(2)]
         wait_until(lambda: tier_high()["in_flight"] == 2, 30, "the script to hold both slots")
         futures = [*longs, *(pool.submit(flood, i) for i in range(2, 12))]
         wait_until(lambda: refused_so_far() == 4, 30, "the script's cap to refuse 4 of 12")
