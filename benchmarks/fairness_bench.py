@@ -3,6 +3,7 @@
 
     python benchmarks/fairness_bench.py [--people 3] [--flood 12] [--seconds 20] [--json out.json]
     python benchmarks/fairness_bench.py --llama-server PATH --model GGUF ...   # real CPU engines
+    ... --llama-server PATH --model GGUF --flood-spread 4   # the script's answers vary 16-fold
 
 Starts the router (its production command line) in front of two engines: by default the
 package's fake engines with real slot behaviour (tier_high: a llama-server with ``--slots 2``
@@ -120,13 +121,16 @@ async def person(
 
 async def flooder(
     client: httpx.AsyncClient, until: float, phase: Phase, extra: dict[str, Any], max_tokens: int,
-    n: int,
+    n: int, spread: float, rng: random.Random,
 ) -> None:  # fmt: skip
-    """One of the script's parallel workers: the next request as soon as one ends."""
+    """One of the script's parallel workers: the next request as soon as one ends. With
+    ``spread`` > 1 its answers vary, log-uniformly, from max_tokens / spread to max_tokens *
+    spread tokens, as real answers do."""
     i = 0
     while time.monotonic() < until:
         i += 1
-        body = {"model": "gemma4-smart", "max_tokens": max_tokens, "user": "script",
+        length = max_tokens if spread <= 1 else round(max_tokens * spread ** rng.uniform(-1, 1))
+        body = {"model": "gemma4-smart", "max_tokens": length, "user": "script",
                 "messages": [{"role": "user", "content": f"{HARD_PROMPTS[0]} #{n}.{i}"}],
                 **extra}  # fmt: skip
         try:
@@ -160,7 +164,7 @@ async def hard_prompts(client: httpx.AsyncClient) -> list[str]:
 
 async def run_phase(
     url: str, people: int, flood: int, seconds: float, seed: int, extra: dict[str, Any],
-    max_tokens: int,
+    max_tokens: int, spread: float = 1.0,
 ) -> Phase:  # fmt: skip
     phase = Phase()
     limits = httpx.Limits(max_connections=people + flood + 8, max_keepalive_connections=64)
@@ -173,7 +177,8 @@ async def run_phase(
                    random.Random(seed + i), extra, max_tokens)
             for i in range(people)
         ]  # fmt: skip
-        tasks += [flooder(client, until, phase, extra, max_tokens, n) for n in range(flood)]
+        tasks += [flooder(client, until, phase, extra, max_tokens, n, spread,
+                          random.Random(seed * 1000 + n)) for n in range(flood)]  # fmt: skip
         await asyncio.gather(*tasks)
         phase.seconds = time.monotonic() - started
     return phase
@@ -221,11 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="the GGUF they serve (with --llama-server)")
     parser.add_argument("--max-tokens", type=int, default=3000,
                         help="real engines: tokens per answer (ignore_eos)")  # fmt: skip
+    parser.add_argument("--flood-spread", type=float, default=1.0,
+                        help="real engines: the script's answers last from max-tokens / F to "
+                             "max-tokens * F tokens (log-uniform, seeded)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="real engines: threads each")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     if bool(args.llama_server) != bool(args.model):
         parser.error("--llama-server and --model go together")
+    if args.flood_spread != 1.0 and not args.llama_server:
+        parser.error("--flood-spread needs real engines: the fake ones ignore max_tokens")
 
     work = Path(tempfile.mkdtemp(prefix="fairness-"))
     low_port, high_port, router_port = free_ports(3)
@@ -251,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.1)
         for name, flood in (("alone", 0), ("flood", args.flood)):
             phase = asyncio.run(run_phase(url, args.people, flood, args.seconds, args.seed,
-                                          extra, args.max_tokens))  # fmt: skip
+                                          extra, args.max_tokens, args.flood_spread))  # fmt: skip
             results[name] = phase.summary()
             print(f"  {name:5s} {json.dumps(results[name])}")
     alone, flooded = results["alone"], results["flood"]

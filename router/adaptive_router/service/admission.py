@@ -24,8 +24,11 @@ coexist.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 import time
+from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -41,8 +44,8 @@ RANK: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
 Rank = tuple[int, int, float, int]
 """A waiter's place: class, the person's requests running, their recent use, arrival."""
 
-HOLD_ALPHA = 0.2
-"""Weight of the newest slot-holding time in the average that estimates waits."""
+HOLDS_KEPT = 32
+"""Recent slot-holding times kept per tier; the wait estimate reads their distribution."""
 SHARES_KEPT = 4096
 """People whose recent use is remembered per tier before idle ones are forgotten."""
 
@@ -120,8 +123,10 @@ class Line:
     """Called with each lease and the seconds it was held (the accounting)."""
     waiting: list[Waiter] = field(default_factory=list)
     shares: dict[str, Share] = field(default_factory=dict)
-    hold_s: float | None = None
-    """Moving average of how long a request holds a slot (None before the first)."""
+    holds: deque[float] = field(default_factory=lambda: deque(maxlen=HOLDS_KEPT))
+    """How long the latest requests held their slot, oldest first."""
+    running: set[Lease] = field(default_factory=set)
+    """The leases held now."""
     _seq: int = 0
 
     # -- slots ---------------------------------------------------------------------------------
@@ -231,23 +236,46 @@ class Line:
             waiter.share.waiting -= 1
 
     def expected_wait(self, person: Person, klass: Klass) -> float:
-        """Seconds a new request of ``person`` would wait now: the requests ahead of it in the
-        line plus itself, each holding a slot for the average time, over the tier's slots."""
-        hold = self.hold_s
+        """Seconds a new request of ``person`` would wait now for a slot.
+
+        The slots come free as the requests running now end, and each request ahead in the line
+        (:meth:`_rank`) then takes one for a typical hold. A running request is expected to end
+        at the median of the recent holds that lasted longer than it has run so far; one that
+        has outlasted them all may end any moment. Medians (of two middles, the lower), not an
+        average, so that a couple of long answers do not make a fair wait look hopeless: the
+        estimate leans short on purpose, since one too short costs at most the caller's bound in
+        waiting and one too long sends a hard prompt to the small model at once."""
+        if not self.holds:
+            return 0.0
         capacity = self.total_capacity()
-        if hold is None or not capacity:
+        if not capacity or any(self.has_room(r) for r in self.tier.replicas if r.up):
             return 0.0
-        if any(self.has_room(r) for r in self.tier.replicas if r.up):
-            return 0.0
-        mine = self._rank_key(klass, self.share(person), self.clock(), self._seq + 1)
         now = self.clock()
+        mine = self._rank_key(klass, self.share(person), now, self._seq + 1)
         ahead = sum(1 for w in self.waiting if self._rank(w, now) < mine)
-        return hold * (ahead + 1) / capacity
+        holds = sorted(self.holds)
+        typical = holds[(len(holds) - 1) // 2]
+        ends = sorted(_left_of(holds, now - lease.started)
+                      for lease in self.running if lease.replica.up)  # fmt: skip
+        # A slot comes free as each of the last ``capacity`` running requests ends (with more
+        # running than slots, the first ones to end only bring the count down to the slots).
+        free_at = ([0.0] * capacity + ends)[-capacity:]
+        heapq.heapify(free_at)
+        for _ in range(ahead):
+            heapq.heapreplace(free_at, free_at[0] + typical)
+        return free_at[0]
+
+    def typical_hold(self) -> float | None:
+        """The median of the recent slot-holding times, the lower of two middles (None before the
+        first)."""
+        if not self.holds:
+            return None
+        return sorted(self.holds)[(len(self.holds) - 1) // 2]
 
     def retry_after_s(self, extra: int = 0) -> float:
         """When trying again has a fair chance: the current line, ``extra`` more, over the
-        slots, at the average holding time; at least one second."""
-        hold = self.hold_s or 1.0
+        slots, at the typical holding time; at least one second."""
+        hold = self.typical_hold() or 1.0
         capacity = self.total_capacity() or 1
         return max(1.0, math.ceil(hold * (len(self.waiting) + extra) / capacity))
 
@@ -291,20 +319,21 @@ class Line:
     ) -> Lease:
         share.running += 1
         replica.in_flight += 1
-        return Lease(self, replica, person, klass, self.clock(), waited_s)
+        lease = Lease(self, replica, person, klass, self.clock(), waited_s)
+        self.running.add(lease)
+        return lease
 
     def _release(self, lease: Lease) -> float:
         now = self.clock()
         held = now - lease.started
         lease.replica.in_flight -= 1
+        self.running.discard(lease)
         share = self.shares.get(lease.person.id)
         if share is not None:
             share.running -= 1
             share.recent = share.recent_at(now, self.half_life_s) + held
             share.stamp = now
-        self.hold_s = (
-            held if self.hold_s is None else self.hold_s + HOLD_ALPHA * (held - self.hold_s)
-        )
+        self.holds.append(held)
         if self.on_release is not None:
             self.on_release(lease, held)
         self.dispatch()
@@ -313,3 +342,13 @@ class Line:
     def waiting_by_class(self) -> Iterator[tuple[Klass, int]]:
         for klass in CLASSES:
             yield klass, sum(1 for w in self.waiting if w.klass == klass)
+
+
+def _left_of(holds: list[float], elapsed: float) -> float:
+    """Seconds a request that has held its slot ``elapsed`` seconds is expected to go on: the
+    median of the (sorted) recent holds longer than that, less ``elapsed``; 0 when it has
+    outlasted them all."""
+    longer = len(holds) - bisect_right(holds, elapsed)
+    if not longer:
+        return 0.0
+    return holds[len(holds) - longer + (longer - 1) // 2] - elapsed

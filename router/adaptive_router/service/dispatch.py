@@ -147,8 +147,11 @@ class Dispatcher:
                     left = deadline - loop.time()
                     if line.expected_wait(ticket.person, ticket.klass) > left:
                         left = 0.0
+                    began = loop.time()
                     lease = await self._wait(ticket, line, tried, left)
                     if lease is None:  # no slot in time
+                        if left > 0:  # it waited: the other tier's headers say how long
+                            waited += loop.time() - began
                         if last_step or not step.overflow:
                             busy = Rejected(
                                 "queue_timeout",

@@ -190,21 +190,81 @@ def test_a_slot_goes_only_to_a_replica_that_is_up() -> None:
     run(scenario())
 
 
-def test_expected_wait_counts_the_requests_ahead_over_the_slots() -> None:
+def test_expected_wait_is_when_a_slot_comes_free_for_this_request() -> None:
     async def scenario() -> None:
         line = make_line(slots=2)
         assert line.expected_wait(BOB, "interactive") == 0.0  # free slots
-        leases = [take(line, ALICE), take(line, ALICE)]
+        first = [take(line, ALICE), take(line, ALICE)]
         assert line.expected_wait(BOB, "interactive") == 0.0  # no holding time known yet
-        line.hold_s = 4.0
+        line.now[0] += 4.0  # type: ignore[attr-defined]
+        assert [lease.release() for lease in first if lease] == [4.0, 4.0]
+        assert list(line.holds) == [4.0, 4.0]
+        leases = [take(line, ALICE), take(line, ALICE)]
+        line.now[0] += 1.0  # type: ignore[attr-defined]
+        # Both of alice's have run 1 s of a typical 4: bob's turn comes in 3 s.
+        assert line.expected_wait(BOB, "interactive") == pytest.approx(3.0)
         for _ in range(3):
             line.enqueue(ALICE, "interactive")
-        # Bob would go before alice's three (she runs two): he waits for one slot of two.
-        assert line.expected_wait(BOB, "interactive") == pytest.approx(2.0)
-        # Alice's next would be fourth: (3 + 1) * 4 s / 2 slots.
-        assert line.expected_wait(ALICE, "interactive") == pytest.approx(8.0)
+        # Bob would still go before alice's three (she runs two).
+        assert line.expected_wait(BOB, "interactive") == pytest.approx(3.0)
+        # Alice's next would be fourth: her three take the two slots at 3 s and one again at
+        # 7 s; the other slot comes free at 7 s too.
+        assert line.expected_wait(ALICE, "interactive") == pytest.approx(7.0)
+        # Three waiting, one more, over two slots, at the typical 4 s.
         assert line.retry_after_s(1) == 8.0
-        assert leases
+        assert all(leases)
+
+    run(scenario())
+
+
+def test_a_couple_of_long_answers_do_not_make_a_fair_wait_look_hopeless() -> None:
+    """Answers of a second, then the script's two long ones (the latest): its next two have just
+    taken the slots, and bob and then carol ask. Each waits for one of those to end, not for
+    a long answer (an average that weighs the latest most said 2 s and sent them to the E4B)."""
+
+    async def scenario() -> None:
+        line = make_line(slots=2)
+        line.holds.extend([1.0] * 6 + [3.0, 3.0])
+        running = [take(line, ALICE), take(line, ALICE)]
+        line.now[0] += 0.4  # type: ignore[attr-defined]
+        assert line.expected_wait(BOB, "interactive") == pytest.approx(0.6)
+        line.enqueue(BOB, "interactive")
+        assert line.expected_wait(CAROL, "interactive") == pytest.approx(0.6)  # the other slot
+        # Past the short answers' time, the two are expected to be long ones...
+        line.now[0] += 1.1  # type: ignore[attr-defined]
+        assert line.expected_wait(CAROL, "interactive") == pytest.approx(1.5)
+        # ...and past every recent hold they may end any moment.
+        line.now[0] += 2.0  # type: ignore[attr-defined]
+        assert line.expected_wait(CAROL, "interactive") == 0.0
+        assert all(running)
+
+    run(scenario())
+
+
+def test_a_flood_of_long_answers_is_a_wait_longer_than_any_bound() -> None:
+    async def scenario() -> None:
+        line = make_line(slots=2)
+        line.holds.extend([30.0] * 8)
+        running = [take(line, ALICE), take(line, ALICE)]
+        line.now[0] += 1.0  # type: ignore[attr-defined]
+        assert line.expected_wait(BOB, "interactive") == pytest.approx(29.0)
+        assert all(running)
+
+    run(scenario())
+
+
+def test_with_more_running_than_slots_a_slot_comes_free_when_enough_have_ended() -> None:
+    async def scenario() -> None:
+        line = make_line(slots=4)
+        line.holds.extend([1.0, 2.0, 3.0, 4.0, 5.0])
+        running = [take(line, ALICE) for _ in range(4)]
+        for lease, ran in zip(running, (0.5, 1.5, 2.5, 3.5), strict=True):
+            assert lease is not None
+            lease.started -= ran  # each has run that long
+        line.tier.max_in_flight = 2  # the setting lowered: three must end before one can start
+        # Left (the lower median of the longer holds, less the time run): 3 - 0.5, 3 - 1.5,
+        # 4 - 2.5, 4 - 3.5, so they end at 0.5, 1.5, 1.5 and 2.5 s: the third at 1.5 s.
+        assert line.expected_wait(BOB, "interactive") == pytest.approx(1.5)
 
     run(scenario())
 

@@ -189,8 +189,35 @@ def test_a_routed_hard_prompt_waits_within_the_bound_then_the_other_tier_answers
     assert routed.headers["x-router-reason"] == "busy"
     assert routed.headers["x-router-degraded"] == "true"
     assert routed.headers["x-router-policy-tier"] == "tier_high"
+    # No slot had been held yet, so no wait could be foreseen: it waited the whole bound.
+    assert int(routed.headers["x-router-queue-ms"]) >= 150
     assert router.metric("router_queue_outcomes_total", tier="tier_high", outcome="degraded") == 1
     assert router.metric("router_requests_total", tier="tier_low", reason="busy") == 1
+
+
+def test_a_wait_the_line_foresees_past_the_bound_goes_to_the_other_tier_at_once(
+    start: Callable[..., RouterHandle], slotted: dict[str, Any]
+) -> None:
+    router = start(routed_wait_s=0.5)
+    slotted["high"].behavior = slow(1.5, slots=2)
+
+    async def scenario(client: httpx.AsyncClient) -> httpx.Response:
+        # Two answers of 1.5 s teach the line how long a slot is held; two more take both slots.
+        await asyncio.gather(*(ask(client, chat(EASY, "gemma4-smart", user="script"))
+                               for _ in range(2)))  # fmt: skip
+        held = [ask(client, chat(EASY, "gemma4-smart", user="script")) for _ in range(2)]
+        await until(lambda: slotted["high"].stats.busy == 2)
+        routed = await client.post("/v1/chat/completions", json=chat(HARD, user="bob"))
+        await asyncio.gather(*held)
+        return routed
+
+    routed = run(router, scenario)
+    assert (routed.headers["x-router-tier"], routed.headers["x-router-reason"]) == (
+        "tier_low",
+        "busy",
+    )
+    assert "x-router-queue-ms" not in routed.headers  # no wait at all: it could not pay off
+    assert router.metric("router_queue_outcomes_total", tier="tier_high", outcome="degraded") == 1
 
 
 def test_a_routed_hard_prompt_that_gets_a_slot_in_time_stays_on_tier_high(
