@@ -20,7 +20,7 @@ The dense inputs are standardised and scaled by ``--dense-scale`` against the wo
 
 Before writing the final model (fitted on all rows) the script reports cross-validated figures
 where whole groups are held out: by family (the families dealt into ``--family-folds`` groups,
-so every prompt is scored by a model that saw no prompt of its family; one fit per family, 735
+so every prompt is scored by a model that saw no prompt of its family; one fit per family, 765
 of them, would take hours on two cores), leave-one-source-out (a writer or benchmark never
 seen), plus stratified 10-fold. Platt scaling, fitted on the family-held-out predictions,
 calibrates the final model: its output is a probability and 0.5 the balanced point.

@@ -135,8 +135,8 @@ def test_shipped_model_on_the_evaluation_set_with_defaults(
     with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:
         scores = [router.decide(r["prompt"]).score for r in evaluation]
     labels = [data.label_of(r) for r in evaluation]
-    assert auroc(labels, scores) >= 0.98  # measured 0.985
-    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= 0.925  # measured 0.937
+    assert auroc(labels, scores) >= 0.98  # measured 0.986
+    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= 0.935  # measured 0.945
     # Where length points the wrong way: tier_high under 120 characters, tier_low over 600.
     adverse = [
         i
@@ -147,7 +147,7 @@ def test_shipped_model_on_the_evaluation_set_with_defaults(
 
 
 def test_shipped_weights_are_small() -> None:
-    """11.5 MB since the long-prompt word table (180,160 weights; the engine's resident memory
-    190 MiB against a budget of 332, docs/BENCHMARKS.md): this keeps it from growing unseen."""
+    """11.6 MB since the long-prompt word table (180,016 weights; the engine's resident memory
+    191 MiB against a budget of 332, docs/BENCHMARKS.md): this keeps it from growing unseen."""
     path = ROOT / "router" / "adaptive_router" / "complexity_model.txt"
     assert path.stat().st_size < 13_000_000
