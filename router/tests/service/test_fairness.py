@@ -88,6 +88,17 @@ def waiting(router: RouterHandle, tier: str = "tier_high") -> int:
     return len(router.app.state.lines[tier].waiting)
 
 
+async def while_the_script_holds_both_slots(
+    client: httpx.AsyncClient, slotted: dict[str, Any], body: dict[str, Any]
+) -> httpx.Response:
+    """The script's two requests take tier_high's slots; ``body`` is asked while they run."""
+    held = [ask(client, chat(EASY, "gemma4-smart", user="script")) for _ in range(2)]
+    await until(lambda: slotted["high"].stats.busy == 2)
+    response = await client.post("/v1/chat/completions", json=body)
+    await asyncio.gather(*held)
+    return response
+
+
 def test_the_router_reads_the_engines_slots_and_never_sends_more(
     start: Callable[..., RouterHandle], slotted: dict[str, Any]
 ) -> None:
@@ -177,11 +188,7 @@ def test_a_routed_hard_prompt_waits_within_the_bound_then_the_other_tier_answers
     slotted["high"].behavior = slow(1.2, slots=2)
 
     async def scenario(client: httpx.AsyncClient) -> httpx.Response:
-        held = [ask(client, chat(EASY, "gemma4-smart", user="script")) for _ in range(2)]
-        await until(lambda: slotted["high"].stats.busy == 2)
-        routed = await client.post("/v1/chat/completions", json=chat(HARD, user="bob"))
-        await asyncio.gather(*held)
-        return routed
+        return await while_the_script_holds_both_slots(client, slotted, chat(HARD, user="bob"))
 
     routed = run(router, scenario)
     assert routed.status_code == 200
@@ -205,11 +212,7 @@ def test_a_wait_the_line_foresees_past_the_bound_goes_to_the_other_tier_at_once(
         # Two answers of 1.5 s teach the line how long a slot is held; two more take both slots.
         await asyncio.gather(*(ask(client, chat(EASY, "gemma4-smart", user="script"))
                                for _ in range(2)))  # fmt: skip
-        held = [ask(client, chat(EASY, "gemma4-smart", user="script")) for _ in range(2)]
-        await until(lambda: slotted["high"].stats.busy == 2)
-        routed = await client.post("/v1/chat/completions", json=chat(HARD, user="bob"))
-        await asyncio.gather(*held)
-        return routed
+        return await while_the_script_holds_both_slots(client, slotted, chat(HARD, user="bob"))
 
     routed = run(router, scenario)
     assert (routed.headers["x-router-tier"], routed.headers["x-router-reason"]) == (
@@ -226,11 +229,7 @@ def test_a_routed_hard_prompt_that_gets_a_slot_in_time_stays_on_tier_high(
     router = start(routed_wait_s=3.0)
 
     async def scenario(client: httpx.AsyncClient) -> httpx.Response:
-        held = [ask(client, chat(EASY, "gemma4-smart", user="script")) for _ in range(2)]
-        await until(lambda: slotted["high"].stats.busy == 2)
-        routed = await client.post("/v1/chat/completions", json=chat(HARD, user="bob"))
-        await asyncio.gather(*held)
-        return routed
+        return await while_the_script_holds_both_slots(client, slotted, chat(HARD, user="bob"))
 
     routed = run(router, scenario)
     assert (routed.headers["x-router-tier"], routed.headers["x-router-reason"]) == (
@@ -248,12 +247,8 @@ def test_a_named_tier_waits_longer_then_gets_a_429_with_retry_after(
     slotted["high"].behavior = slow(1.5, slots=2)
 
     async def scenario(client: httpx.AsyncClient) -> httpx.Response:
-        held = [ask(client, chat(EASY, "gemma4-smart", user="script")) for _ in range(2)]
-        await until(lambda: slotted["high"].stats.busy == 2)
-        named = await client.post("/v1/chat/completions",
-                                  json=chat(EASY, "gemma4-smart", user="bob"))  # fmt: skip
-        await asyncio.gather(*held)
-        return named
+        body = chat(EASY, "gemma4-smart", user="bob")
+        return await while_the_script_holds_both_slots(client, slotted, body)
 
     named = run(router, scenario)
     assert named.status_code == 429
