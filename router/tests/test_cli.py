@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from adaptive_router.testing.fake_engine import Behavior, FakeEngine
 from adaptive_router.testing.processes import Process, free_port, running
@@ -91,3 +92,24 @@ def test_version_is_the_packages_one() -> None:
     out = run("-m", "adaptive_router.cli", "--version")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"adaptive-router {version}"
+
+
+def test_bare_serve_listens_on_this_machine_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --host (and without a key) the router must not answer the whole network: it
+    listens on loopback, as uvicorn itself does by default; the image sets ROUTER_HOST=0.0.0.0."""
+    monkeypatch.delenv("ROUTER_HOST", raising=False)
+    engine = FakeEngine("gemma-4-e4b")
+    with serve(engine) as engine_url:
+        port = free_port()
+        router = Process(
+            "router",
+            [PY, "-m", "adaptive_router.cli", "serve", "--tier-low-url", engine_url + "/v1",
+             "--tier-high-url", engine_url + "/v1", "--port", str(port)],
+            tmp_path, ready_url=f"http://127.0.0.1:{port}/livez",
+            env={"ROUTER_GPU_MONITOR": "false"},
+        )  # fmt: skip
+        with running(router):
+            log = router.log_path.read_text()
+    assert f"Uvicorn running on http://127.0.0.1:{port}" in log, log

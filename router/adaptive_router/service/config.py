@@ -109,7 +109,11 @@ class ServiceConfig(BaseModel):
     max_rerank_documents: int = Field(
         512, ge=1, description="Most documents one /v1/rerank request may carry (400 above)."
     )
-    host: str = Field("0.0.0.0", description="Address to listen on.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Address to listen on: this machine only unless set (the router image sets "
+        "0.0.0.0, behind its API key); 0.0.0.0 for every interface.",
+    )
     port: int = Field(9000, ge=1, le=65535, description="Port to listen on.")
     api_key: str | None = Field(
         None,

@@ -37,7 +37,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--tier-high-url", help="tier_high base URL(s), e.g. http://llama-cpp:8080/v1"
     )
-    parser.add_argument("--host", help="listen address (default 0.0.0.0)")
+    parser.add_argument(
+        "--host", help="listen address (default 127.0.0.1, this machine only; 0.0.0.0: all)"
+    )
     parser.add_argument("--port", type=int, help="listen port (default 9000)")
     parser.add_argument(
         "--config", help="router_config.yaml (decision keys at top level, service: section)"
