@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 from starlette.types import Receive, Scope, Send
 
@@ -168,7 +169,8 @@ class Proxy:
             self.metrics.client_disconnects.labels(decision.tier).inc()
             return
         if exchange.streaming:
-            outcome = await self._relay_stream(exchange, receive, send)
+            answered = None if memory is None else partial(self.recent.answered, memory)
+            await self._relay_stream(exchange, receive, send, answered)
         else:
             outcome = str(exchange.status)
             body = exchange.first
@@ -179,8 +181,6 @@ class Proxy:
                 await send({"type": "http.response.body", "body": body})
             finally:
                 await exchange.aclose(outcome)
-        if memory is not None and outcome == "200":
-            self.recent.answered(memory)
 
     def _affinity(self, ctx: RequestContext) -> int | None:
         """The conversation's affinity key (None with one replica per tier, or nothing to
@@ -208,8 +208,16 @@ class Proxy:
             tier.remember(key, lease.replica)
         return exchange
 
-    async def _relay_stream(self, exchange: Exchange, receive: Receive, send: Send) -> str:
+    async def _relay_stream(
+        self,
+        exchange: Exchange,
+        receive: Receive,
+        send: Send,
+        answered: Callable[[], None] | None = None,
+    ) -> str:
         """Send the stream as it comes; stop at once, and close upstream, if the client goes.
+        ``answered`` runs when a whole answer is about to go out, before its last bytes: a
+        client that asks again as soon as it has read them is seen asking again.
         Returns the outcome (``"200"``, ``"midstream"``, ``"disconnect"``...)."""
         task = asyncio.current_task()
         assert task is not None
@@ -249,6 +257,8 @@ class Proxy:
                     await send({"type": "http.response.body", "body": rest, "more_body": True})
                 chunk = sse_error_event(message, code="upstream_stream_error")
             watcher.remove_done_callback(client_gone)
+            if answered is not None and outcome == "200":
+                answered()
             await send({"type": "http.response.body", "body": chunk})
         except asyncio.CancelledError:
             if not gone:
