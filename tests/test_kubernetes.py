@@ -510,6 +510,26 @@ def test_scrape_targets_keep_the_compose_job_names(overlay: str) -> None:
     assert jobs == {job: path for job, path in paths.items() if job != "prometheus"}
 
 
+def test_litellm_metrics_are_scraped_with_the_key_litellm_itself_reads(overlay: str) -> None:
+    """LiteLLM's /metrics asks for a key (its default, kept): the ServiceMonitor sends the very
+    Secret key the LiteLLM Deployment takes its master key from, in the same namespace."""
+    docs = render(overlay)
+    monitor = find(docs, "ServiceMonitor", "litellm")
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["authorization"]["type"] == "Bearer"
+    credentials = endpoint["authorization"]["credentials"]
+    [container] = find(docs, "Deployment", "litellm")["spec"]["template"]["spec"]["containers"]
+    master = {e["name"]: e for e in container["env"]}["LITELLM_MASTER_KEY"]
+    assert master["valueFrom"]["secretKeyRef"] == credentials
+    namespaces = {
+        monitor["metadata"]["namespace"],
+        find(docs, "Deployment", "litellm")["metadata"]["namespace"],
+    }
+    assert len(namespaces) == 1
+    config = yaml.safe_load((K8S / "base/files/litellm-config.yaml").read_text())
+    assert "require_auth_for_metrics_endpoint" not in config["litellm_settings"]
+
+
 # -- the secrets script ---------------------------------------------------------------------------
 
 

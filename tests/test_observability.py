@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -122,12 +124,25 @@ def test_divisions_are_guarded_against_no_traffic(path: Any) -> None:
             )
 
 
-def test_prometheus_config_and_rules_pass_promtool() -> None:
+SECRET = "/run/secrets/litellm_master_key"  # where Compose puts the secret (docker-compose.yml)
+
+
+def test_prometheus_config_and_rules_pass_promtool(tmp_path: Path) -> None:
+    """promtool checks every file the config names, the key file too: a copy of the folder
+    whose key file exists here (promtool would fail on /run/secrets, which only the container
+    has); everything else as shipped."""
     promtool = require_tool("promtool")
-    for args in (["check", "config", "docker/prometheus/prometheus.yml"],
-                 ["check", "rules", "docker/prometheus/alerts.yml"],
-                 ["test", "rules", "docker/prometheus/tests/alerts_test.yml"]):  # fmt: skip
-        out = subprocess.run([promtool, *args], cwd=ROOT, capture_output=True, text=True)
+    folder = tmp_path / "prometheus"
+    shutil.copytree(ROOT / "docker/prometheus", folder)
+    (tmp_path / "key").write_text("sk-test\n")
+    config = folder / "prometheus.yml"
+    text = config.read_text()
+    assert text.count(SECRET) == 1
+    config.write_text(text.replace(SECRET, str(tmp_path / "key")))
+    for args in (["check", "config", "prometheus.yml"],
+                 ["check", "rules", "alerts.yml"],
+                 ["test", "rules", "tests/alerts_test.yml"]):  # fmt: skip
+        out = subprocess.run([promtool, *args], cwd=folder, capture_output=True, text=True)
         assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -139,6 +154,20 @@ def test_prometheus_scrapes_every_service() -> None:
     assert targets["llama-cpp"] == "llama-cpp:8080"
     assert targets["litellm"] == "litellm:4000"
     assert targets["embed"] == "embed:8080" and targets["rerank"] == "rerank:8080"
+
+
+def test_litellm_metrics_keep_their_key_and_prometheus_sends_the_compose_secret() -> None:
+    """Port 4000 faces the team and LiteLLM's counts name every key: /metrics keeps LiteLLM's
+    default (a key required), and Prometheus reads the master key from the Compose secret."""
+    litellm = yaml.safe_load((ROOT / "docker/litellm/config.yaml").read_text())
+    assert "require_auth_for_metrics_endpoint" not in litellm["litellm_settings"]
+    cfg = yaml.safe_load((ROOT / "docker/prometheus/prometheus.yml").read_text())
+    [job] = [j for j in cfg["scrape_configs"] if j["job_name"] == "litellm"]
+    assert job["authorization"] == {"credentials_file": SECRET}
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["secrets"]["litellm_master_key"] == {"environment": "LITELLM_MASTER_KEY"}
+    assert compose["services"]["prometheus"]["secrets"] == ["litellm_master_key"]
+    assert SECRET.rsplit("/", 1)[1] == "litellm_master_key"  # Compose's default target
 
 
 def test_alert_rules_cover_the_documented_cases_and_use_real_metrics(

@@ -368,6 +368,9 @@ def test_prometheus_scrapes_every_service_by_its_compose_name(stack: Stack) -> N
         "router": "router", "vllm": "vllm", "llama-cpp": "llama-cpp", "embed": "embed",
         "rerank": "rerank", "litellm": "litellm", "prometheus": "localhost",
     }  # fmt: skip
+    # Prometheus reads LiteLLM with the master key from the compose secret; anyone else who
+    # reaches port 4000 without a key does not.
+    assert httpx.get(LITELLM + "/metrics/", timeout=10).status_code == 401
 
 
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:

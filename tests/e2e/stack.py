@@ -259,6 +259,10 @@ def prometheus_config(path: Path, targets: Mapping[str, str], scrape_interval: s
     for job in config["scrape_configs"]:
         for static in job["static_configs"]:
             static["targets"] = [targets[t] for t in static["targets"]]
+        if "authorization" in job:  # the compose secret, as Compose writes it in the container
+            key = path.parent / f"{job['job_name']}-credentials"
+            key.write_text(LITELLM_MASTER_KEY)
+            job["authorization"]["credentials_file"] = str(key)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

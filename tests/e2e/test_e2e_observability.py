@@ -89,6 +89,17 @@ def test_every_target_is_up(prometheus: stack.Endpoint) -> None:
     assert up == {j: "1" for j in jobs}
 
 
+def test_litellm_metrics_ask_for_a_key(litellm: stack.Endpoint) -> None:
+    """Port 4000 faces the team and LiteLLM's counts name every key: LiteLLM's default (kept)
+    refuses /metrics without a valid key; Prometheus sends the master key."""
+    url = litellm.url + "/metrics/"
+    assert httpx.get(url, timeout=10).status_code == 401
+    wrong = httpx.get(url, headers={"Authorization": "Bearer sk-not-a-key"}, timeout=10)
+    assert wrong.status_code == 401
+    master = {"Authorization": f"Bearer {stack.LITELLM_MASTER_KEY}"}
+    assert httpx.get(url, headers=master, timeout=10).status_code == 200
+
+
 # What Prometheus 3 sends (docs: "Scrape protocol content negotiation"), and the content types it
 # can parse: 3.x fails a scrape whose Content-Type is blank or not one of these, where 2.x (the
 # Debian version these tests run) falls back to the text format. The compose file ships 3.13.
@@ -121,8 +132,9 @@ def test_every_target_answers_with_a_content_type_prometheus_3_parses(
 ) -> None:
     paths = {"router": router.url + "/metrics", "llama-server": engines[1].url + "/metrics",
              "litellm": litellm.url + "/metrics/"}  # fmt: skip
+    key = {"litellm": {"Authorization": f"Bearer {stack.LITELLM_MASTER_KEY}"}}  # as Prometheus
     for name, url in paths.items():
-        r = httpx.get(url, headers={"Accept": PROMETHEUS_3_ACCEPT}, timeout=10)
+        r = httpx.get(url, headers={"Accept": PROMETHEUS_3_ACCEPT, **key.get(name, {})}, timeout=10)
         assert r.status_code == 200, (name, r.status_code)
         assert media_type(r.headers.get("content-type", "")) in PARSEABLE, (
             name, r.headers.get("content-type"),
