@@ -199,19 +199,43 @@ def fit(inputs: Inputs, y: np.ndarray, rows: np.ndarray, recipe: Recipe) -> Fitt
     return Fitted(vocab=vocab, gram_w=w[: len(vocab)] * ratios, dense_w=dense_w, bias=bias)
 
 
+JOBS = 1  # processes for the held-out fits (--jobs); each fit is one thread either way
+_SHARED: tuple[Inputs, np.ndarray, np.ndarray, Recipe] | None = None  # for forked workers
+
+
+def _held_out(group: str) -> tuple[np.ndarray, np.ndarray]:
+    assert _SHARED is not None
+    inputs, y, labels, recipe = _SHARED
+    held = np.flatnonzero(labels == group)
+    kept = np.flatnonzero(labels != group)
+    return held, fit(inputs, y, kept, recipe).decision(inputs, held)
+
+
 def out_of_group(
     inputs: Inputs,
     y: np.ndarray,
     groups: Sequence[str],
     recipe: Recipe,
 ) -> np.ndarray:
-    """Decision values for each row from a model fitted without its group."""
+    """Decision values for each row from a model fitted without its group. With ``JOBS`` > 1
+    the groups are fitted in forked processes: each fit is the same whatever runs it, so the
+    figures (and the model) are the same bytes as with one process."""
+    global _SHARED
     out = np.zeros(len(y))
-    labels = np.array(groups)
-    for g in sorted(set(groups)):
-        held = np.flatnonzero(labels == g)
-        kept = np.flatnonzero(labels != g)
-        out[held] = fit(inputs, y, kept, recipe).decision(inputs, held)
+    _SHARED = (inputs, y, np.array(groups), recipe)
+    try:
+        ordered = sorted(set(groups))
+        if JOBS > 1:
+            import multiprocessing
+
+            with multiprocessing.get_context("fork").Pool(JOBS) as pool:
+                results = pool.map(_held_out, ordered, chunksize=1)
+        else:
+            results = [_held_out(g) for g in ordered]
+    finally:
+        _SHARED = None
+    for held, values in results:
+        out[held] = values
     return out
 
 
@@ -310,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--search", action="store_true", help="compare settings first")
     parser.add_argument("--quick", action="store_true", help="grouped 10-fold only (no LOFO)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, metavar="N",
+        help="fit the held-out models in N processes (same results; N x the memory)",
+    )  # fmt: skip
     parser.add_argument("--stats", action="store_true", help="print the training rows and exit")
     args = parser.parse_args(argv)
     with threadpool_limits(limits=1):  # one thread: the same sums in every run
@@ -317,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    global JOBS
+    JOBS = max(1, args.jobs)
     rows: list[Row] = training_rows()[:: args.every]
     y = np.array([label_of(r) for r in rows])
     families = [r["family"] for r in rows]

@@ -136,18 +136,18 @@ def test_shipped_model_on_the_evaluation_set_with_defaults(
         scores = [router.decide(r["prompt"]).score for r in evaluation]
     labels = [data.label_of(r) for r in evaluation]
     assert auroc(labels, scores) >= 0.98  # measured 0.987
-    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= 0.935  # measured 0.943
+    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= 0.935  # measured 0.944
     # Where length points the wrong way: tier_high under 120 characters, tier_low over 600.
     adverse = [
         i
         for i, r in enumerate(evaluation)
         if (labels[i] and len(r["prompt"]) < 120) or (not labels[i] and len(r["prompt"]) > 600)
     ]
-    assert auroc([labels[i] for i in adverse], [scores[i] for i in adverse]) >= 0.975  # 0.988
+    assert auroc([labels[i] for i in adverse], [scores[i] for i in adverse]) >= 0.975  # 0.986
 
 
 def test_shipped_weights_are_small() -> None:
-    """12.2 MB with round 5's data (188,100 long-prompt weights; the engine's resident memory
-    199 MiB against a budget of 332, docs/BENCHMARKS.md): this keeps it from growing unseen."""
+    """12.7 MB with round 6's data (193,680 long-prompt weights; the engine's resident memory
+    204 MiB against a budget of 332, docs/BENCHMARKS.md): this keeps it from growing unseen."""
     path = ROOT / "router" / "adaptive_router" / "complexity_model.txt"
     assert path.stat().st_size < 13_000_000
