@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 
 from starlette.types import Receive, Scope, Send
 
@@ -169,8 +168,7 @@ class Proxy:
             self.metrics.client_disconnects.labels(decision.tier).inc()
             return
         if exchange.streaming:
-            answered = None if memory is None else partial(self.recent.answered, memory)
-            await self._relay_stream(exchange, receive, send, answered)
+            await self._relay_stream(exchange, receive, send, memory)
         else:
             outcome = str(exchange.status)
             body = exchange.first
@@ -213,11 +211,11 @@ class Proxy:
         exchange: Exchange,
         receive: Receive,
         send: Send,
-        answered: Callable[[], None] | None = None,
+        memory: bytes | None = None,
     ) -> str:
         """Send the stream as it comes; stop at once, and close upstream, if the client goes.
-        ``answered`` runs when a whole answer is about to go out, before its last bytes: a
-        client that asks again as soon as it has read them is seen asking again.
+        A whole answer is remembered under ``memory`` (regenerate) before its last bytes go
+        out: a client that asks again as soon as it has read them is seen asking again.
         Returns the outcome (``"200"``, ``"midstream"``, ``"disconnect"``...)."""
         task = asyncio.current_task()
         assert task is not None
@@ -257,8 +255,8 @@ class Proxy:
                     await send({"type": "http.response.body", "body": rest, "more_body": True})
                 chunk = sse_error_event(message, code="upstream_stream_error")
             watcher.remove_done_callback(client_gone)
-            if answered is not None and outcome == "200":
-                answered()
+            if memory is not None and outcome == "200":
+                self.recent.answered(memory)
             await send({"type": "http.response.body", "body": chunk})
         except asyncio.CancelledError:
             if not gone:
