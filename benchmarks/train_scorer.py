@@ -199,7 +199,6 @@ def fit(inputs: Inputs, y: np.ndarray, rows: np.ndarray, recipe: Recipe) -> Fitt
     return Fitted(vocab=vocab, gram_w=w[: len(vocab)] * ratios, dense_w=dense_w, bias=bias)
 
 
-JOBS = 1  # processes for the held-out fits (--jobs); each fit is one thread either way
 _SHARED: tuple[Inputs, np.ndarray, np.ndarray, Recipe] | None = None  # for forked workers
 
 
@@ -216,8 +215,9 @@ def out_of_group(
     y: np.ndarray,
     groups: Sequence[str],
     recipe: Recipe,
+    jobs: int = 1,
 ) -> np.ndarray:
-    """Decision values for each row from a model fitted without its group. With ``JOBS`` > 1
+    """Decision values for each row from a model fitted without its group. With ``jobs`` > 1
     the groups are fitted in forked processes: each fit is the same whatever runs it, so the
     figures (and the model) are the same bytes as with one process."""
     global _SHARED
@@ -225,10 +225,10 @@ def out_of_group(
     _SHARED = (inputs, y, np.array(groups), recipe)
     try:
         ordered = sorted(set(groups))
-        if JOBS > 1:
+        if jobs > 1:
             import multiprocessing
 
-            with multiprocessing.get_context("fork").Pool(JOBS) as pool:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
                 results = pool.map(_held_out, ordered, chunksize=1)
         else:
             results = [_held_out(g) for g in ordered]
@@ -345,8 +345,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    global JOBS
-    JOBS = max(1, args.jobs)
     rows: list[Row] = training_rows()[:: args.every]
     y = np.array([label_of(r) for r in rows])
     families = [r["family"] for r in rows]
@@ -373,7 +371,7 @@ def run(args: argparse.Namespace) -> int:
         for nb_alpha in (0.0, 1.0):
             for c in (3.0, 10.0, 30.0, 100.0):
                 tried = Recipe(c, args.dense_scale, args.min_df, nb_alpha)
-                auc, ba = figures(y, out_of_group(inputs, y, grouped10, tried))
+                auc, ba = figures(y, out_of_group(inputs, y, grouped10, tried, args.jobs))
                 print(f"{tried.describe()}: family 10-fold AUROC={auc:.4f} BA={ba:.4f}")
 
     header = [
@@ -383,14 +381,14 @@ def run(args: argparse.Namespace) -> int:
         "Token weights derive from all-MiniLM-L6-v2 (Apache-2.0) static embeddings.",
     ]
     if args.quick:
-        calibration_scores = out_of_group(inputs, y, grouped10, recipe)
+        calibration_scores = out_of_group(inputs, y, grouped10, recipe, args.jobs)
         auc, ba = figures(y, calibration_scores)
         print(f"family-grouped 10-fold: AUROC {auc:.4f}, balanced accuracy {ba:.4f}")
         header.append(f"Family-grouped 10-fold: AUROC {auc:.4f}, balanced accuracy {ba:.4f}.")
     else:
-        lofo = out_of_group(inputs, y, family_folds(families, args.family_folds), recipe)
-        loso = out_of_group(inputs, y, sources, recipe)
-        strat = out_of_group(inputs, y, stratified_folds(y, 10, args.seed), recipe)
+        lofo = out_of_group(inputs, y, family_folds(families, args.family_folds), recipe, args.jobs)
+        loso = out_of_group(inputs, y, sources, recipe, args.jobs)
+        strat = out_of_group(inputs, y, stratified_folds(y, 10, args.seed), recipe, args.jobs)
         for name, s in (
             (f"held out by family ({args.family_folds} groups of families)", lofo),
             ("leave-one-source-out", loso),
