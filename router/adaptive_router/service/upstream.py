@@ -262,6 +262,8 @@ class UpstreamPool:
     async def _exchange(self, conn: _Connection, message: bytes, timeout_s: float) -> None:
         assert conn.transport is not None
         try:
+            if conn.closed:  # lost before the write (uvloop raises RuntimeError on one)
+                raise conn.error or UpstreamError("protocol", "the engine closed the connection")
             conn.transport.write(message)
             while not conn.headers_done:
                 if conn.error is not None:

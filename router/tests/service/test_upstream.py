@@ -210,3 +210,44 @@ def test_reading_pauses_while_the_reader_is_behind(monkeypatch: pytest.MonkeyPat
     buffered, total = run(handler, scenario)  # type: ignore[misc]
     assert total == 64 * 4096
     assert buffered < 64 * 4096 // 2  # paused long before the whole answer was buffered
+
+
+def test_a_connection_lost_before_the_request_is_written_is_an_upstream_error() -> None:
+    """The engine dies between the connect and the write (a replica killed mid-run): uvloop,
+    the router's loop, raises RuntimeError on a write to a closed transport, which reached the
+    client as a 500; it is an UpstreamError, which the dispatcher retries on another replica."""
+    import uvloop
+
+    async def scenario() -> str:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.close()
+
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = UpstreamPool(f"http://127.0.0.1:{port}/v1", max_connections=1, connect_timeout_s=1)
+        connect = pool._connect
+
+        async def connect_then_lose() -> upstream._Connection:
+            conn = await connect()
+            assert conn.transport is not None
+            conn.transport.close()
+            for _ in range(100):  # connection_lost runs on a later turn of the loop
+                if conn.closed:
+                    break
+                await asyncio.sleep(0)
+            assert conn.closed
+            return conn
+
+        pool._connect = connect_then_lose  # type: ignore[method-assign]
+        try:
+            with pytest.raises(UpstreamError) as info:
+                await post(pool)
+            assert pool.open_connections == 0
+            return info.value.kind
+        finally:
+            await pool.aclose()
+            server.close()
+            await server.wait_closed()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(scenario()) == "protocol"
