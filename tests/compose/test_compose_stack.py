@@ -184,12 +184,32 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         env.write((ARTIFACTS / "images.env").read_text() + TEST_ENV)
     s.compose("down", "--volumes", "--remove-orphans")  # what a run killed half-way left
     try:
-        start = s.run("bash", "scripts/start.sh", "--yes", "--timeout", "900", timeout=1200)
+        start = s.run(
+            "bash", "scripts/start.sh", "--yes", "--timeout", "900", timeout=1200, check=False
+        )
         (ARTIFACTS / "start.log").write_text(start.stdout + start.stderr)
+        if start.returncode != 0:
+            # start.sh's RAM plan refused a start here once with 14.6 of 23 GiB available and no
+            # cause on record: say what held the memory, beside start.sh's own words.
+            pytest.fail(
+                f"scripts/start.sh --yes exited {start.returncode}:\n{start.stdout[-3000:]}\n"
+                f"{start.stderr[-3000:]}\n{memory_snapshot()}"
+            )
         yield s
     finally:
         s.save_logs("compose")
         s.run("bash", "scripts/stop.sh", "--volumes", "--yes", check=False)
+
+
+def memory_snapshot() -> str:
+    """MemAvailable and the processes holding the most memory, as `ps` sees them."""
+    meminfo = Path("/proc/meminfo").read_text()
+    available = re.search(r"^MemAvailable:.*$", meminfo, re.M)
+    ps = subprocess.run(
+        ["ps", "-eo", "rss,pid,args", "--sort=-rss"], capture_output=True, text=True, check=False
+    )
+    top = "\n".join(line[:160] for line in ps.stdout.splitlines()[:11])
+    return f"{available.group() if available else 'MemAvailable: ?'}\n{top}"
 
 
 def curl_chat(
