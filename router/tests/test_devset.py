@@ -147,7 +147,8 @@ def test_shipped_model_on_the_evaluation_set_with_defaults(
 
 
 def test_shipped_weights_are_small() -> None:
-    """12.7 MB with round 6's data (193,680 long-prompt weights; the engine's resident memory
-    204 MiB against a budget of 332, docs/BENCHMARKS.md): this keeps it from growing unseen."""
+    """13.4 MB with round 7's data (301,768 words and pairs, 205,765 long-prompt weights; the
+    engine's resident memory 212 MiB against a budget of 332, docs/BENCHMARKS.md): this keeps it
+    from growing unseen. (13 MB until round 6's 12.7 MB; each round of ~2,500 rows adds ~0.5.)"""
     path = ROOT / "router" / "adaptive_router" / "complexity_model.txt"
-    assert path.stat().st_size < 13_000_000
+    assert path.stat().st_size < 14_000_000
