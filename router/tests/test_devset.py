@@ -135,15 +135,15 @@ def test_shipped_model_on_the_evaluation_set_with_defaults(
     with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:
         scores = [router.decide(r["prompt"]).score for r in evaluation]
     labels = [data.label_of(r) for r in evaluation]
-    assert auroc(labels, scores) >= 0.98  # measured 0.987
-    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= 0.935  # measured 0.944
+    assert auroc(labels, scores) >= 0.98  # measured 0.989
+    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= 0.935  # measured 0.949
     # Where length points the wrong way: tier_high under 120 characters, tier_low over 600.
     adverse = [
         i
         for i, r in enumerate(evaluation)
         if (labels[i] and len(r["prompt"]) < 120) or (not labels[i] and len(r["prompt"]) > 600)
     ]
-    assert auroc([labels[i] for i in adverse], [scores[i] for i in adverse]) >= 0.975  # 0.986
+    assert auroc([labels[i] for i in adverse], [scores[i] for i in adverse]) >= 0.975  # 0.988
 
 
 def test_shipped_weights_are_small() -> None:
