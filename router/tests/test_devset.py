@@ -135,19 +135,20 @@ def test_shipped_model_on_the_evaluation_set_with_defaults(
     with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:
         scores = [router.decide(r["prompt"]).score for r in evaluation]
     labels = [data.label_of(r) for r in evaluation]
-    assert auroc(labels, scores) >= 0.98  # measured 0.987
-    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= 0.935  # measured 0.944
+    assert auroc(labels, scores) >= 0.98  # measured 0.989
+    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= 0.935  # measured 0.949
     # Where length points the wrong way: tier_high under 120 characters, tier_low over 600.
     adverse = [
         i
         for i, r in enumerate(evaluation)
         if (labels[i] and len(r["prompt"]) < 120) or (not labels[i] and len(r["prompt"]) > 600)
     ]
-    assert auroc([labels[i] for i in adverse], [scores[i] for i in adverse]) >= 0.975  # 0.986
+    assert auroc([labels[i] for i in adverse], [scores[i] for i in adverse]) >= 0.975  # 0.988
 
 
 def test_shipped_weights_are_small() -> None:
-    """12.7 MB with round 6's data (193,680 long-prompt weights; the engine's resident memory
-    204 MiB against a budget of 332, docs/BENCHMARKS.md): this keeps it from growing unseen."""
+    """13.4 MB with round 7's data (301,768 words and pairs, 205,765 long-prompt weights; the
+    engine's resident memory 212 MiB against a budget of 332, docs/BENCHMARKS.md): this keeps it
+    from growing unseen. (13 MB until round 6's 12.7 MB; each round of ~2,500 rows adds ~0.5.)"""
     path = ROOT / "router" / "adaptive_router" / "complexity_model.txt"
-    assert path.stat().st_size < 13_000_000
+    assert path.stat().st_size < 14_000_000

@@ -123,17 +123,10 @@ def test_a_long_paste_with_a_trivial_ask_is_easy_wherever_the_ask_is() -> None:
             "Prove passo a passo que a raiz quadrada de 2 é irracional.",
             "Que horas são em Tóquio?",
         ),
-        pytest.param(
+        (  # round 7's model: 0.52 (round 6: 0.45, an expected failure then; round 5: 0.70)
             "Escribe una función en Python que ordene una lista enlazada con merge sort y analiza "
             "su complejidad.",
             "Resume este correo en una frase: Hola equipo, la reunión se mueve al jueves.",
-            # A known miss, kept in sight: strict, so this fails once a model gets it right.
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="round 6's model scores it 0.45 (round 5: 0.70; in English 0.86, round 5: "
-                "0.94): its new one-line code asks label a textbook algorithm written out "
-                '("write binary search in Java") tier_low, docs/BENCHMARKS.md',
-            ),
         ),
         (
             "Schreibe eine Funktion in Java, die prüft, ob ein Binärbaum balanciert ist, und "
