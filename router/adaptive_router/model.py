@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from array import array
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -179,12 +180,21 @@ class ComplexityModel:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> ComplexityModel:
-        """Load weights from ``path``, or the ones shipped with the package."""
+        """Load weights from ``path``, or the ones shipped with the package (parsed once per
+        process and shared: the model is immutable, and every app a process builds would
+        otherwise keep its own ~70 MiB copy alive, since FastAPI 0.165 holds each endpoint, and
+        so its app's router, in module-level ``lru_cache``s of up to 4,096 entries:
+        ``fastapi/dependencies/models.py``, ``_is_gen_callable_cached``)."""
         if path is None:
-            ref = resources.files(__package__).joinpath(MODEL_FILE)
-            return cls.parse(ref.read_text(encoding="utf-8"), source=MODEL_FILE)
+            return _shipped_model()
         path = Path(path)
         return cls.parse(path.read_text(encoding="utf-8"), source=str(path))
+
+
+@cache
+def _shipped_model() -> ComplexityModel:
+    ref = resources.files(__package__).joinpath(MODEL_FILE)
+    return ComplexityModel.parse(ref.read_text(encoding="utf-8"), source=MODEL_FILE)
 
 
 def sigmoid(x: float) -> float:

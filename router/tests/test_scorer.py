@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -305,3 +306,24 @@ def test_model_round_trips_through_its_text_format() -> None:
         assert again.logit(dims, read_prompt(text, again.tokenizer)) == pytest.approx(
             model.logit(dims, read_prompt(text, model.tokenizer)), abs=1e-9
         )
+
+
+def test_the_shipped_model_is_parsed_once_per_process() -> None:
+    """FastAPI keeps every app's endpoints, and with them its router, for the life of the
+    process: with a model each, the test suite held 6 GiB by the time the compose suite ran,
+    and start.sh refused to start the stack for want of RAM."""
+    with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:
+        assert router.scorer.model is ComplexityScorer().model is ComplexityModel.load()
+
+
+def test_a_model_file_named_in_the_config_is_read_from_that_file(tmp_path: Path) -> None:
+    """The shipped model is shared; one named by `scorer_model_path` is its own."""
+    shipped = ComplexityModel.load()
+    text = shipped.dump().replace(f"bias {shipped.bias:.6f}", f"bias {shipped.bias + 5:.6f}", 1)
+    path = tmp_path / "model.txt"
+    path.write_text(text)
+    with AdaptiveRouter(RoutingConfig(gpu_monitor=False, scorer_model_path=str(path))) as router:
+        assert router.scorer.model is not shipped
+        assert router.scorer.model.bias == pytest.approx(shipped.bias + 5)
+        prompt = "What is the capital of France?"
+        assert router.scorer.score(prompt) > scorer.score(prompt)
