@@ -189,8 +189,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         (ARTIFACTS / "start.log").write_text(start.stdout + start.stderr)
         if start.returncode != 0:
-            # start.sh's RAM plan refused a start here once with 14.6 of 23 GiB available and no
-            # cause on record: say what held the memory, beside start.sh's own words.
+            # start.sh's RAM plan refused the stack here when pytest itself held 8.6 GB (an app's
+            # model per test app, kept alive by FastAPI's caches; fixed in adaptive_router.model):
+            # say what holds the memory, beside start.sh's own words.
             pytest.fail(
                 f"scripts/start.sh --yes exited {start.returncode}:\n{start.stdout[-3000:]}\n"
                 f"{start.stderr[-3000:]}\n{memory_snapshot()}"
