@@ -39,7 +39,7 @@ import pytest
 from e2eutil import EASY_PROMPT, HARD_PROMPT, litellm_traffic, metric_sum, scrape
 from playwright.sync_api import sync_playwright
 from stackutil import ROOT, require, require_tool
-from test_e2e_browser import CHROMIUM_ARGS, WATCH_REPLY
+from test_e2e_browser import CHROMIUM_ARGS, SocketDeltas, message_id
 from test_e2e_observability import dashboard_queries
 
 from adaptive_router.testing.processes import wait_until
@@ -335,6 +335,7 @@ def test_openwebui_first_user_chats_and_the_reply_streams(stack: Stack) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=require_tool("chromium"), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        socket = SocketDeltas(page)
         try:
             # A new install: OpenWebUI asks for its first (admin) account.
             page.goto(WEBUI + "/")
@@ -348,7 +349,6 @@ def test_openwebui_first_user_chats_and_the_reply_streams(stack: Stack) -> None:
             whats_new = page.get_by_role("button", name="Okay, Let's Go!")
             if whats_new.count():
                 whats_new.click()
-            page.evaluate(WATCH_REPLY)
             assert (
                 page.locator("#model-selector-model-button").inner_text().strip() == "gemma4-fast"
             )
@@ -361,8 +361,8 @@ def test_openwebui_first_user_chats_and_the_reply_streams(stack: Stack) -> None:
             message.locator("button[aria-label='Copy']").wait_for(timeout=120_000)
             page.screenshot(path=str(shots / "openwebui-chat.png"))
             assert reply.inner_text().strip(), "a reply is on screen"
-            lengths = page.evaluate("window.__replyLengths")
-            assert len(lengths) >= 2, f"the reply appeared in one piece, not streamed: {lengths}"
+            pieces = socket.of(message_id(message))
+            assert len(pieces) >= 2, f"the reply reached the page in one piece: {pieces!r:.200}"
         finally:
             browser.close()
 
