@@ -1,12 +1,13 @@
 """The routing data: where each set lives, how rows are read, and the train/eval overlap check.
 
-Training sources (never the evaluation set):
+Training sources (never an evaluation set):
 - ``data/routing_devset.jsonl``: 693 prompts from public benchmarks (its ``category`` is its
   family, the repository before the ``:`` of its ``source`` is its source);
 - ``data/routing/train/*.jsonl``: prompts written by family for this repository.
 
-Evaluation: ``data/routing/eval.jsonl`` (family-tagged, written independently; read to report,
-never to train or to choose a model).
+Evaluation: ``data/routing/eval.jsonl`` and ``data/routing/eval2.jsonl`` (family-tagged, written
+independently of the training prompts and of each other; read to report, never to train or to
+choose a model).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEVSET = ROOT / "data" / "routing_devset.jsonl"
 TRAIN_DIR = ROOT / "data" / "routing" / "train"
 EVAL_SET = ROOT / "data" / "routing" / "eval.jsonl"
+EVAL_SET_2 = ROOT / "data" / "routing" / "eval2.jsonl"
+"""A second family-tagged set, written later by two other writers (data/README.md)."""
+EVAL_SETS = (EVAL_SET, EVAL_SET_2)
 LABELS = ("tier_low", "tier_high")
 REQUIRED = ("id", "prompt", "label", "family", "source", "license")
 OVERLAP_THRESHOLD = 0.3

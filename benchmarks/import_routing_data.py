@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Copy prompts written by family into data/routing/, checked, and disjoint from the eval set.
+"""Copy prompts written by family into data/routing/, checked, and disjoint from the eval sets.
 
     python benchmarks/import_routing_data.py --train a=DIR_A --train b=DIR_B --eval EVAL.jsonl
     python benchmarks/import_routing_data.py --relabel-devset RELABEL.jsonl
@@ -12,8 +12,9 @@ label in ``was`` and the reason in ``relabel_note``; a ``drop`` row (borderline)
 Running it again on the relabelled file changes nothing. Every row must carry ``id``,
 ``prompt``, ``label`` (tier_high/tier_low), ``family``, ``source`` and ``license``; ids must be
 unique. Training rows that repeat another training row, or that are the same prompt as an
-evaluation prompt or a near-duplicate of one (see ``_routing_data.overlaps``), are dropped and
-listed: the evaluation set is never changed to fit the training data.
+evaluation prompt (of either evaluation set) or a near-duplicate of one (see
+``_routing_data.overlaps``), are dropped and listed: the evaluation sets are never changed to fit
+the training data.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from _routing_data import (
     DEVSET,
     EVAL_SET,
+    EVAL_SETS,
     LABELS,
     OVERLAP_THRESHOLD,
     REQUIRED,
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluation = read_jsonl(args.eval)
         check(evaluation, str(args.eval))
         write_jsonl(EVAL_SET, evaluation)
-    evaluation = read_jsonl(EVAL_SET)
+    evaluation = [row for path in EVAL_SETS for row in read_jsonl(path)]
     seen = {normalise(r["prompt"]) for r in read_jsonl(DEVSET)}
     ids = {r["id"] for r in evaluation} | {r["id"] for r in read_jsonl(DEVSET)}
     n_overlap = n_repeat = 0

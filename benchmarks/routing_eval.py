@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Judge the router's complexity decision on the family-tagged evaluation set, beside baselines.
 
-    python benchmarks/routing_eval.py              # eval set: this model and the baselines
+    python benchmarks/routing_eval.py              # both eval sets: this model and the baselines
     python benchmarks/routing_eval.py --cv         # + leave-one-family/source-out on training
     python benchmarks/routing_eval.py --data other.jsonl --out results/routing
 
@@ -15,7 +15,8 @@ prompt's character count (its balanced point chosen on the training data), the s
 before this model (``before-i23``) and the 0.1 seed scorer (``seed-0.1``), both rebuilt from
 git history (see ``_baselines.py``). ``--cv`` adds the training recipe's cross-validated figures
 (``train_scorer.py``: families and sources held out whole) and the baselines' figures on the
-training data, per source. The evaluation set is only ever read here, never trained on.
+training data, per source. The evaluation sets (``data/routing/eval.jsonl``, then
+``eval2.jsonl``, written later by other writers) are only ever read here, never trained on.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from typing import Any
 
 import _baselines
 from _metrics import auroc, balanced_accuracy
-from _routing_data import EVAL_SET, label_of, read_jsonl, training_rows
+from _routing_data import EVAL_SETS, label_of, read_jsonl, training_rows
 
-from adaptive_router import AdaptiveRouter, load_config
+from adaptive_router import AdaptiveRouter, RoutingConfig, load_config
 
 SHORT = 120
 LONG = 600
@@ -199,19 +200,9 @@ def _loso_length_cut(rows: list[dict[str, Any]], held_out: str) -> float:
     return _CUTS[held_out]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", type=Path, default=EVAL_SET)
-    parser.add_argument("--config", type=Path, help="router YAML config (default: built-in)")
-    parser.add_argument("--no-baselines", action="store_true")
-    parser.add_argument("--cv", action="store_true", help="add the training-data figures")
-    parser.add_argument("--out", type=Path, help="directory for routing_eval.json")
-    args = parser.parse_args(argv)
-
-    config = load_config(args.config, use_env=False, gpu_monitor=False)
-    rows = read_jsonl(args.data)
+def evaluate(path: Path, config: RoutingConfig, baselines: bool) -> dict[str, Any]:
+    """Print one set's figures, overall and per family; return them."""
+    rows = read_jsonl(path)
     labels = [label_of(r) for r in rows]
     texts = [prompt_text(r) for r in rows]
     lengths = [len(t) for t in texts]
@@ -219,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     all_scores: dict[str, list[float]] = {}
     thresholds: dict[str, float] = {}
     with AdaptiveRouter(config) as router:
-        for name, (score, threshold) in scorers(router, not args.no_baselines).items():
+        for name, (score, threshold) in scorers(router, baselines).items():
             queries = (
                 [r.get("messages") or r["prompt"] for r in rows] if name == "this model" else texts
             )
@@ -229,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = summary(labels, scores, lengths, threshold)
 
     print(
-        f"{args.data}: {len(rows)} prompts, {int(sum(labels))} tier_high, "
+        f"{path}: {len(rows)} prompts, {int(sum(labels))} tier_high, "
         f"{len({r.get('family') for r in rows})} families; threshold 0.5 "
         f"(characters: {thresholds.get('characters', 0):.0f})"
     )
@@ -246,11 +237,31 @@ def main(argv: list[str] | None = None) -> int:
         f"\nfamilies under {FAMILY_FLOOR:.0%} for this model: {len(mine)} of {len(families)}"
         + (f" ({', '.join(mine)})" if mine else "")
     )
+    return {"summary": results, "families": families}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, nargs="+", default=list(EVAL_SETS), help="sets to judge (JSONL)"
+    )
+    parser.add_argument("--config", type=Path, help="router YAML config (default: built-in)")
+    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--cv", action="store_true", help="add the training-data figures")
+    parser.add_argument("--out", type=Path, help="directory for routing_eval.json")
+    args = parser.parse_args(argv)
+
+    config = load_config(args.config, use_env=False, gpu_monitor=False)
+    figures: dict[str, Any] = {}
+    for i, path in enumerate(args.data):
+        if i:
+            print("\n" + "=" * 100 + "\n")
+        figures[path.name] = evaluate(path, config, not args.no_baselines)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "routing_eval.json").write_text(
-            json.dumps({"summary": results, "families": families}, indent=2), encoding="utf-8"
-        )
+        (args.out / "routing_eval.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
         print(f"wrote {args.out / 'routing_eval.json'}")
     if args.cv:
         cross_validation()

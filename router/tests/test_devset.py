@@ -35,9 +35,9 @@ def train() -> list[dict[str, Any]]:
     return data.training_rows()
 
 
-@pytest.fixture(scope="module")
-def evaluation() -> list[dict[str, Any]]:
-    return data.read_jsonl(data.EVAL_SET)
+@pytest.fixture(scope="module", params=data.EVAL_SETS, ids=lambda path: path.name)
+def evaluation(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    return data.read_jsonl(request.param)
 
 
 def test_no_training_prompt_overlaps_the_evaluation_set(
@@ -45,6 +45,12 @@ def test_no_training_prompt_overlaps_the_evaluation_set(
 ) -> None:
     assert len(train) > 5000 and len(evaluation) > 300
     assert data.overlaps(train, evaluation) == []
+
+
+def test_the_two_evaluation_sets_share_no_prompt() -> None:
+    first, second = (data.read_jsonl(path) for path in data.EVAL_SETS)
+    assert data.overlaps(first, second) == []
+    assert {r["id"] for r in first}.isdisjoint(r["id"] for r in second)
 
 
 def test_the_overlap_check_finds_copies_and_near_copies() -> None:
@@ -129,21 +135,30 @@ def test_training_is_reproducible_to_the_byte(tmp_path: Path) -> None:
     assert outputs[0][1] == outputs[1][1]  # the file
 
 
+# Floors a little under the figures measured with round 7's model (docs/BENCHMARKS.md):
+# AUROC, balanced accuracy at 0.5, AUROC where length points the wrong way.
+FLOORS = {
+    "eval-": (0.98, 0.935, 0.975),  # measured 0.989, 0.949, 0.988
+    "eval2-": (0.99, 0.97, 0.99),  # measured 0.999, 0.989, 1.000
+}
+
+
 def test_shipped_model_on_the_evaluation_set_with_defaults(
     evaluation: list[dict[str, Any]],
 ) -> None:
     with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:
         scores = [router.decide(r["prompt"]).score for r in evaluation]
     labels = [data.label_of(r) for r in evaluation]
-    assert auroc(labels, scores) >= 0.98  # measured 0.989
-    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= 0.935  # measured 0.949
+    floor_auroc, floor_ba, floor_adverse = FLOORS[evaluation[0]["id"].split("-")[0] + "-"]
+    assert auroc(labels, scores) >= floor_auroc
+    assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= floor_ba
     # Where length points the wrong way: tier_high under 120 characters, tier_low over 600.
     adverse = [
         i
         for i, r in enumerate(evaluation)
         if (labels[i] and len(r["prompt"]) < 120) or (not labels[i] and len(r["prompt"]) > 600)
     ]
-    assert auroc([labels[i] for i in adverse], [scores[i] for i in adverse]) >= 0.975  # 0.988
+    assert auroc([labels[i] for i in adverse], [scores[i] for i in adverse]) >= floor_adverse
 
 
 def test_shipped_weights_are_small() -> None:
