@@ -76,6 +76,16 @@ def test_every_row_has_a_label_family_provenance_and_licence(
     assert [i for i, n in ids.items() if n > 1] == []
 
 
+def test_the_blind_audit_covers_both_evaluation_sets_exactly() -> None:
+    """benchmarks/label_audit.py's input: two labels per evaluation prompt, from the rule's
+    values (or borderline), no prompt missing, none extra."""
+    audit = data.read_jsonl(data.ROOT / "data" / "routing" / "eval-audit.jsonl")
+    ids = [r["id"] for path in data.EVAL_SETS for r in data.read_jsonl(path)]
+    assert sorted(r["id"] for r in audit) == sorted(ids)
+    for row in audit:
+        assert len(row["labels"]) == 2 and set(row["labels"]) <= {*data.LABELS, "borderline"}
+
+
 def test_every_evaluation_family_has_both_labels(evaluation: list[dict[str, Any]]) -> None:
     labels: dict[str, set[str]] = {}
     for row in evaluation:
