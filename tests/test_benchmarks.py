@@ -111,6 +111,8 @@ def test_vision_request_follows_gemma_4_conventions() -> None:
         "benchmarks/load_test.py",
         "benchmarks/radixattention_prefix_sweep.py",
         "benchmarks/mtp_bench.py",
+        "benchmarks/finetune_encoder.py",
+        "benchmarks/label_audit.py",
         "rag-integration/sglang_radixattention_demo.py",
         "rag-integration/vision_demo.py",
     ],
