@@ -26,6 +26,8 @@ EVAL_SET = ROOT / "data" / "routing" / "eval.jsonl"
 EVAL_SET_2 = ROOT / "data" / "routing" / "eval2.jsonl"
 """A second family-tagged set, written later by two other writers (data/README.md)."""
 EVAL_SETS = (EVAL_SET, EVAL_SET_2)
+EVAL_AUDIT = ROOT / "data" / "routing" / "eval-audit.jsonl"
+"""Two blind labellers' labels for every prompt of both sets (benchmarks/label_audit.py)."""
 LABELS = ("tier_low", "tier_high")
 REQUIRED = ("id", "prompt", "label", "family", "source", "license")
 OVERLAP_THRESHOLD = 0.3

@@ -16,16 +16,13 @@ label. Read to report only, like the evaluation sets.
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 from pathlib import Path
 
 from _metrics import auroc, balanced_accuracy
-from _routing_data import EVAL_SETS, ROOT, label_of, read_jsonl
+from _routing_data import EVAL_AUDIT, EVAL_SETS, label_of, read_jsonl
+from routing_eval import FAMILY_FLOOR, per_family
 
 from adaptive_router import AdaptiveRouter, RoutingConfig
-
-AUDIT = ROOT / "data" / "routing" / "eval-audit.jsonl"
-FAMILY_FLOOR = 0.85
 
 
 def audit_set(path: Path, audit: dict[str, list[str]], router: AdaptiveRouter) -> None:
@@ -61,14 +58,12 @@ def audit_set(path: Path, audit: dict[str, list[str]], router: AdaptiveRouter) -
     kept = [i for i in range(n) if clear[i]]
     labels = [label_of(rows[i]) for i in kept]
     kept_scores = [scores[i] for i in kept]
-    by_family: dict[str, list[bool]] = defaultdict(list)
-    for i in kept:
-        by_family[rows[i]["family"]].append(not wrong[i])
-    low = sorted(
-        f"{family} {sum(ok)}/{len(ok)}"
-        for family, ok in by_family.items()
-        if sum(ok) / len(ok) < FAMILY_FLOOR
-    )
+    by_family = per_family([rows[i] for i in kept], {"router": kept_scores}, {"router": 0.5})
+    low = [
+        f"{family} {round(row['router'] * row['n'])}/{row['n']:.0f}"
+        for family, row in by_family.items()
+        if row["router"] < FAMILY_FLOOR
+    ]
     print(
         f"  where both give the written label ({len(kept)} prompts): AUROC "
         f"{auroc(labels, kept_scores):.3f}, balanced accuracy "
@@ -83,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.parse_args(argv)
-    audit = {r["id"]: list(r["labels"]) for r in read_jsonl(AUDIT)}
+    audit = {r["id"]: list(r["labels"]) for r in read_jsonl(EVAL_AUDIT)}
     with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:
         for path in EVAL_SETS:
             audit_set(path, audit, router)

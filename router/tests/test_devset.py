@@ -79,7 +79,7 @@ def test_every_row_has_a_label_family_provenance_and_licence(
 def test_the_blind_audit_covers_both_evaluation_sets_exactly() -> None:
     """benchmarks/label_audit.py's input: two labels per evaluation prompt, from the rule's
     values (or borderline), no prompt missing, none extra."""
-    audit = data.read_jsonl(data.ROOT / "data" / "routing" / "eval-audit.jsonl")
+    audit = data.read_jsonl(data.EVAL_AUDIT)
     ids = [r["id"] for path in data.EVAL_SETS for r in data.read_jsonl(path)]
     assert sorted(r["id"] for r in audit) == sorted(ids)
     for row in audit:
@@ -148,18 +148,20 @@ def test_training_is_reproducible_to_the_byte(tmp_path: Path) -> None:
 # Floors a little under the figures measured with round 7's model (docs/BENCHMARKS.md):
 # AUROC, balanced accuracy at 0.5, AUROC where length points the wrong way.
 FLOORS = {
-    "eval-": (0.98, 0.935, 0.975),  # measured 0.989, 0.949, 0.988
-    "eval2-": (0.99, 0.97, 0.99),  # measured 0.999, 0.989, 1.000
+    data.EVAL_SET: (0.98, 0.935, 0.975),  # measured 0.989, 0.949, 0.988
+    data.EVAL_SET_2: (0.99, 0.97, 0.99),  # measured 0.999, 0.989, 1.000
 }
 
 
+@pytest.mark.parametrize(("path", "floors"), FLOORS.items(), ids=[p.name for p in FLOORS])
 def test_shipped_model_on_the_evaluation_set_with_defaults(
-    evaluation: list[dict[str, Any]],
+    path: Path, floors: tuple[float, float, float]
 ) -> None:
+    evaluation = data.read_jsonl(path)
     with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:
         scores = [router.decide(r["prompt"]).score for r in evaluation]
     labels = [data.label_of(r) for r in evaluation]
-    floor_auroc, floor_ba, floor_adverse = FLOORS[evaluation[0]["id"].split("-")[0] + "-"]
+    floor_auroc, floor_ba, floor_adverse = floors
     assert auroc(labels, scores) >= floor_auroc
     assert balanced_accuracy(labels, [s >= 0.5 for s in scores]) >= floor_ba
     # Where length points the wrong way: tier_high under 120 characters, tier_low over 600.
