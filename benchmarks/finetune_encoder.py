@@ -42,13 +42,17 @@ HELD_OUT_GROUPS = ("fold0", "fold10")
 CASCADE_BAND = 1.5
 
 
-def split() -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Prompts, labels, and which rows are held out (two of the trainer's 20 family groups)."""
+def split_groups() -> np.ndarray:
+    """Each training row's family group (``fold0`` ... ``fold19``), as the trainer splits them."""
     from train_scorer import family_folds
 
+    return np.array(family_folds([r["family"] for r in training_rows()], 20))
+
+
+def split() -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Prompts, labels, and which rows are held out (two of the trainer's 20 family groups)."""
     rows = training_rows()
-    folds = family_folds([r["family"] for r in rows], 20)
-    held = np.array([f in HELD_OUT_GROUPS for f in folds])
+    held = np.isin(split_groups(), HELD_OUT_GROUPS)
     return [r["prompt"] for r in rows], np.array([label_of(r) for r in rows]), held
 
 
@@ -169,7 +173,10 @@ def finetune_scores(
                 print(f"step {step}/{steps}, loss {loss.item():.3f}, {elapsed:.0f} s", flush=True)
         results[f"fine-tuned, epoch {epoch}"] = held_out_logits()
     if args.out:
-        torch.save(model.state_dict(), args.out / "finetuned.pt")
+        state = model.state_dict()
+        torch.save(state, args.out / "finetuned.pt")
+        # The same weights for benchmarks/export_encoder.py, which runs without torch.
+        np.savez(args.out / "finetuned.npz", **{k: v.numpy() for k, v in state.items()})
     return results
 
 

@@ -155,7 +155,7 @@ def router_board() -> Board:
     b.panel("timeseries", "Decision time p99",
             [(f"histogram_quantile(0.99, sum by (le) (rate(router_decision_seconds_bucket[{RATE}])))", "p99"),
              (f"histogram_quantile(0.5, sum by (le) (rate(router_decision_seconds_bucket[{RATE}])))", "p50")],
-            description="Time the router spends choosing a tier (scoring and rules), per request.",
+            description="Time the router spends choosing a tier (scoring, the encoder's second opinion when asked, and rules), per request.",
             unit="s", w=6)  # fmt: skip
     b.panel("bargauge", "Complexity score distribution",
             [("sum by (le) (increase(router_complexity_score_bucket[$__range]))", "{{le}}")],
@@ -166,6 +166,11 @@ def router_board() -> Board:
             [(f"sum by (tier, kind) (rate(router_upstream_errors_total[{RATE}])) or vector(0)", "{{tier}} {{kind}}"),
              (f"sum by (from_tier, to_tier) (rate(router_failovers_total[{RATE}])) or vector(0)", "failover {{from_tier}} → {{to_tier}}")],
             description="Upstream failures by tier and kind (connect, timeout, status_5xx, loading, midstream) and retries on the other tier. 0 when all is well.",
+            unit="reqps", w=12)  # fmt: skip
+    b.panel("timeseries", "Second opinions",
+            [(f"sum by (changed) (rate(router_second_opinions_total[{RATE}])) or vector(0)", "changed the tier: {{changed}}"),
+             (f"sum(rate({TIERS_REQ}[{RATE}]))", "all requests")],
+            description="Prompts the complexity model was unsure of (score within about 0.18-0.82), which the fine-tuned encoder scored too, and whether that moved them across the threshold. About one prompt in eight is expected; each costs a few milliseconds of the router's CPU.",
             unit="reqps", w=12)  # fmt: skip
     b.row("Latency measured at the router")
     for q in ("0.5", "0.95"):

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from stackutil import ROOT, require
 
@@ -112,6 +113,7 @@ def test_vision_request_follows_gemma_4_conventions() -> None:
         "benchmarks/radixattention_prefix_sweep.py",
         "benchmarks/mtp_bench.py",
         "benchmarks/finetune_encoder.py",
+        "benchmarks/export_encoder.py",
         "benchmarks/label_audit.py",
         "rag-integration/sglang_radixattention_demo.py",
         "rag-integration/vision_demo.py",
@@ -251,3 +253,63 @@ def test_one_person_s_flood_leaves_the_others_the_26b(tmp_path: Path) -> None:
     assert flood["flood_5xx"] == flood["flood_other_errors"] == 0
     assert flood["flood_answered"] > 0 and flood["flood_429"] > 0
     assert "| flood of 12 |" in done.stdout
+
+
+def _tiny_bert(rng: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Random weights shaped like all-MiniLM-L6-v2's six layers, narrower (12 heads of 2)."""
+    gen = np.random.default_rng(0)
+    width, inner, vocab = 24, 48, 60
+
+    def t(*shape: int, scale: float = 0.3) -> np.ndarray:
+        return (gen.standard_normal(shape) * scale).astype(np.float32)
+
+    w = {
+        "embeddings.word_embeddings.weight": t(vocab, width),
+        "embeddings.position_embeddings.weight": t(512, width),
+        "embeddings.token_type_embeddings.weight": t(2, width),
+        "embeddings.LayerNorm.weight": 1 + t(width, scale=0.1),
+        "embeddings.LayerNorm.bias": t(width, scale=0.1),
+    }
+    for layer in range(6):
+        p = f"encoder.layer.{layer}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value",
+                     "attention.output.dense"):  # fmt: skip
+            w[p + name + ".weight"], w[p + name + ".bias"] = t(width, width), t(width)
+        w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"] = (
+            t(inner, width),
+            t(inner),
+        )
+        w[p + "output.dense.weight"], w[p + "output.dense.bias"] = t(width, inner), t(width)
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            w[p + norm + ".weight"], w[p + norm + ".bias"] = 1 + t(width, scale=0.1), t(width)
+    return w
+
+
+def test_the_exported_encoder_computes_what_the_reference_pass_does(tmp_path: Path) -> None:
+    """export_encoder.py's hand-built ONNX graph against benchmarks/_minilm.py's numpy pass
+    (which matches transformers to 3e-7, docs/BENCHMARKS.md): the same logit, float32 and int8."""
+    pytest.importorskip("onnx")
+    import onnx
+    import onnxruntime as ort
+    from _minilm import MiniLM
+    from export_encoder import build_graph, quantise
+
+    weights = _tiny_bert()
+    head_w, head_b = np.full((1, 24), 0.2, dtype=np.float32), np.array([0.1], dtype=np.float32)
+    state = {"enc." + k: v for k, v in weights.items()} | {
+        "head.weight": head_w,
+        "head.bias": head_b,
+    }
+    reference = MiniLM.__new__(MiniLM)
+    reference.w = weights
+    model = build_graph(state)
+    onnx.save(model, str(tmp_path / "float.onnx"))  # type: ignore[arg-type]
+    quantise(model, tmp_path / "int8.onnx")
+    for name, tolerance in (("float.onnx", 1e-4), ("int8.onnx", 0.15)):
+        session = ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
+        for ids in ([101 % 60, 5, 17, 42, 102 % 60], list(range(1, 60)) * 2):
+            row = np.array([ids], dtype=np.int64)
+            hidden = reference.hidden(row, np.ones_like(row, dtype=np.float32))
+            expected = float((hidden.mean(1) @ head_w.T + head_b)[0, 0])
+            got = float(session.run(None, {"input_ids": row})[0][0, 0])
+            assert got == pytest.approx(expected, abs=tolerance), name

@@ -157,6 +157,17 @@ class RoutingConfig(BaseModel):
         description="Weights file for the complexity model; empty = the one shipped with the "
         "package (benchmarks/train_scorer.py writes new ones).",
     )
+    second_opinion: bool = Field(
+        True,
+        description="Where the complexity model is unsure (about one prompt in eight), ask the "
+        "fine-tuned sentence encoder shipped with the package too (a few milliseconds of CPU, "
+        "off the event loop) and combine both. Off: the linear model decides alone.",
+    )
+    second_opinion_model_path: str | None = Field(
+        None,
+        description="ONNX file of the second opinion's encoder; empty = the one shipped with "
+        "the package (benchmarks/export_encoder.py writes new ones).",
+    )
 
     detect_tasks: bool = Field(
         True,

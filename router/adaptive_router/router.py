@@ -8,6 +8,7 @@ the caller (the service keeps them, in one place) with each decision.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 from .config import TIERS, RoutingConfig, Tier
 from .conversation import Conversation, Message, read_conversation
+from .encoder import DifficultyEncoder, EncoderFileError, shipped_encoder
 from .gpu import GpuMonitor, GpuSnapshot, NvmlSource
 from .rules import (
     BUILTIN_RULES,
@@ -30,7 +32,7 @@ from .rules import (
     check_vision,
     fallback,
 )
-from .scorer import ComplexityScorer
+from .scorer import ComplexityScorer, ScoreBreakdown
 from .sla import LatencyEMA
 from .tasks import is_housekeeping
 
@@ -58,12 +60,18 @@ class Decision:
     """Why there is no fallback, in words for an error message."""
     housekeeping: bool = False
     """The request is a chat UI's background task (see :mod:`.tasks`), whatever tier it named."""
+    linear_score: float | None = None
+    """The complexity model's own score of the last turn, when the encoder was asked too."""
+    second_opinion: float | None = None
+    """The encoder's score of the last turn, when it was asked (see :mod:`.encoder`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "tier": self.tier,
             "reason": self.reason,
             "score": round(self.score, 4),
+            "linear_score": _rounded(self.linear_score),
+            "second_opinion": _rounded(self.second_opinion),
             "dimensions": {k: round(v, 4) for k, v in self.dimensions.items()},
             "context_score": None if self.context_score is None else round(self.context_score, 4),
             "estimated_tokens": self.estimated_tokens,
@@ -76,6 +84,27 @@ class Decision:
             "decision_us": round(self.decision_us, 1),
         }
 
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The part of a decision that reads the prompt (see :meth:`AdaptiveRouter.assess`)."""
+
+    conversation: Conversation
+    breakdown: ScoreBreakdown
+    housekeeping: bool
+    elapsed_us: float
+    """CPU-bound time spent so far (reading and scoring; the encoder's pass when it ran)."""
+
+    @property
+    def needs_second_opinion(self) -> bool:
+        return self.breakdown.pending is not None
+
+
+log = logging.getLogger(__name__)
 
 SLA_SAMPLE_CAP = 4.0
 """A latency sample enters the SLA average as at most this many times the SLA."""
@@ -102,7 +131,9 @@ class AdaptiveRouter:
         self.scorer = (
             scorer
             if scorer is not None
-            else ComplexityScorer(model_path=self.config.scorer_model_path)
+            else ComplexityScorer(
+                model_path=self.config.scorer_model_path, encoder=_encoder(self.config)
+            )
         )
         custom: list[tuple[str, Rule]] = [(_rule_name(rule), rule) for rule in rules or ()]
         self._rules: tuple[tuple[str, Rule], ...] = (BUILTIN_RULES[0], *custom, *BUILTIN_RULES[1:])
@@ -152,22 +183,20 @@ class AdaptiveRouter:
         """The 0.1 API: the tier for a prompt string (or a messages list)."""
         return self.decide(query).tier
 
-    def decide(
+    def assess(
         self,
         query: str | Sequence[Message],
         *,
         requested_tier: Tier | None = None,
-        max_output_tokens: int | None = None,
-        tiers: Mapping[str, TierStatus] | None = None,
         regenerate: bool = False,
-    ) -> Decision:
-        """Decide for a prompt string or an OpenAI ``messages`` list, with the reasons.
+        defer: bool = False,
+    ) -> Assessment:
+        """Read and score the prompt: the first half of :meth:`decide`.
 
-        ``tiers`` is each tier's health and load now (missing tiers count as up and idle).
-        ``regenerate``: the service saw the same person send the same messages recently (see
-        :func:`~adaptive_router.rules.regenerate_rule`).
-        Raises :class:`~adaptive_router.rules.RoutingError` when no tier can take the request
-        (too long for both context windows, images for a tier that takes none).
+        The encoder's second opinion is asked only where the score decides: not for a request
+        that named a tier, a chat UI's background task or a regenerate. With ``defer=True`` it
+        is left to the caller (an async service runs :meth:`second_opinion` in a worker thread,
+        then passes its result to :meth:`decide`).
         """
         started = time.perf_counter()
         cfg = self.config
@@ -177,7 +206,59 @@ class AdaptiveRouter:
             )
         else:
             conversation = read_conversation(query, cfg.context_turns)
-        breakdown = self.scorer.score_conversation(conversation, cfg.context_weight)
+        housekeeping = cfg.detect_tasks and is_housekeeping(conversation)
+        breakdown = self.scorer.score_conversation(
+            conversation,
+            cfg.context_weight,
+            defer=defer,
+            second_opinion=requested_tier is None and not housekeeping and not regenerate,
+        )
+        return Assessment(
+            conversation, breakdown, housekeeping, (time.perf_counter() - started) * 1e6
+        )
+
+    def second_opinion(self, assessment: Assessment) -> tuple[float, float]:
+        """The encoder's logit for a deferred assessment, and the microseconds it took (a few
+        milliseconds of CPU: call it off the event loop)."""
+        pending = assessment.breakdown.pending
+        if pending is None:
+            raise ValueError("this assessment needs no second opinion")
+        started = time.perf_counter()
+        logit = self.scorer.second_opinion(pending)
+        return logit, (time.perf_counter() - started) * 1e6
+
+    def decide(
+        self,
+        query: str | Sequence[Message] | Assessment,
+        *,
+        requested_tier: Tier | None = None,
+        max_output_tokens: int | None = None,
+        tiers: Mapping[str, TierStatus] | None = None,
+        regenerate: bool = False,
+        second_opinion: tuple[float, float] | None = None,
+    ) -> Decision:
+        """Decide for a prompt string, an OpenAI ``messages`` list or an :class:`Assessment`
+        of one, with the reasons.
+
+        ``tiers`` is each tier's health and load now (missing tiers count as up and idle).
+        ``regenerate``: the service saw the same person send the same messages recently (see
+        :func:`~adaptive_router.rules.regenerate_rule`). ``second_opinion``: what
+        :meth:`second_opinion` returned for a deferred assessment (asked here when missing).
+        Raises :class:`~adaptive_router.rules.RoutingError` when no tier can take the request
+        (too long for both context windows, images for a tier that takes none).
+        """
+        if not isinstance(query, Assessment):
+            query = self.assess(query, requested_tier=requested_tier, regenerate=regenerate)
+        started = time.perf_counter()
+        spent_us = query.elapsed_us
+        breakdown = query.breakdown
+        if breakdown.pending is not None:
+            if second_opinion is None:
+                second_opinion = self.second_opinion(query)
+            breakdown = self.scorer.settle(breakdown, second_opinion[0])
+            spent_us += second_opinion[1]
+        conversation = query.conversation
+        cfg = self.config
         output_tokens = (
             cfg.default_output_tokens if max_output_tokens is None else max_output_tokens
         )
@@ -192,7 +273,7 @@ class AdaptiveRouter:
             images=conversation.images,
             estimated_tokens=math.ceil(conversation.total_chars / cfg.chars_per_token)
             + output_tokens,
-            housekeeping=cfg.detect_tasks and is_housekeeping(conversation),
+            housekeeping=query.housekeeping,
             regenerate=regenerate,
         )
         tier, reason = self._ask_rules(conversation.last_user, state)
@@ -215,11 +296,13 @@ class AdaptiveRouter:
             context_score=breakdown.context_score,
             estimated_tokens=state.estimated_tokens,
             policy_tier=policy_tier,
-            decision_us=(time.perf_counter() - started) * 1e6,
+            decision_us=spent_us + (time.perf_counter() - started) * 1e6,
             tiers=state.tiers,
             fallback=retry_on,
             no_fallback=no_retry,
             housekeeping=state.housekeeping,
+            linear_score=breakdown.linear_score,
+            second_opinion=breakdown.second_opinion,
         )
 
     def _ask_rules(self, query: str, state: RouterState) -> tuple[Tier, str]:
@@ -249,6 +332,21 @@ class AdaptiveRouter:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def _encoder(config: RoutingConfig) -> DifficultyEncoder | None:
+    """The second opinion's encoder, or ``None``: turned off, or the shipped one cannot load
+    (onnxruntime missing: the linear model decides alone, and the log says why). A file named
+    in the settings that cannot load is an error (:class:`~.encoder.EncoderFileError`)."""
+    if not config.second_opinion:
+        return None
+    if config.second_opinion_model_path:
+        return DifficultyEncoder(config.second_opinion_model_path)
+    try:
+        return shipped_encoder()
+    except EncoderFileError as exc:
+        log.warning("second opinion off: %s", exc)
+        return None
 
 
 def _rule_name(rule: Rule) -> str:

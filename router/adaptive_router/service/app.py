@@ -330,7 +330,7 @@ def create_app(
             )
             _, info = intake.parse(raw, endpoint)
             client_model, requested = intake.resolve_model(info.model)
-            decision = proxy.decide(info, requested)
+            decision = await proxy.decide(info, requested)
         except APIError as exc:
             return exc.response()
         except ValueError:  # not JSON, or not UTF-8 at all

@@ -76,6 +76,8 @@ class RequestContext:
             (b"x-router-reason", (reason or self.reason(served)).encode()),
             (b"x-router-score", b"%.4f" % d.score),
         ]
+        if d.second_opinion is not None:
+            out.append((b"x-router-second-opinion", b"%.4f" % d.second_opinion))
         if replica is not None:
             out.append((b"x-router-replica", replica.encode()))
         if waited_s > 0:

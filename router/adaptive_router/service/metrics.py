@@ -20,7 +20,8 @@ LATENCY_BUCKETS = (
     1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0, 120.0,
 )  # fmt: skip
 DECISION_BUCKETS = (
-    0.00001, 0.000025, 0.00005, 0.000075, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01,
+    0.00001, 0.000025, 0.00005, 0.000075, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025, 0.05,
 )  # fmt: skip
 SCORE_BUCKETS = tuple(round(i / 20, 2) for i in range(1, 21))
 
@@ -39,8 +40,15 @@ class RouterMetrics:
         )
         self.decision_seconds = Histogram(
             "router_decision_seconds",
-            "Time to decide a tier (scoring and rules).",
+            "Time to decide a tier (scoring, the encoder's second opinion when asked, and rules).",
             buckets=DECISION_BUCKETS,
+            registry=r,
+        )
+        self.second_opinions = Counter(
+            "router_second_opinions",
+            "Prompts the complexity model was unsure of, scored by the encoder too; changed: "
+            "whether that moved the score across the threshold.",
+            ["changed"],
             registry=r,
         )
         self.complexity_score = Histogram(

@@ -16,6 +16,9 @@ admission and failover (:mod:`.dispatch`), and the answer to the client, at the 
   the ``model`` field); a failure becomes an OpenAI-style error event, then the stream ends.
 - When the client goes away, the upstream request is closed at once so the engine frees its slot;
   while it waits for a slot, it leaves the line.
+- The decision engine is synchronous; its one slow step, the encoder's second opinion on a prompt
+  the complexity model is unsure of (a few milliseconds of CPU), runs in a worker thread, one at
+  a time, so the event loop keeps relaying other streams meanwhile.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
+import anyio
 from starlette.types import Receive, Scope, Send
 
 from ..config import Tier
@@ -87,24 +91,38 @@ class Proxy:
         self.recent = recent
         self.routed_wait_s = routed_wait_s
         self.queue_timeout_s = queue_timeout_s
+        # One second opinion at a time: at most one core goes to the encoder, which shares the
+        # host with llama.cpp; a burst of unsure prompts queues here for a few milliseconds each.
+        self.encoder_slots = anyio.CapacityLimiter(1)
 
     def tier_status(self) -> dict[str, TierStatus]:
         """The tiers' health and load as the decision engine reads them, now."""
         return {name: tier.status() for name, tier in self.tiers.items()}
 
-    def decide(
+    async def decide(
         self, info: RequestInfo, requested_tier: Tier | None, regenerate: bool = False
     ) -> Decision:
         """The engine's decision for a checked request; a :class:`RoutingError` (no tier can
-        take it) becomes a 400 for the client."""
+        take it) becomes a 400 for the client. The encoder, when the engine wants its second
+        opinion, runs in a worker thread."""
         query = info.messages if info.messages is not None else (info.prompt_text or "")
+        router = self.router
         try:
-            return self.router.decide(
-                query,
+            assessment = router.assess(
+                query, requested_tier=requested_tier, regenerate=regenerate, defer=True
+            )
+            opinion = None
+            if assessment.needs_second_opinion:
+                opinion = await anyio.to_thread.run_sync(
+                    router.second_opinion, assessment, limiter=self.encoder_slots
+                )
+            return router.decide(
+                assessment,
                 requested_tier=requested_tier,
                 max_output_tokens=info.max_tokens,
                 tiers=self.tier_status(),
                 regenerate=regenerate,
+                second_opinion=opinion,
             )
         except RoutingError as exc:
             raise APIError(400, str(exc), code=exc.code, param="messages") from None
@@ -134,10 +152,14 @@ class Proxy:
             if (self.recent.enabled and info.stream and request.requested_tier is None
                     and info.messages is not None):  # fmt: skip
                 memory = self.recent.key(person, info.messages)
-            decision = self.decide(
+            decision = await self.decide(
                 info, request.requested_tier, memory is not None and self.recent.repeated(memory)
             )
             self.metrics.decision_seconds.observe(decision.decision_us / 1e6)
+            if decision.linear_score is not None:
+                threshold = self.router.config.complexity_threshold
+                changed = (decision.linear_score >= threshold) != (decision.score >= threshold)
+                self.metrics.second_opinions.labels(str(changed).lower()).inc()
             self.metrics.complexity_score.observe(decision.score)
             ctx = RequestContext(request, decision)
         except APIError as exc:
