@@ -9,9 +9,13 @@ thread used: on a shared machine, wall-clock time also counts the other processe
   characters), each decided ``--repeats`` times: mean, p50, p99 of the whole decision;
 - prompts built from that text, cut or repeated to fixed lengths up to 64,000 characters.
 The first decision of a fresh router is timed apart (the tokenizer's word cache is cold then).
-The GPU monitor is off, as it runs beside the request path. It also prints the decision
-engine's resident memory: a fresh interpreter that imports the router, builds it and decides
-once (peak ``ru_maxrss``; nothing of this script loaded).
+The GPU monitor is off, as it runs beside the request path. The decision includes the encoder's
+second opinion where the complexity model asks for it (the share of prompts is printed), run in
+the calling thread as the synchronous API does; the encoder's pass alone is timed by input
+length too (``--no-second-opinion``: the linear model alone). It also prints the decision
+engine's resident memory: a fresh interpreter that imports the router, builds it, decides once
+and runs the encoder once on its longest input (peak ``ru_maxrss``; nothing of this script
+loaded).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from _routing_data import EVAL_SET, read_jsonl, training_rows
 from measure import percentile
 
 from adaptive_router import AdaptiveRouter, ComplexityScorer, RoutingConfig
+from adaptive_router.encoder import HEAD_TOKENS, TAIL_TOKENS, shipped_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,18 +47,19 @@ def prompts_up_to(limit: int) -> list[str]:
 ENGINE_MEMORY = """
 import resource
 from adaptive_router import AdaptiveRouter, RoutingConfig
-router = AdaptiveRouter(RoutingConfig(gpu_monitor=False))
+router = AdaptiveRouter(RoutingConfig(gpu_monitor=False, second_opinion={second_opinion}))
 router.route("What time is it in Tokyo?")
+if router.scorer.encoder is not None:
+    router.scorer.encoder.logit(list(range(1000, 1200)))
 router.shutdown()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def engine_memory_mib() -> float:
+def engine_memory_mib(second_opinion: bool) -> float:
     """Peak resident memory (MiB) of a fresh interpreter holding the decision engine alone."""
-    out = subprocess.run(
-        [sys.executable, "-c", ENGINE_MEMORY], capture_output=True, text=True, check=True
-    )
+    code = ENGINE_MEMORY.format(second_opinion=second_opinion)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
@@ -80,20 +86,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--json", type=Path, help="write the table as JSON here")
+    parser.add_argument(
+        "--no-second-opinion",
+        dest="second_opinion",
+        action="store_false",
+        help="the complexity model alone (RoutingConfig(second_opinion=False))",
+    )
     args = parser.parse_args(argv)
 
     started = time.thread_time_ns()
-    scorer = ComplexityScorer()
+    encoder = shipped_encoder() if args.second_opinion else None
+    scorer = ComplexityScorer(encoder=encoder)
     load_ms = (time.thread_time_ns() - started) / 1e6
     router = AdaptiveRouter(RoutingConfig(gpu_monitor=False), scorer=scorer)
     real = prompts_up_to(2000)
     first = timings_us(router.route, real[:1], 1)[0]
     print(
         f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}; "
-        f"CPU time of the calling thread; loading the model: {load_ms:.0f} ms; "
+        f"CPU time of the calling thread; loading the models: {load_ms:.0f} ms; "
         f"first decision: {first:.0f} µs; the engine's resident memory: "
-        f"{engine_memory_mib():.1f} MiB"
+        f"{engine_memory_mib(args.second_opinion):.1f} MiB"
     )
+    if encoder is not None:
+        asked = sum(router.assess(p, defer=True).needs_second_opinion for p in real)
+        print(f"second opinion asked for {asked} of {len(real)} prompts ({asked / len(real):.1%})")
+        for n in (16, 32, 64, HEAD_TOKENS + TAIL_TOKENS):
+            ids = list(range(2000, 2000 + n - 2))  # + [CLS] and [SEP]
+            e_mean, _, e99 = measure(lambda _p, ids=ids: encoder.logit(ids), ["x"] * 20, 5)
+            print(f"the encoder's pass, {n} tokens: mean {e_mean:.0f} µs, p99 {e99:.0f} µs")
     mean, p50, p99 = measure(router.route, real, args.repeats)
     print(
         f"{len(real)} real prompts up to 2,000 characters x {args.repeats}: decision mean "

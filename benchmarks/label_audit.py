@@ -77,9 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--no-second-opinion",
+        dest="second_opinion",
+        action="store_false",
+        help="the complexity model alone, as the audit was first read (round 7)",
+    )
+    args = parser.parse_args(argv)
     audit = {r["id"]: list(r["labels"]) for r in read_jsonl(EVAL_AUDIT)}
-    with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:
+    config = RoutingConfig(gpu_monitor=False, second_opinion=args.second_opinion)
+    with AdaptiveRouter(config) as router:
         for path in EVAL_SETS:
             audit_set(path, audit, router)
     return 0
