@@ -21,7 +21,7 @@ training rows less two family groups). Steps, all deterministic:
    group, read on the other), and the fit on both is written into the file's metadata with the
    band, where :mod:`adaptive_router.encoder` reads them.
 
-Needs ``onnx`` and ``onnxruntime`` (requirements-dev.txt). About five minutes on two cores.
+Needs ``onnx`` and ``onnxruntime`` (requirements-dev.txt). About a minute on two cores.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "--linear-scores",
         type=Path,
         help="the held-out rows' linear decision values saved by an earlier run (.npy); "
-        "default: refit the linear recipe (a few minutes)",
+        "default: refit the linear recipe (under a minute)",
     )
     args = parser.parse_args(argv)
 

@@ -168,9 +168,9 @@ def router_board() -> Board:
             description="Upstream failures by tier and kind (connect, timeout, status_5xx, loading, midstream) and retries on the other tier. 0 when all is well.",
             unit="reqps", w=12)  # fmt: skip
     b.panel("timeseries", "Second opinions",
-            [(f"sum by (changed) (rate(router_second_opinions_total[{RATE}])) or vector(0)", "changed the tier: {{changed}}"),
+            [(f"sum by (outcome) (rate(router_second_opinions_total[{RATE}])) or vector(0)", "{{outcome}}"),
              (f"sum(rate({TIERS_REQ}[{RATE}]))", "all requests")],
-            description="Prompts the complexity model was unsure of (score within about 0.18-0.82), which the fine-tuned encoder scored too, and whether that moved them across the threshold. About one prompt in eight is expected; each costs a few milliseconds of the router's CPU.",
+            description="Prompts the complexity model was unsure of (score within about 0.18-0.82), which the fine-tuned encoder scored too: kept (the same tier as the complexity model alone), changed (the other tier), skipped (the encoder's queue was full: the complexity model decided alone). About one prompt in ten is expected; each costs a few milliseconds of the router's CPU; skipped ones mean bursts of unsure prompts.",
             unit="reqps", w=12)  # fmt: skip
     b.row("Latency measured at the router")
     for q in ("0.5", "0.95"):

@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -102,6 +102,10 @@ class Assessment:
     @property
     def needs_second_opinion(self) -> bool:
         return self.breakdown.pending is not None
+
+    def without_second_opinion(self) -> Assessment:
+        """The same assessment, decided by the complexity model alone."""
+        return replace(self, breakdown=replace(self.breakdown, pending=None))
 
 
 log = logging.getLogger(__name__)

@@ -46,9 +46,10 @@ class RouterMetrics:
         )
         self.second_opinions = Counter(
             "router_second_opinions",
-            "Prompts the complexity model was unsure of, scored by the encoder too; changed: "
-            "whether that moved the score across the threshold.",
-            ["changed"],
+            "Prompts the complexity model was unsure of: scored by the encoder too, by outcome "
+            "(kept: the tier the complexity model alone would give; changed: the other one; "
+            "skipped: the encoder's queue was full, the complexity model decided alone).",
+            ["outcome"],
             registry=r,
         )
         self.complexity_score = Histogram(

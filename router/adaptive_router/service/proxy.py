@@ -18,7 +18,10 @@ admission and failover (:mod:`.dispatch`), and the answer to the client, at the 
   while it waits for a slot, it leaves the line.
 - The decision engine is synchronous; its one slow step, the encoder's second opinion on a prompt
   the complexity model is unsure of (a few milliseconds of CPU), runs in a worker thread, one at
-  a time, so the event loop keeps relaying other streams meanwhile.
+  a time, so the event loop keeps relaying other streams meanwhile. While
+  :data:`ENCODER_QUEUE_MAX` prompts already wait for it (a burst of unsure prompts from a
+  script), the next is decided by the complexity model alone, so nobody's decision waits behind
+  a long queue.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ from .validation import RequestInfo
 log = logging.getLogger("adaptive_router.proxy")
 
 _JSON = (b"content-type", b"application/json")
+ENCODER_QUEUE_MAX = 8
+"""Prompts waiting for the encoder beyond which a decision goes without it (~6 ms each: at most
+about 50 ms of waiting)."""
 
 
 def _affinity_outcome(tier: TierRuntime, key: int | None, ordered: list[Replica]) -> str:
@@ -113,10 +119,14 @@ class Proxy:
             )
             opinion = None
             if assessment.needs_second_opinion:
-                opinion = await anyio.to_thread.run_sync(
-                    router.second_opinion, assessment, limiter=self.encoder_slots
-                )
-            return router.decide(
+                if self.encoder_slots.statistics().tasks_waiting >= ENCODER_QUEUE_MAX:
+                    self.metrics.second_opinions.labels("skipped").inc()
+                    assessment = assessment.without_second_opinion()
+                else:
+                    opinion = await anyio.to_thread.run_sync(
+                        router.second_opinion, assessment, limiter=self.encoder_slots
+                    )
+            decision = router.decide(
                 assessment,
                 requested_tier=requested_tier,
                 max_output_tokens=info.max_tokens,
@@ -126,6 +136,11 @@ class Proxy:
             )
         except RoutingError as exc:
             raise APIError(400, str(exc), code=exc.code, param="messages") from None
+        if decision.linear_score is not None:
+            threshold = router.config.complexity_threshold
+            changed = (decision.linear_score >= threshold) != (decision.score >= threshold)
+            self.metrics.second_opinions.labels("changed" if changed else "kept").inc()
+        return decision
 
     def steps(self, decision: Decision) -> list[Step]:
         """Where the request may go, in order, and how long it may wait on each. Only a routed
@@ -156,10 +171,6 @@ class Proxy:
                 info, request.requested_tier, memory is not None and self.recent.repeated(memory)
             )
             self.metrics.decision_seconds.observe(decision.decision_us / 1e6)
-            if decision.linear_score is not None:
-                threshold = self.router.config.complexity_threshold
-                changed = (decision.linear_score >= threshold) != (decision.score >= threshold)
-                self.metrics.second_opinions.labels(str(changed).lower()).inc()
             self.metrics.complexity_score.observe(decision.score)
             ctx = RequestContext(request, decision)
         except APIError as exc:

@@ -7,7 +7,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from adaptive_router import RoutingConfig
+import pytest
+
+from adaptive_router import AdaptiveRouter, RoutingConfig
+from adaptive_router.service import proxy
 
 from .conftest import EASY, RouterHandle, chat
 
@@ -37,6 +40,7 @@ def test_an_unsure_prompt_is_scored_by_the_encoder_off_the_event_loop(
     assert 0.0 < float(r.headers["x-router-second-opinion"]) < 1.0
     assert threads["second_opinion"] is not threads["assess"]  # a worker, not the loop
     assert router.metric("router_second_opinions_total") == 1.0
+    assert router.metric("router_second_opinions_total", outcome="skipped") is None
     # The explanation says both opinions and the combined score.
     route = router.client.post("/v1/route", json=chat(UNSURE)).json()["decision"]
     assert route["second_opinion"] is not None and route["linear_score"] is not None
@@ -55,3 +59,15 @@ def test_turned_off_no_header(make_router: Callable[..., RouterHandle]) -> None:
     router = make_router(RoutingConfig(gpu_monitor=False, second_opinion=False))
     r = router.client.post("/v1/chat/completions", json=chat(UNSURE))
     assert r.status_code == 200 and "x-router-second-opinion" not in r.headers
+
+
+def test_a_full_encoder_queue_decides_without_it(
+    router: RouterHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While ENCODER_QUEUE_MAX prompts wait (here: 0), the complexity model decides alone."""
+    monkeypatch.setattr(proxy, "ENCODER_QUEUE_MAX", 0)
+    r = router.client.post("/v1/chat/completions", json=chat(UNSURE))
+    assert r.status_code == 200 and "x-router-second-opinion" not in r.headers
+    alone = AdaptiveRouter(RoutingConfig(gpu_monitor=False, second_opinion=False))
+    assert float(r.headers["x-router-score"]) == round(alone.decide(UNSURE).score, 4)
+    assert router.metric("router_second_opinions_total", outcome="skipped") == 1.0
