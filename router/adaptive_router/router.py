@@ -61,7 +61,7 @@ class Decision:
     housekeeping: bool = False
     """The request is a chat UI's background task (see :mod:`.tasks`), whatever tier it named."""
     linear_score: float | None = None
-    """The complexity model's own score of the last turn, when the encoder was asked too."""
+    """The score the complexity model alone gives, when the encoder was asked too."""
     second_opinion: float | None = None
     """The encoder's score of the last turn, when it was asked (see :mod:`.encoder`)."""
 

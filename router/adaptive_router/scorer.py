@@ -58,7 +58,8 @@ class ScoreBreakdown:
     context_score: float | None = None
     """Score of context and last turn read together, when the last turn was a follow-up."""
     linear_score: float | None = None
-    """The linear model's score of the last turn, when the encoder was asked too."""
+    """The score the linear model alone gives (the context step included), when the encoder
+    was asked too."""
     second_opinion: float | None = None
     """The encoder's own score of the last turn, when it was asked."""
     pending: Pending | None = None
@@ -120,7 +121,7 @@ class ComplexityScorer:
             score=sigmoid(_with_context(combined, pending.joint_logit, pending.context_weight)),
             dimensions=breakdown.dimensions,
             context_score=breakdown.context_score,
-            linear_score=sigmoid(pending.last_logit),
+            linear_score=breakdown.score,
             second_opinion=sigmoid(encoder_logit),
         )
 

@@ -191,3 +191,26 @@ def test_an_encoder_file_without_the_cascade_metadata_is_refused(tmp_path: Path)
     onnx.save(model, str(path))
     with pytest.raises(EncoderFileError, match="metadata"):
         DifficultyEncoder(path)
+
+
+def test_a_follow_up_still_follows_its_context() -> None:
+    """The encoder reads the short last turn alone ("how does that work?" means little alone);
+    the context step comes after, so a follow-up of a hard question stays hard."""
+    hard = (
+        "Derive the closed form of the variance of a binomial distribution and explain each step."
+    )
+    on = AdaptiveRouter(RoutingConfig(gpu_monitor=False))
+    off = AdaptiveRouter(RoutingConfig(gpu_monitor=False, second_opinion=False))
+    asked = 0
+    for follow_up in ("how does that work?", "show the derivation", "why?", "give an example"):
+        messages = [
+            {"role": "user", "content": hard},
+            {"role": "assistant", "content": "Var(X) = np(1 - p)."},
+            {"role": "user", "content": follow_up},
+        ]
+        with_encoder, alone = on.decide(messages), off.decide(messages)
+        assert with_encoder.tier == alone.tier == "tier_high", follow_up
+        if with_encoder.second_opinion is not None:
+            asked += 1
+            assert with_encoder.linear_score == alone.score
+    assert asked, "no follow-up of the list falls in the band: widen it"
