@@ -4,6 +4,7 @@
     python benchmarks/fairness_bench.py [--people 3] [--flood 12] [--seconds 20] [--json out.json]
     python benchmarks/fairness_bench.py --llama-server PATH --model GGUF ...   # real CPU engines
     ... --llama-server PATH --model GGUF --flood-spread 4   # the script's answers vary 16-fold
+    python benchmarks/fairness_bench.py --flood-unsure [--no-second-opinion]   # see below
 
 Starts the router (its production command line) in front of two engines: by default the
 package's fake engines with real slot behaviour (tier_high: a llama-server with ``--slots 2``
@@ -21,6 +22,13 @@ For the people: how many of their hard prompts the router meant for tier_high (p
 tier_high: each prompt is checked with /v1/route first) were answered by it, and their time to
 first token p50/p95 (measure.py's definition: to the first chunk with text). For the flood: its
 answers per second, its 429s, and any 5xx (there must be none). Prints a Markdown table.
+
+``--flood-unsure``: the script sends routed requests (gemma4-fast) instead, prompts the
+complexity model is unsure of, so each of its decisions asks the encoder's second opinion (a few
+milliseconds of the router's CPU, in a worker thread, one at a time; while 8 wait, the next goes
+without). The people's prompts are sure ones: what their time to first token shows is what the
+script's second opinions take from them. ``--no-second-opinion`` runs the router without the
+encoder (``ROUTER_SECOND_OPINION=false``) for the comparison.
 """
 
 from __future__ import annotations
@@ -58,6 +66,14 @@ HARD_PROMPTS = (
     "Explain why the halting problem is undecidable, with the diagonal argument written out, "
     "then show how Rice's theorem follows from it.",
 )
+UNSURE_PROMPTS = (
+    "How do noise-cancelling headphones work?",
+    "How does a transistor amplify a signal?",
+    "How do vaccines train the immune system?",
+    "Explain how HTTPS keeps a password safe on the wire.",
+    "What is overfitting and how do I spot it?",
+)
+"""Prompts the shipped complexity model is unsure of (checked at run time with /v1/route)."""
 
 
 @dataclass
@@ -68,6 +84,8 @@ class Phase:
     flood_429: int = 0
     flood_5xx: int = 0
     flood_other: int = 0
+    flood_second_opinions: int = 0
+    """The script's answers whose decision asked the encoder (x-router-second-opinion)."""
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -88,6 +106,7 @@ class Phase:
             "flood_429": self.flood_429,
             "flood_5xx": self.flood_5xx,
             "flood_other_errors": self.flood_other,
+            "flood_second_opinions": self.flood_second_opinions,
             "seconds": round(self.seconds, 1),
         }
 
@@ -121,7 +140,7 @@ async def person(
 
 async def flooder(
     client: httpx.AsyncClient, until: float, phase: Phase, extra: dict[str, Any], max_tokens: int,
-    n: int, spread: float, rng: random.Random,
+    n: int, spread: float, rng: random.Random, unsure: list[str] | None = None,
 ) -> None:  # fmt: skip
     """One of the script's parallel workers: the next request as soon as one ends. With
     ``spread`` > 1 its answers vary, log-uniformly, from max_tokens / spread to max_tokens *
@@ -133,6 +152,9 @@ async def flooder(
         body = {"model": "gemma4-smart", "max_tokens": length, "user": "script",
                 "messages": [{"role": "user", "content": f"{HARD_PROMPTS[0]} #{n}.{i}"}],
                 **extra}  # fmt: skip
+        if unsure:  # routed, and the complexity model unsure of it
+            body["model"] = "gemma4-fast"
+            body["messages"] = [{"role": "user", "content": unsure[(n + i) % len(unsure)]}]
         try:
             response = await client.post("/v1/chat/completions", json=body)
         except httpx.HTTPError:
@@ -140,6 +162,7 @@ async def flooder(
             continue
         if response.status_code == 200:
             phase.flood_ok += 1
+            phase.flood_second_opinions += "x-router-second-opinion" in response.headers
         elif response.status_code == 429:
             phase.flood_429 += 1
             await asyncio.sleep(float(response.headers.get("retry-after", "1")))
@@ -162,14 +185,31 @@ async def hard_prompts(client: httpx.AsyncClient) -> list[str]:
     return out
 
 
+async def unsure_prompts(client: httpx.AsyncClient, second_opinion: bool) -> list[str]:
+    """The prompts the router is unsure of: with the encoder, those whose decision asks it;
+    without, those whose score is within the encoder's band (0.18-0.82)."""
+    out = []
+    for text in UNSURE_PROMPTS:
+        r = await client.post("/v1/route", json={
+            "model": "gemma4-fast", "messages": [{"role": "user", "content": text}]})  # fmt: skip
+        decision = r.json()["decision"]
+        asked = decision["second_opinion"] is not None
+        if asked if second_opinion else 0.18 < decision["score"] < 0.82:
+            out.append(text)
+    if not out:
+        raise SystemExit("error: the router is sure of every UNSURE_PROMPTS prompt")
+    return out
+
+
 async def run_phase(
     url: str, people: int, flood: int, seconds: float, seed: int, extra: dict[str, Any],
-    max_tokens: int, spread: float = 1.0,
+    max_tokens: int, spread: float = 1.0, unsure: bool = False, second_opinion: bool = True,
 ) -> Phase:  # fmt: skip
     phase = Phase()
     limits = httpx.Limits(max_connections=people + flood + 8, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=url, timeout=300.0, limits=limits) as client:
         prompts = await hard_prompts(client)
+        flood_prompts = await unsure_prompts(client, second_opinion) if unsure else None
         started = time.monotonic()
         until = started + seconds
         tasks = [
@@ -178,7 +218,8 @@ async def run_phase(
             for i in range(people)
         ]  # fmt: skip
         tasks += [flooder(client, until, phase, extra, max_tokens, n, spread,
-                          random.Random(seed * 1000 + n)) for n in range(flood)]  # fmt: skip
+                          random.Random(seed * 1000 + n), flood_prompts)
+                  for n in range(flood)]  # fmt: skip
         await asyncio.gather(*tasks)
         phase.seconds = time.monotonic() - started
     return phase
@@ -230,6 +271,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="real engines: the script's answers last from max-tokens / F to "
                              "max-tokens * F tokens (log-uniform, seeded)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="real engines: threads each")
+    parser.add_argument("--flood-unsure", action="store_true",
+                        help="the script's flood: routed prompts the complexity model is unsure "
+                             "of (each asks the encoder's second opinion)")  # fmt: skip
+    parser.add_argument(
+        "--no-second-opinion",
+        dest="second_opinion",
+        action="store_false",
+        help="the router without the encoder (ROUTER_SECOND_OPINION=false)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     if bool(args.llama_server) != bool(args.model):
@@ -246,12 +296,15 @@ def main(argv: list[str] | None = None) -> int:
          "--tier-high-url", f"http://127.0.0.1:{high_port}/v1",
          "--host", "127.0.0.1", "--port", str(router_port), "--log-level", "warning"],
         work, ready_url=f"http://127.0.0.1:{router_port}/livez",
-        env={"ROUTER_GPU_MONITOR": "false", "ROUTER_HEALTH_INTERVAL_S": "0.5"},
+        env={"ROUTER_GPU_MONITOR": "false", "ROUTER_HEALTH_INTERVAL_S": "0.5",
+             "ROUTER_SECOND_OPINION": str(args.second_opinion).lower()},
     )  # fmt: skip
     url = f"http://127.0.0.1:{router_port}"
     extra = {"ignore_eos": True} if args.llama_server else {}
     results: dict[str, Any] = {"engines": "llama-server" if args.llama_server else "fake",
-                               "people": args.people, "flood": args.flood}  # fmt: skip
+                               "people": args.people, "flood": args.flood,
+                               "flood_unsure": args.flood_unsure,
+                               "second_opinion": args.second_opinion}  # fmt: skip
     with ExitStack() as stack:
         stack.enter_context(running(*engines(args, work, [low_port, high_port]), router))
         deadline = time.monotonic() + 30
@@ -261,20 +314,23 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.1)
         for name, flood in (("alone", 0), ("flood", args.flood)):
             phase = asyncio.run(run_phase(url, args.people, flood, args.seconds, args.seed,
-                                          extra, args.max_tokens, args.flood_spread))  # fmt: skip
+                                          extra, args.max_tokens, args.flood_spread,
+                                          args.flood_unsure, args.second_opinion))  # fmt: skip
             results[name] = phase.summary()
             print(f"  {name:5s} {json.dumps(results[name])}")
     alone, flooded = results["alone"], results["flood"]
     print()
     print("| phase | people's hard prompts | on tier_high | share | TTFT p50 (s) | TTFT p95 (s) "
-          "| degraded (busy) | flood answers/s | flood 429s | 5xx |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| degraded (busy) | flood answers/s | flood 429s | 5xx "
+          "| flood second opinions |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in (("alone", alone), (f"flood of {args.flood}", flooded)):
         share = r["share_on_tier_high"]
         print(f"| {name} | {r['hard_prompts']} | {r['on_tier_high']} | "
               f"{'—' if share is None else f'{share:.0%}'} | {r['ttft_p50_s']:.2f} | "
               f"{r['ttft_p95_s']:.2f} | {r['degraded_busy']} | {r['flood_answered_per_s']:.2f} | "
-              f"{r['flood_429']} | {r['flood_5xx'] + r['people_errors']} |")  # fmt: skip
+              f"{r['flood_429']} | {r['flood_5xx'] + r['people_errors']} | "
+              f"{r['flood_second_opinions']} |")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
