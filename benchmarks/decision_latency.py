@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from _routing_data import EVAL_SET, read_jsonl, training_rows
-from measure import percentile
+from measure import add_second_opinion_argument, percentile
 
 from adaptive_router import AdaptiveRouter, ComplexityScorer, RoutingConfig
 from adaptive_router.encoder import HEAD_TOKENS, TAIL_TOKENS, shipped_encoder
@@ -86,12 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--json", type=Path, help="write the table as JSON here")
-    parser.add_argument(
-        "--no-second-opinion",
-        dest="second_opinion",
-        action="store_false",
-        help="the complexity model alone (RoutingConfig(second_opinion=False))",
-    )
+    add_second_opinion_argument(parser)
     args = parser.parse_args(argv)
 
     started = time.thread_time_ns()

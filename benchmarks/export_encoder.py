@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _metrics import auroc, balanced_accuracy
 
 HEADS = 12
 MAX_POSITIONS = 128
@@ -176,13 +175,6 @@ def write_metadata(path: Path, values: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
-def report(name: str, y: np.ndarray, scores: np.ndarray) -> None:
-    errors = int(((scores >= 0) != (y == 1)).sum())
-    print(
-        f"| {name} | {auroc(y, scores):.4f} | {balanced_accuracy(y, scores >= 0):.4f} | {errors} |"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -198,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from finetune_encoder import HELD_OUT_GROUPS, linear_scores, split, split_groups
+    from finetune_encoder import HELD_OUT_GROUPS, linear_scores, report, split
     from train_scorer import platt
 
     weights = {k: v.astype(np.float32) for k, v in np.load(args.weights).items()}
@@ -207,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     write_metadata(
         args.out, {"band": "0", "linear_weight": "1", "encoder_weight": "1", "bias": "0"}
     )
-    prompts, y, held = split()
-    groups = split_groups()[held]
+    prompts, y, held, groups = split()
+    groups = groups[held]
     held_prompts = [p for p, h in zip(prompts, held, strict=True) if h]
     y_held = y[held]
     if args.linear_scores:

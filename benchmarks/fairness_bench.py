@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from measure import chat_body, percentile, stream_chat
+from measure import add_second_opinion_argument, chat_body, percentile, stream_chat
 
 from adaptive_router.testing.processes import Process, free_ports, running
 
@@ -187,14 +187,19 @@ async def hard_prompts(client: httpx.AsyncClient) -> list[str]:
 
 async def unsure_prompts(client: httpx.AsyncClient, second_opinion: bool) -> list[str]:
     """The prompts the router is unsure of: with the encoder, those whose decision asks it;
-    without, those whose score is within the encoder's band (0.18-0.82)."""
+    without, those whose score is within the shipped encoder's band (0.18-0.82)."""
+    from adaptive_router.encoder import shipped_encoder
+    from adaptive_router.model import sigmoid
+
+    band = shipped_encoder().cascade.band
+    low, high = sigmoid(-band), sigmoid(band)
     out = []
     for text in UNSURE_PROMPTS:
         r = await client.post("/v1/route", json={
             "model": "gemma4-fast", "messages": [{"role": "user", "content": text}]})  # fmt: skip
         decision = r.json()["decision"]
         asked = decision["second_opinion"] is not None
-        if asked if second_opinion else 0.18 < decision["score"] < 0.82:
+        if asked if second_opinion else low < decision["score"] < high:
             out.append(text)
     if not out:
         raise SystemExit("error: the router is sure of every UNSURE_PROMPTS prompt")
@@ -274,12 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flood-unsure", action="store_true",
                         help="the script's flood: routed prompts the complexity model is unsure "
                              "of (each asks the encoder's second opinion)")  # fmt: skip
-    parser.add_argument(
-        "--no-second-opinion",
-        dest="second_opinion",
-        action="store_false",
-        help="the router without the encoder (ROUTER_SECOND_OPINION=false)",
-    )
+    add_second_opinion_argument(parser)
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     if bool(args.llama_server) != bool(args.model):

@@ -42,18 +42,15 @@ HELD_OUT_GROUPS = ("fold0", "fold10")
 CASCADE_BAND = 1.5
 
 
-def split_groups() -> np.ndarray:
-    """Each training row's family group (``fold0`` ... ``fold19``), as the trainer splits them."""
+def split() -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Prompts, labels, which rows are held out (two of the trainer's 20 family groups), and
+    each row's family group (``fold0`` ... ``fold19``, as the trainer splits them)."""
     from train_scorer import family_folds
 
-    return np.array(family_folds([r["family"] for r in training_rows()], 20))
-
-
-def split() -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Prompts, labels, and which rows are held out (two of the trainer's 20 family groups)."""
     rows = training_rows()
-    held = np.isin(split_groups(), HELD_OUT_GROUPS)
-    return [r["prompt"] for r in rows], np.array([label_of(r) for r in rows]), held
+    groups = np.array(family_folds([r["family"] for r in rows], 20))
+    held = np.isin(groups, HELD_OUT_GROUPS)
+    return [r["prompt"] for r in rows], np.array([label_of(r) for r in rows]), held, groups
 
 
 def linear_scores(
@@ -225,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
 
-    prompts, y, held = split()
+    prompts, y, held, _ = split()
     if args.static_from:
         print("\n| held out | AUROC | balanced accuracy | errors |\n|---|---:|---:|---:|")
         report("linear (the shipped recipe)", y[held], linear_scores(prompts, y, held))

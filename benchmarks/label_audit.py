@@ -20,6 +20,7 @@ from pathlib import Path
 
 from _metrics import auroc, balanced_accuracy
 from _routing_data import EVAL_AUDIT, EVAL_SETS, label_of, read_jsonl
+from measure import add_second_opinion_argument
 from routing_eval import FAMILY_FLOOR, per_family
 
 from adaptive_router import AdaptiveRouter, RoutingConfig
@@ -77,12 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--no-second-opinion",
-        dest="second_opinion",
-        action="store_false",
-        help="the complexity model alone, as the audit was first read (round 7)",
-    )
+    add_second_opinion_argument(parser)  # as the audit was first read (round 7)
     args = parser.parse_args(argv)
     audit = {r["id"]: list(r["labels"]) for r in read_jsonl(EVAL_AUDIT)}
     config = RoutingConfig(gpu_monitor=False, second_opinion=args.second_opinion)

@@ -66,6 +66,18 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="per request, seconds")
 
 
+def add_second_opinion_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no-second-opinion``: the router's complexity model alone, without the encoder
+    (``RoutingConfig(second_opinion=False)``, ``ROUTER_SECOND_OPINION=false``); sets
+    ``args.second_opinion``."""
+    parser.add_argument(
+        "--no-second-opinion",
+        dest="second_opinion",
+        action="store_false",
+        help="the complexity model alone, without the encoder's second opinion",
+    )
+
+
 def int_list(text: str) -> list[int]:
     """argparse type for "1,10,50": a clear usage error instead of a traceback."""
     try:

@@ -255,7 +255,7 @@ def test_one_person_s_flood_leaves_the_others_the_26b(tmp_path: Path) -> None:
     assert "| flood of 12 |" in done.stdout
 
 
-def _tiny_bert(rng: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _tiny_bert() -> dict[str, np.ndarray]:
     """Random weights shaped like all-MiniLM-L6-v2's six layers, narrower (12 heads of 2)."""
     gen = np.random.default_rng(0)
     width, inner, vocab = 24, 48, 60
