@@ -4,6 +4,7 @@
     python benchmarks/routing_eval.py              # both eval sets: this model and the baselines
     python benchmarks/routing_eval.py --cv         # + leave-one-family/source-out on training
     python benchmarks/routing_eval.py --data other.jsonl --out results/routing
+    python benchmarks/routing_eval.py --no-second-opinion   # the complexity model alone
 
 Rows need ``prompt`` (or ``messages``, an OpenAI list) and ``label`` (tier_high/tier_low);
 ``family`` groups the per-family table. For each scorer it prints AUROC, balanced accuracy at
@@ -30,6 +31,7 @@ from typing import Any
 import _baselines
 from _metrics import auroc, balanced_accuracy
 from _routing_data import EVAL_SETS, label_of, read_jsonl, training_rows
+from measure import add_second_opinion_argument
 
 from adaptive_router import AdaptiveRouter, RoutingConfig, load_config
 
@@ -251,9 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--cv", action="store_true", help="add the training-data figures")
     parser.add_argument("--out", type=Path, help="directory for routing_eval.json")
+    add_second_opinion_argument(parser)
     args = parser.parse_args(argv)
 
-    config = load_config(args.config, use_env=False, gpu_monitor=False)
+    config = load_config(
+        args.config,
+        use_env=False,
+        gpu_monitor=False,
+        second_opinion=None if args.second_opinion else False,
+    )
     figures: dict[str, Any] = {}
     for i, path in enumerate(args.data):
         if i:

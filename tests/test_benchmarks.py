@@ -313,3 +313,21 @@ def test_the_exported_encoder_computes_what_the_reference_pass_does(tmp_path: Pa
             expected = float((hidden.mean(1) @ head_w.T + head_b)[0, 0])
             got = float(session.run(None, {"input_ids": row})[0][0, 0])
             assert got == pytest.approx(expected, abs=tolerance), name
+
+
+def test_routing_eval_judges_the_complexity_model_alone_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import routing_eval
+
+    judged: list[bool] = []
+    monkeypatch.setattr(
+        routing_eval,
+        "evaluate",
+        lambda path, config, baselines: judged.append(config.second_opinion),
+    )
+    data = tmp_path / "set.jsonl"
+    data.write_text('{"prompt": "hi", "label": "tier_low", "family": "chat"}\n', encoding="utf-8")
+    routing_eval.main(["--data", str(data), "--no-baselines"])
+    routing_eval.main(["--data", str(data), "--no-baselines", "--no-second-opinion"])
+    assert judged == [True, False]
