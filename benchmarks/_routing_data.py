@@ -5,9 +5,9 @@ Training sources (never an evaluation set):
   family, the repository before the ``:`` of its ``source`` is its source);
 - ``data/routing/train/*.jsonl``: prompts written by family for this repository.
 
-Evaluation: ``data/routing/eval.jsonl`` and ``data/routing/eval2.jsonl`` (family-tagged, written
-independently of the training prompts and of each other; read to report, never to train or to
-choose a model).
+Evaluation: ``data/routing/eval.jsonl``, ``eval2.jsonl`` and ``eval3.jsonl`` (family-tagged,
+written independently of the training prompts and of each other; read to report, never to train
+or to choose a model).
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ TRAIN_DIR = ROOT / "data" / "routing" / "train"
 EVAL_SET = ROOT / "data" / "routing" / "eval.jsonl"
 EVAL_SET_2 = ROOT / "data" / "routing" / "eval2.jsonl"
 """A second family-tagged set, written later by two other writers (data/README.md)."""
-EVAL_SETS = (EVAL_SET, EVAL_SET_2)
+EVAL_SET_3 = ROOT / "data" / "routing" / "eval3.jsonl"
+"""A third, written on 2026-12-06 by five more writers and audited blind before its one read."""
+EVAL_SETS = (EVAL_SET, EVAL_SET_2, EVAL_SET_3)
 EVAL_AUDIT = ROOT / "data" / "routing" / "eval-audit.jsonl"
-"""Two blind labellers' labels for every prompt of both sets (benchmarks/label_audit.py)."""
+"""Two blind labellers' labels for every prompt of every set (benchmarks/label_audit.py)."""
 LABELS = ("tier_low", "tier_high")
 REQUIRED = ("id", "prompt", "label", "family", "source", "license")
 OVERLAP_THRESHOLD = 0.3

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Judge the router's complexity decision on the family-tagged evaluation set, beside baselines.
 
-    python benchmarks/routing_eval.py              # both eval sets: this model and the baselines
+    python benchmarks/routing_eval.py              # every eval set: this model and the baselines
     python benchmarks/routing_eval.py --cv         # + leave-one-family/source-out on training
     python benchmarks/routing_eval.py --data other.jsonl --out results/routing
     python benchmarks/routing_eval.py --no-second-opinion   # the complexity model alone
@@ -17,7 +17,8 @@ before this model (``before-i23``) and the 0.1 seed scorer (``seed-0.1``), both 
 git history (see ``_baselines.py``). ``--cv`` adds the training recipe's cross-validated figures
 (``train_scorer.py``: families and sources held out whole) and the baselines' figures on the
 training data, per source. The evaluation sets (``data/routing/eval.jsonl``, then
-``eval2.jsonl``, written later by other writers) are only ever read here, never trained on.
+``eval2.jsonl`` and ``eval3.jsonl``, each written later by other writers) are only ever read
+here and by ``label_audit.py``, never trained on.
 """
 
 from __future__ import annotations

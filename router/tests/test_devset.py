@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -47,10 +48,11 @@ def test_no_training_prompt_overlaps_the_evaluation_set(
     assert data.overlaps(train, evaluation) == []
 
 
-def test_the_two_evaluation_sets_share_no_prompt() -> None:
-    first, second = (data.read_jsonl(path) for path in data.EVAL_SETS)
-    assert data.overlaps(first, second) == []
-    assert {r["id"] for r in first}.isdisjoint(r["id"] for r in second)
+def test_the_evaluation_sets_share_no_prompt() -> None:
+    sets = [data.read_jsonl(path) for path in data.EVAL_SETS]
+    for first, second in itertools.combinations(sets, 2):
+        assert data.overlaps(first, second) == []
+        assert {r["id"] for r in first}.isdisjoint(r["id"] for r in second)
 
 
 def test_the_overlap_check_finds_copies_and_near_copies() -> None:
@@ -76,7 +78,7 @@ def test_every_row_has_a_label_family_provenance_and_licence(
     assert [i for i, n in ids.items() if n > 1] == []
 
 
-def test_the_blind_audit_covers_both_evaluation_sets_exactly() -> None:
+def test_the_blind_audit_covers_every_evaluation_set_exactly() -> None:
     """benchmarks/label_audit.py's input: two labels per evaluation prompt, from the rule's
     values (or borderline), no prompt missing, none extra."""
     audit = data.read_jsonl(data.EVAL_AUDIT)
@@ -153,6 +155,8 @@ FLOORS = {
     (data.EVAL_SET_2, True): (0.99, 0.97, 0.99),  # measured 0.998, 0.985, 0.999
     (data.EVAL_SET, False): (0.98, 0.935, 0.975),  # measured 0.989, 0.949, 0.988
     (data.EVAL_SET_2, False): (0.99, 0.97, 0.99),  # measured 0.999, 0.989, 1.000
+    (data.EVAL_SET_3, True): (0.97, 0.94, 0.99),  # measured 0.977, 0.953, 0.997
+    (data.EVAL_SET_3, False): (0.96, 0.91, 0.99),  # measured 0.969, 0.924, 0.998
 }
 
 
