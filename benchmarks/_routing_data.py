@@ -5,9 +5,9 @@ Training sources (never an evaluation set):
   family, the repository before the ``:`` of its ``source`` is its source);
 - ``data/routing/train/*.jsonl``: prompts written by family for this repository.
 
-Evaluation: ``data/routing/eval.jsonl``, ``eval2.jsonl`` and ``eval3.jsonl`` (family-tagged,
-written independently of the training prompts and of each other; read to report, never to train
-or to choose a model).
+Evaluation: ``data/routing/eval.jsonl``, ``eval2.jsonl``, ``eval3.jsonl`` and ``eval4.jsonl``
+(family-tagged, written independently of the training prompts and of each other; read to
+report, never to train or to choose a model).
 """
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ EVAL_SET_2 = ROOT / "data" / "routing" / "eval2.jsonl"
 """A second family-tagged set, written later by two other writers (data/README.md)."""
 EVAL_SET_3 = ROOT / "data" / "routing" / "eval3.jsonl"
 """A third, written on 2026-12-06 by five more writers and audited blind before its one read."""
-EVAL_SETS = (EVAL_SET, EVAL_SET_2, EVAL_SET_3)
+EVAL_SET_4 = ROOT / "data" / "routing" / "eval4.jsonl"
+"""A fourth, written on 2026-12-06 by two more writers (half of it in fourteen languages other
+than English), audited blind before its one read, for round 11 (data/README.md)."""
+EVAL_SETS = (EVAL_SET, EVAL_SET_2, EVAL_SET_3, EVAL_SET_4)
 EVAL_AUDIT = ROOT / "data" / "routing" / "eval-audit.jsonl"
 """Two blind labellers' labels for every prompt of every set (benchmarks/label_audit.py)."""
 LABELS = ("tier_low", "tier_high")
