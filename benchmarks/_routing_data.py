@@ -5,9 +5,10 @@ Training sources (never an evaluation set):
   family, the repository before the ``:`` of its ``source`` is its source);
 - ``data/routing/train/*.jsonl``: prompts written by family for this repository.
 
-Evaluation: ``data/routing/eval.jsonl``, ``eval2.jsonl``, ``eval3.jsonl`` and ``eval4.jsonl``
-(family-tagged, written independently of the training prompts and of each other; read to
-report, never to train or to choose a model).
+Evaluation: ``data/routing/eval.jsonl`` and ``eval2.jsonl`` to ``eval5.jsonl`` (family-tagged,
+written independently of the training prompts and of each other; read to report, never to
+train; ``eval5.jsonl`` was read once to decide between two candidates fixed beforehand,
+data/README.md).
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ EVAL_SET_3 = ROOT / "data" / "routing" / "eval3.jsonl"
 EVAL_SET_4 = ROOT / "data" / "routing" / "eval4.jsonl"
 """A fourth, written on 2026-12-06 by two more writers (half of it in fourteen languages other
 than English), audited blind before its one read, for round 11 (data/README.md)."""
-EVAL_SETS = (EVAL_SET, EVAL_SET_2, EVAL_SET_3, EVAL_SET_4)
+EVAL_SET_5 = ROOT / "data" / "routing" / "eval5.jsonl"
+"""A fifth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
+other than English), audited blind before its one read (data/README.md)."""
+EVAL_SETS = (EVAL_SET, EVAL_SET_2, EVAL_SET_3, EVAL_SET_4, EVAL_SET_5)
 EVAL_AUDIT = ROOT / "data" / "routing" / "eval-audit.jsonl"
 """Two blind labellers' labels for every prompt of every set (benchmarks/label_audit.py)."""
 LABELS = ("tier_low", "tier_high")
