@@ -124,7 +124,8 @@ def test_a_long_paste_with_a_trivial_ask_is_easy_wherever_the_ask_is() -> None:
             "Prove passo a passo que a raiz quadrada de 2 é irracional.",
             "Que horas são em Tóquio?",
         ),
-        (  # round 7's model: 0.52 (round 6: 0.45, an expected failure then; round 5: 0.70)
+        (  # round 12 as shipped: 0.63; its linear model alone 0.44 (round 7's 0.52, round 6's
+            # 0.45, round 5's 0.70): the second opinion decides this one
             "Escribe una función en Python que ordene una lista enlazada con merge sort y analiza "
             "su complejidad.",
             "Resume este correo en una frase: Hola equipo, la reunión se mueve al jueves.",
@@ -137,8 +138,10 @@ def test_a_long_paste_with_a_trivial_ask_is_easy_wherever_the_ask_is() -> None:
     ],
 )
 def test_multilingual_wording(hard: str, easy: str) -> None:
-    threshold = RoutingConfig().complexity_threshold
-    assert scorer.score(hard) >= threshold > scorer.score(easy)
+    """The decision a user gets (the default configuration: the second opinion on)."""
+    config = RoutingConfig(gpu_monitor=False)
+    with AdaptiveRouter(config) as router:
+        assert router.decide(hard).score >= config.complexity_threshold > router.decide(easy).score
 
 
 def test_long_document_with_a_simple_ask_is_easy() -> None:
