@@ -137,11 +137,10 @@ def test_a_long_paste_with_a_trivial_ask_is_easy_wherever_the_ask_is() -> None:
         ),
     ],
 )
-def test_multilingual_wording(hard: str, easy: str) -> None:
+def test_multilingual_wording(router: AdaptiveRouter, hard: str, easy: str) -> None:
     """The decision a user gets (the default configuration: the second opinion on)."""
-    config = RoutingConfig(gpu_monitor=False)
-    with AdaptiveRouter(config) as router:
-        assert router.decide(hard).score >= config.complexity_threshold > router.decide(easy).score
+    threshold = router.config.complexity_threshold
+    assert router.decide(hard).score >= threshold > router.decide(easy).score
 
 
 def test_long_document_with_a_simple_ask_is_easy() -> None:
