@@ -8,8 +8,8 @@ task" cues), which also explain the score. It was trained on prompts written by 
 labels in each, so that neither length nor opening words decide. No inference, no network, no
 model download at run time: a few hundred dictionary and array look-ups.
 
-Where that model is unsure (its logit within the band of :class:`~.encoder.Cascade`, about one
-prompt in eight), a fine-tuned sentence encoder (:mod:`.encoder`) gives a second opinion on the
+Where that model is unsure (its logit within the bands of :class:`~.encoder.Cascade`, about one
+prompt in six), a fine-tuned sentence encoder (:mod:`.encoder`) gives a second opinion on the
 last user turn, and the two are combined into a calibrated logit before the context step. The
 encoder costs milliseconds, so an async caller asks for the deferred form
 (``score_conversation(..., defer=True)``), runs :meth:`ComplexityScorer.second_opinion` off its
@@ -164,7 +164,12 @@ class ComplexityScorer:
             context_score=context_score,
         )
         encoder = self.encoder
-        if not (second_opinion and ids and encoder is not None and encoder.cascade.unsure(logit)):
+        if not (
+            second_opinion
+            and ids
+            and encoder is not None
+            and encoder.cascade.unsure(logit, conversation.last_user)
+        ):
             return breakdown
         pending = Pending(tuple(ids), logit, joint, context_weight)
         if defer:

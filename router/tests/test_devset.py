@@ -147,24 +147,26 @@ def test_training_is_reproducible_to_the_byte(tmp_path: Path) -> None:
     assert outputs[0][1] == outputs[1][1]  # the file
 
 
-# Floors a little under the figures measured with round 12's model, alone and with the encoder's
-# second opinion (docs/BENCHMARKS.md): AUROC, balanced accuracy at 0.5, AUROC where length
-# points the wrong way.
+# Floors a little under the figures measured with round 12's models, alone and with the encoder's
+# second opinion as round 15 asks it (docs/BENCHMARKS.md): AUROC, balanced accuracy at 0.5, AUROC
+# where length points the wrong way.
 FLOORS = {
-    (data.EVAL_SET, True): (0.985, 0.945, 0.98),  # measured 0.991, 0.960, 0.992
-    (data.EVAL_SET_2, True): (0.99, 0.97, 0.99),  # measured 0.998, 0.991, 0.999
+    (data.EVAL_SET, True): (0.985, 0.945, 0.98),  # measured 0.992, 0.962, 0.991
+    (data.EVAL_SET_2, True): (0.99, 0.97, 0.99),  # measured 0.998, 0.991, 1.000
     (data.EVAL_SET, False): (0.98, 0.935, 0.975),  # measured 0.989, 0.951, 0.990
     (data.EVAL_SET_2, False): (0.99, 0.97, 0.99),  # measured 0.999, 0.989, 1.000
-    (data.EVAL_SET_3, True): (0.975, 0.95, 0.99),  # measured 0.984, 0.961, 0.999
+    (data.EVAL_SET_3, True): (0.975, 0.95, 0.99),  # measured 0.985, 0.961, 0.999
     (data.EVAL_SET_3, False): (0.965, 0.915, 0.99),  # measured 0.976, 0.927, 0.998
-    (data.EVAL_SET_4, True): (0.975, 0.93, 0.99),  # measured 0.984, 0.943, 1.000
+    (data.EVAL_SET_4, True): (0.975, 0.93, 0.99),  # measured 0.983, 0.943, 1.000
     (data.EVAL_SET_4, False): (0.97, 0.925, 0.99),  # measured 0.980, 0.940, 0.999
-    (data.EVAL_SET_5, True): (0.97, 0.925, 0.975),  # measured 0.978, 0.938, 0.986
+    (data.EVAL_SET_5, True): (0.97, 0.925, 0.975),  # measured 0.980, 0.938, 0.988
     (data.EVAL_SET_5, False): (0.965, 0.915, 0.975),  # measured 0.974, 0.930, 0.984
-    (data.EVAL_SET_6, True): (0.98, 0.935, 0.99),  # measured 0.987, 0.943, 1.000
+    (data.EVAL_SET_6, True): (0.98, 0.935, 0.99),  # measured 0.989, 0.948, 1.000
     (data.EVAL_SET_6, False): (0.975, 0.915, 0.99),  # measured 0.983, 0.928, 1.000
-    (data.EVAL_SET_7, True): (0.98, 0.95, 0.985),  # measured 0.988, 0.961, 0.994
+    (data.EVAL_SET_7, True): (0.98, 0.95, 0.985),  # measured 0.990, 0.967, 0.995
     (data.EVAL_SET_7, False): (0.975, 0.935, 0.985),  # measured 0.984, 0.944, 0.992
+    (data.EVAL_SET_8, True): (0.98, 0.94, 0.99),  # measured 0.988, 0.949, 1.000
+    (data.EVAL_SET_8, False): (0.975, 0.92, 0.99),  # measured 0.981, 0.930, 0.997
 }
 
 

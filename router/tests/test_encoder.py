@@ -13,9 +13,11 @@ from adaptive_router.encoder import (
     HEAD_TOKENS,
     SEP,
     TAIL_TOKENS,
+    Cascade,
     DifficultyEncoder,
     EncoderFileError,
     encoder_input,
+    reads_as_english,
     shipped_encoder,
 )
 from adaptive_router.model import sigmoid
@@ -79,8 +81,8 @@ def _logit(p: float) -> float:
 
 
 def split_by_band(linear: ComplexityScorer) -> tuple[list[str], list[str]]:
-    band = shipped_encoder().cascade.band
-    unsure = [p for p in PROMPTS if abs(_logit(linear.score(p))) < band]
+    cascade = shipped_encoder().cascade
+    unsure = [p for p in PROMPTS if cascade.unsure(_logit(linear.score(p)), p)]
     sure = [p for p in PROMPTS if p not in unsure]
     return unsure, sure
 
@@ -89,10 +91,47 @@ def test_the_shipped_encoder_carries_its_cascade_and_stays_small() -> None:
     encoder = shipped_encoder()
     cascade = encoder.cascade
     assert 0 < cascade.band < 5
+    assert cascade.english_band is not None and cascade.band < cascade.english_band < 5
     assert cascade.linear_weight > 0 and cascade.encoder_weight > 0
     assert "all-MiniLM-L6-v2" in encoder.description
     # int8 weights: ~23 MB. A float32 export (~70 MB) or a bigger encoder fails here.
     assert Path(encoder.source).stat().st_size < 25_000_000
+
+
+# Written for this test: requests as people type them, in English and in other languages (Latin
+# script included, where a test of letters alone would take them for English).
+ENGLISH = [
+    "can you check if this regex matches an email with a plus sign in it",
+    "Why is the sky blue? Keep it short.",
+    "Write a cover letter for a junior accountant role at a mid-size firm.",
+    "My sourdough never rises in the fridge overnight, what am I doing wrong?",
+]
+OTHER = [
+    "Schreibe eine kurze Einladung zum Sommerfest im Büro am Freitag.",
+    "¿Cuál es la diferencia entre ser y estar? Dame ejemplos sencillos.",
+    "Peux-tu résumer ce paragraphe en deux phrases, s'il te plaît ?",
+    "Hoe lang moet ik een ei koken voor een zachte dooier?",
+    "Объясни, как работает сборщик мусора в Java, с примерами.",
+    "请用三句话介绍一下长城的历史。",
+    "",
+    "12 + 7 * 3 = ?",
+]
+
+
+def test_a_prompt_reads_as_english_by_its_function_words() -> None:
+    assert all(reads_as_english(prompt) for prompt in ENGLISH)
+    assert not any(reads_as_english(prompt) for prompt in OTHER)
+
+
+def test_the_wider_band_is_asked_for_english_prompts_only() -> None:
+    cascade = Cascade(band=1.5, linear_weight=0.5, encoder_weight=0.4, bias=0.2, english_band=2.5)
+    english, german = ENGLISH[2], OTHER[0]
+    assert cascade.unsure(1.0, german) and cascade.unsure(-1.0, english)
+    assert cascade.unsure(2.0, english) and cascade.unsure(-2.4, english)
+    assert not cascade.unsure(2.0, german)
+    assert not cascade.unsure(2.6, english)
+    narrow = Cascade(band=1.5, linear_weight=0.5, encoder_weight=0.4, bias=0.2)
+    assert not narrow.unsure(2.0, english) and narrow.unsure(1.0, english)
 
 
 def test_a_long_prompt_reaches_the_encoder_as_its_first_and_last_tokens() -> None:
@@ -190,6 +229,22 @@ def test_an_encoder_file_without_the_cascade_metadata_is_refused(tmp_path: Path)
     path = tmp_path / "bare.onnx"
     onnx.save(model, str(path))
     with pytest.raises(EncoderFileError, match="metadata"):
+        DifficultyEncoder(path)
+
+
+def test_an_encoder_file_without_the_english_band_asks_over_one_band(tmp_path: Path) -> None:
+    """Files written before the English band still load: one band for every prompt."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(shipped_encoder().source)
+    kept = [prop for prop in model.metadata_props if prop.key != "english_band"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    path = tmp_path / "one-band.onnx"
+    onnx.save(model, str(path))
+    assert DifficultyEncoder(path).cascade.english_band is None
+    model.metadata_props.add(key="english_band", value="wide")
+    onnx.save(model, str(path))
+    with pytest.raises(EncoderFileError, match="english_band"):
         DifficultyEncoder(path)
 
 
