@@ -159,9 +159,10 @@ class RoutingConfig(BaseModel):
     )
     second_opinion: bool = Field(
         True,
-        description="Where the complexity model is unsure (about one prompt in eight), ask the "
-        "fine-tuned sentence encoder shipped with the package too (a few milliseconds of CPU, "
-        "off the event loop) and combine both. Off: the linear model decides alone.",
+        description="Where the complexity model is unsure (its calibrated logit within ±1.5, or "
+        "±2.5 for a prompt that reads as English: about one prompt in six), ask the fine-tuned "
+        "sentence encoder shipped with the package too (a few milliseconds of CPU, off the event "
+        "loop) and combine both. Off: the linear model decides alone.",
     )
     second_opinion_model_path: str | None = Field(
         None,
