@@ -170,7 +170,7 @@ def router_board() -> Board:
     b.panel("timeseries", "Second opinions",
             [(f"sum by (outcome) (rate(router_second_opinions_total[{RATE}])) or vector(0)", "{{outcome}}"),
              (f"sum(rate({TIERS_REQ}[{RATE}]))", "all requests")],
-            description="Prompts the complexity model was unsure of (score within about 0.18-0.82), which the fine-tuned encoder scored too: kept (the same tier as the complexity model alone), changed (the other tier), skipped (the encoder's queue was full: the complexity model decided alone). About one prompt in ten is expected; each costs a few milliseconds of the router's CPU; skipped ones mean bursts of unsure prompts.",
+            description="Prompts the complexity model was unsure of (score within about 0.18-0.82, or 0.08-0.92 for a prompt that reads as English), which the fine-tuned encoder scored too: kept (the same tier as the complexity model alone), changed (the other tier), skipped (the encoder's queue was full: the complexity model decided alone). About one prompt in six is expected; each costs a few milliseconds of the router's CPU; skipped ones mean bursts of unsure prompts.",
             unit="reqps", w=12)  # fmt: skip
     b.row("Latency measured at the router")
     for q in ("0.5", "0.95"):
