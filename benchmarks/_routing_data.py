@@ -5,9 +5,9 @@ Training sources (never an evaluation set):
   family, the repository before the ``:`` of its ``source`` is its source);
 - ``data/routing/train/*.jsonl``: prompts written by family for this repository.
 
-Evaluation: ``data/routing/eval.jsonl`` and ``eval2.jsonl`` to ``eval8.jsonl`` (family-tagged,
+Evaluation: ``data/routing/eval.jsonl`` and ``eval2.jsonl`` to ``eval9.jsonl`` (family-tagged,
 written independently of the training prompts and of each other; read to report, never to
-train; ``eval5.jsonl`` to ``eval8.jsonl`` were each read once to decide between two candidates
+train; ``eval5.jsonl`` to ``eval9.jsonl`` were each read once to decide between two candidates
 fixed beforehand, data/README.md).
 """
 
@@ -43,6 +43,9 @@ other than English), audited blind before its one read (data/README.md)."""
 EVAL_SET_8 = ROOT / "data" / "routing" / "eval8.jsonl"
 """An eighth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
 other than English), audited blind before its one read (data/README.md)."""
+EVAL_SET_9 = ROOT / "data" / "routing" / "eval9.jsonl"
+"""A ninth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
+other than English), audited blind before its one read (data/README.md)."""
 EVAL_SETS = (
     EVAL_SET,
     EVAL_SET_2,
@@ -52,6 +55,7 @@ EVAL_SETS = (
     EVAL_SET_6,
     EVAL_SET_7,
     EVAL_SET_8,
+    EVAL_SET_9,
 )
 EVAL_AUDIT = ROOT / "data" / "routing" / "eval-audit.jsonl"
 """Two blind labellers' labels for every prompt of every set (benchmarks/label_audit.py)."""

@@ -167,6 +167,8 @@ FLOORS = {
     (data.EVAL_SET_7, False): (0.975, 0.935, 0.985),  # measured 0.984, 0.944, 0.992
     (data.EVAL_SET_8, True): (0.98, 0.94, 0.99),  # measured 0.988, 0.949, 1.000
     (data.EVAL_SET_8, False): (0.975, 0.92, 0.99),  # measured 0.981, 0.930, 0.997
+    (data.EVAL_SET_9, True): (0.98, 0.955, 0.99),  # measured 0.990, 0.966, 1.000
+    (data.EVAL_SET_9, False): (0.975, 0.925, 0.99),  # measured 0.986, 0.937, 0.998
 }
 
 
