@@ -5,9 +5,9 @@ Training sources (never an evaluation set):
   family, the repository before the ``:`` of its ``source`` is its source);
 - ``data/routing/train/*.jsonl``: prompts written by family for this repository.
 
-Evaluation: ``data/routing/eval.jsonl`` and ``eval2.jsonl`` to ``eval9.jsonl`` (family-tagged,
+Evaluation: ``data/routing/eval.jsonl`` and ``eval2.jsonl`` to ``eval10.jsonl`` (family-tagged,
 written independently of the training prompts and of each other; read to report, never to
-train; ``eval5.jsonl`` to ``eval9.jsonl`` were each read once to decide between two candidates
+train; ``eval5.jsonl`` to ``eval10.jsonl`` were each read once to decide between two candidates
 fixed beforehand, data/README.md).
 """
 
@@ -46,6 +46,9 @@ other than English), audited blind before its one read (data/README.md)."""
 EVAL_SET_9 = ROOT / "data" / "routing" / "eval9.jsonl"
 """A ninth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
 other than English), audited blind before its one read (data/README.md)."""
+EVAL_SET_10 = ROOT / "data" / "routing" / "eval10.jsonl"
+"""A tenth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
+other than English), audited blind before its one read (data/README.md)."""
 EVAL_SETS = (
     EVAL_SET,
     EVAL_SET_2,
@@ -56,6 +59,7 @@ EVAL_SETS = (
     EVAL_SET_7,
     EVAL_SET_8,
     EVAL_SET_9,
+    EVAL_SET_10,
 )
 EVAL_AUDIT = ROOT / "data" / "routing" / "eval-audit.jsonl"
 """Two blind labellers' labels for every prompt of every set (benchmarks/label_audit.py)."""
@@ -129,19 +133,20 @@ def overlaps(
     :func:`normalise`, or whose word ``n``-gram sets have a Jaccard index >= ``threshold``.
     An inverted index on the n-grams keeps this to the pairs that share one."""
     found: list[tuple[str, str, float]] = []
-    exact = {normalise(r["prompt"]): r["id"] for r in evaluation}
+    exact: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(evaluation):
+        exact[normalise(r["prompt"])].append(i)
     index: dict[str, list[int]] = defaultdict(list)
     eval_sets = [shingles(r["prompt"], n) for r in evaluation]
     for i, s in enumerate(eval_sets):
         for gram in s:
             index[gram].append(i)
     for row in train:
-        key = normalise(row["prompt"])
-        if key in exact:
-            found.append((row["id"], exact[key], 1.0))
-            continue
+        # Every pair: a prompt the same as one evaluation prompt may still be near another.
+        same = exact.get(normalise(row["prompt"]), [])
+        found.extend((row["id"], evaluation[i]["id"], 1.0) for i in same)
         mine = shingles(row["prompt"], n)
-        candidates = {i for gram in mine for i in index.get(gram, ())}
+        candidates = {i for gram in mine for i in index.get(gram, ())} - set(same)
         for i in sorted(candidates):
             similarity = jaccard(mine, eval_sets[i])
             if similarity >= threshold:

@@ -68,6 +68,16 @@ def test_the_overlap_check_finds_copies_and_near_copies() -> None:
     assert found == {("t1", "e1"), ("t2", "e2")}
 
 
+def test_the_overlap_check_finds_a_near_copy_beside_an_exact_one() -> None:
+    """A prompt the same as one evaluation prompt and near another: both pairs (eval10's merge
+    missed the second, and the test of the sets caught it)."""
+    evaluation = [{"id": "e1", "prompt": "whats the capital of mongolia"},
+                  {"id": "e2", "prompt": "whats the capital of mongolia again"}]  # fmt: skip
+    train = [{"id": "t1", "prompt": "Whats the capital of Mongolia?"}]
+    found = {(t, e) for t, e, _ in data.overlaps(train, evaluation)}
+    assert found == {("t1", "e1"), ("t1", "e2")}
+
+
 def test_every_row_has_a_label_family_provenance_and_licence(
     train: list[dict[str, Any]], evaluation: list[dict[str, Any]]
 ) -> None:
@@ -169,6 +179,8 @@ FLOORS = {
     (data.EVAL_SET_8, False): (0.975, 0.92, 0.99),  # measured 0.981, 0.930, 0.997
     (data.EVAL_SET_9, True): (0.98, 0.955, 0.99),  # measured 0.990, 0.966, 1.000
     (data.EVAL_SET_9, False): (0.975, 0.925, 0.99),  # measured 0.986, 0.937, 0.998
+    (data.EVAL_SET_10, True): (0.97, 0.935, 0.97),  # measured 0.981, 0.949, 0.983
+    (data.EVAL_SET_10, False): (0.965, 0.91, 0.97),  # measured 0.976, 0.925, 0.984
 }
 
 
