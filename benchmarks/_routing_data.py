@@ -5,10 +5,11 @@ Training sources (never an evaluation set):
   family, the repository before the ``:`` of its ``source`` is its source);
 - ``data/routing/train/*.jsonl``: prompts written by family for this repository.
 
-Evaluation: ``data/routing/eval.jsonl`` and ``eval2.jsonl`` to ``eval10.jsonl`` (family-tagged,
+Evaluation: ``data/routing/eval.jsonl`` and ``eval2.jsonl`` to ``eval12.jsonl`` (family-tagged,
 written independently of the training prompts and of each other; read to report, never to
-train; ``eval5.jsonl`` to ``eval10.jsonl`` were each read once to decide between two candidates
-fixed beforehand, data/README.md).
+train; ``eval5.jsonl`` to ``eval12.jsonl`` were each read once to decide between two
+candidates fixed beforehand, ``eval11.jsonl`` and ``eval12.jsonl`` for the same one,
+data/README.md).
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ other than English), audited blind before its one read (data/README.md)."""
 EVAL_SET_10 = ROOT / "data" / "routing" / "eval10.jsonl"
 """A tenth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
 other than English), audited blind before its one read (data/README.md)."""
+EVAL_SET_11 = ROOT / "data" / "routing" / "eval11.jsonl"
+"""An eleventh, written on 2026-12-07 by five more writers (twelve of its 42 families in
+languages other than English), audited blind before its one read (data/README.md)."""
+EVAL_SET_12 = ROOT / "data" / "routing" / "eval12.jsonl"
+"""A twelfth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
+other than English), audited blind before its one read (data/README.md)."""
 EVAL_SETS = (
     EVAL_SET,
     EVAL_SET_2,
@@ -60,6 +67,8 @@ EVAL_SETS = (
     EVAL_SET_8,
     EVAL_SET_9,
     EVAL_SET_10,
+    EVAL_SET_11,
+    EVAL_SET_12,
 )
 EVAL_AUDIT = ROOT / "data" / "routing" / "eval-audit.jsonl"
 """Two blind labellers' labels for every prompt of every set (benchmarks/label_audit.py)."""

@@ -5,7 +5,7 @@
 
 ``data/routing/eval-audit.jsonl`` holds, for every prompt of every evaluation set, the labels two
 more labellers gave it (``tier_low``, ``tier_high`` or ``borderline``), blind: the prompts shuffled
-(``eval.jsonl`` and ``eval2.jsonl`` together, ``eval3.jsonl`` to ``eval10.jsonl`` each on its own,
+(``eval.jsonl`` and ``eval2.jsonl`` together, ``eval3.jsonl`` to ``eval12.jsonl`` each on its own,
 before its first read), ids and labels hidden, each labeller given only
 ``data/README.md``'s rule and half of the prompts (two labellers a half; ``labels[0]`` is the first
 of its half). For each set this prints how often each labeller agrees with the written label and

@@ -17,7 +17,7 @@ before this model (``before-i23``) and the 0.1 seed scorer (``seed-0.1``), both 
 git history (see ``_baselines.py``). ``--cv`` adds the training recipe's cross-validated figures
 (``train_scorer.py``: families and sources held out whole) and the baselines' figures on the
 training data, per source. The evaluation sets (``data/routing/eval.jsonl``, then
-``eval2.jsonl`` to ``eval10.jsonl``, each written later by other writers) are
+``eval2.jsonl`` to ``eval12.jsonl``, each written later by other writers) are
 only ever read here and by ``label_audit.py``, never trained on.
 """
 

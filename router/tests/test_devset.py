@@ -181,6 +181,10 @@ FLOORS = {
     (data.EVAL_SET_9, False): (0.975, 0.925, 0.99),  # measured 0.986, 0.937, 0.998
     (data.EVAL_SET_10, True): (0.97, 0.935, 0.97),  # measured 0.981, 0.949, 0.983
     (data.EVAL_SET_10, False): (0.965, 0.91, 0.97),  # measured 0.976, 0.925, 0.984
+    (data.EVAL_SET_11, True): (0.98, 0.965, 0.99),  # measured 0.990, 0.976, 0.998
+    (data.EVAL_SET_11, False): (0.975, 0.93, 0.985),  # measured 0.985, 0.945, 0.996
+    (data.EVAL_SET_12, True): (0.985, 0.945, 0.985),  # measured 0.993, 0.955, 0.996
+    (data.EVAL_SET_12, False): (0.98, 0.94, 0.98),  # measured 0.989, 0.950, 0.992
 }
 
 
