@@ -32,30 +32,17 @@ EVAL_SET_3 = ROOT / "data" / "routing" / "eval3.jsonl"
 EVAL_SET_4 = ROOT / "data" / "routing" / "eval4.jsonl"
 """A fourth, written on 2026-12-06 by two more writers (half of it in fourteen languages other
 than English), audited blind before its one read, for round 11 (data/README.md)."""
+# eval5.jsonl to eval12.jsonl: each written on 2026-12-07 by five more writers (twelve of its 42
+# families in languages other than English) and audited blind before its one read
+# (data/README.md).
 EVAL_SET_5 = ROOT / "data" / "routing" / "eval5.jsonl"
-"""A fifth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
-other than English), audited blind before its one read (data/README.md)."""
 EVAL_SET_6 = ROOT / "data" / "routing" / "eval6.jsonl"
-"""A sixth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
-other than English), audited blind before its one read (data/README.md)."""
 EVAL_SET_7 = ROOT / "data" / "routing" / "eval7.jsonl"
-"""A seventh, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
-other than English), audited blind before its one read (data/README.md)."""
 EVAL_SET_8 = ROOT / "data" / "routing" / "eval8.jsonl"
-"""An eighth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
-other than English), audited blind before its one read (data/README.md)."""
 EVAL_SET_9 = ROOT / "data" / "routing" / "eval9.jsonl"
-"""A ninth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
-other than English), audited blind before its one read (data/README.md)."""
 EVAL_SET_10 = ROOT / "data" / "routing" / "eval10.jsonl"
-"""A tenth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
-other than English), audited blind before its one read (data/README.md)."""
 EVAL_SET_11 = ROOT / "data" / "routing" / "eval11.jsonl"
-"""An eleventh, written on 2026-12-07 by five more writers (twelve of its 42 families in
-languages other than English), audited blind before its one read (data/README.md)."""
 EVAL_SET_12 = ROOT / "data" / "routing" / "eval12.jsonl"
-"""A twelfth, written on 2026-12-07 by five more writers (twelve of its 42 families in languages
-other than English), audited blind before its one read (data/README.md)."""
 EVAL_SETS = (
     EVAL_SET,
     EVAL_SET_2,
