@@ -18,7 +18,9 @@ of round 10's rows (4,137 of 42,490 training rows; their 99 families are frozen 
 no prompt is scored by a model that saw its family. On the other rows: the shipped linear recipe
 (``train_scorer.fit``), and the encoder fine-tuned end to end (mean pooling and one linear unit on
 top; the prompt's first ``--head`` and last ``--tail`` tokens; classes weighted to balance; AdamW,
-linear warm-up and decay; fixed seeds). Printed for the held-out rows: each alone, the two logits
+linear warm-up and decay; fixed seeds; with ``--augment P``, not used for the shipped encoder, a
+kept row is read in its neutral wrapper from ``benchmarks/_surface.py`` with chance P in each
+epoch). Printed for the held-out rows: each alone, the two logits
 added on every prompt, and the cascade (added only where the linear logit is within ±1.5), AUROC,
 balanced accuracy at 0 and errors. The weight (1) and the cascade's band (1.5) were fixed before the
 full run was read. ``--static-from OUT/finetuned.pt`` then asks whether the router could keep its
@@ -38,6 +40,7 @@ from typing import Any
 import numpy as np
 from _metrics import auroc, balanced_accuracy
 from _routing_data import ROOT, label_of, training_rows
+from _surface import SHARE, wrapped_copies
 
 HELD_OUT_GROUPS = ("fold0", "fold10")
 HELD_OUT_FAMILIES = ROOT / "data" / "routing" / "held-out-families.tsv"
@@ -73,14 +76,19 @@ def linear_scores(
 ) -> np.ndarray:
     """The shipped recipe fitted on the kept rows: decision values of the held-out rows. With
     ``table``, its static token vectors replace ``data/routing/minilm_static.npz``."""
-    from train_scorer import Recipe, fit, load_static, read_inputs
+    from train_scorer import SEED, Recipe, fit, load_static, read_inputs
 
     from adaptive_router.wordpiece import WordPiece
 
     vectors, vocab = table if table is not None else load_static()
     tokenizer = WordPiece(dict(zip(vocab, range(len(vocab)), strict=True)))
-    inputs = read_inputs(prompts, vectors, tokenizer)
-    fitted = fit(inputs, y, np.flatnonzero(~held), Recipe())
+    # The kept rows' wrapped copies, as train_scorer.py fits them (same seed, same rows).
+    copies = [(row, text) for row, text in wrapped_copies(prompts, SEED) if not held[row]]
+    origin = np.array([row for row, _ in copies], dtype=int)
+    inputs = read_inputs(prompts, vectors, tokenizer, copies=[text for _, text in copies])
+    y_fit = np.concatenate([y, y[origin]])
+    fit_rows = np.concatenate([np.flatnonzero(~held), len(prompts) + np.arange(len(copies))])
+    fitted = fit(inputs, y_fit, fit_rows, Recipe())
     scores: np.ndarray = fitted.decision(inputs, np.flatnonzero(held))
     return scores
 
@@ -107,6 +115,15 @@ def finetune_scores(
 
     all_ids = [token_ids(t) for t in prompts]
     kept, held_rows = np.flatnonzero(~held), np.flatnonzero(held)
+    # Each kept row has one wrapped form (benchmarks/_surface.py), given instead of the row
+    # with probability --augment in each epoch; held-out rows are always read as written.
+    variants = {
+        row: token_ids(text)
+        for row, text in wrapped_copies(prompts, args.seed, share=1.0 if args.augment > 0 else 0.0)
+        if not held[row]
+    }
+    wrap_rng = np.random.default_rng(args.seed + 1)  # apart from the shuffle's stream
+    wrapped_now: set[int] = set()
 
     class Classifier(torch.nn.Module):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -133,15 +150,18 @@ def finetune_scores(
         return batches
 
     def tensors(batch: np.ndarray) -> tuple[Any, Any]:
-        width = max(len(all_ids[j]) for j in batch)
+        rows = [variants[j] if j in wrapped_now else all_ids[j] for j in batch]
+        width = max(len(r) for r in rows)
         ids = torch.zeros(len(batch), width, dtype=torch.long)
         mask = torch.zeros(len(batch), width, dtype=torch.long)
-        for k, j in enumerate(batch):
-            ids[k, : len(all_ids[j])] = torch.tensor(all_ids[j])
-            mask[k, : len(all_ids[j])] = 1
+        for k, r in enumerate(rows):
+            ids[k, : len(r)] = torch.tensor(r)
+            mask[k, : len(r)] = 1
         return ids, mask
 
     def held_out_logits() -> np.ndarray:
+        wrapped = set(wrapped_now)
+        wrapped_now.clear()  # held-out rows are read as written
         model.eval()
         out = np.zeros(len(held_rows))
         order = np.argsort([len(all_ids[j]) for j in held_rows])
@@ -150,6 +170,7 @@ def finetune_scores(
                 part = order[i : i + 64]
                 out[part] = model(*tensors(held_rows[part])).numpy()
         model.train()
+        wrapped_now.update(wrapped)
         return out
 
     positives = y[kept].mean()
@@ -165,6 +186,9 @@ def finetune_scores(
     started, step = time.monotonic(), 0
     model.train()
     for epoch in range(1, args.epochs + 1):
+        wrapped_now.clear()
+        if args.augment > 0:
+            wrapped_now.update(int(j) for j in kept[wrap_rng.random(len(kept)) < args.augment])
         for batch in training_batches(rng):
             logits = model(*tensors(batch))
             target = torch.tensor(y[batch], dtype=torch.float32)
@@ -223,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tail", type=int, default=30, help="last tokens of a long prompt")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--augment", type=float, default=SHARE, metavar="SHARE",
+        help="chance that a row is read in its neutral wrapper in an epoch (0: never)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, help="folder for the figures and the fine-tuned model")
     parser.add_argument(
         "--static-from",

@@ -17,6 +17,11 @@ classes weighted to balance, over:
   all-MiniLM-L6-v2) of the window, of its first and of its last tokens;
 - the eight hand-written rule dimensions and the prompt's shape (length, lines).
 The dense inputs are standardised and scaled by ``--dense-scale`` against the word block.
+``--augment SHARE`` (tried in round 19, not shipped: 0 by default) fits on that share of the rows
+once more, wrapped in a greeting, thanks, a framing line, quotes or a line of context
+(``benchmarks/_surface.py``), with their label. A copy shares its original's family, source and
+folds, adds no word or pair of its own and is never scored, so every figure below is over the
+rows as written.
 
 Before writing the final model (fitted on all rows) the script reports cross-validated figures
 where whole groups are held out: by family (the families dealt into ``--family-folds`` groups,
@@ -53,6 +58,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 from _metrics import auroc, balanced_accuracy  # noqa: E402
 from _routing_data import ROOT, Row, label_of, training_rows  # noqa: E402
+from _surface import SHARE, wrapped_copies  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from adaptive_router.features import (  # noqa: E402
@@ -89,9 +95,20 @@ class Inputs:
     """1 / sqrt(number of distinct words and pairs) per prompt."""
     dense: np.ndarray
     """Per prompt: dimensions, shape, then the mean embedding of each segment."""
+    originals: int
+    """The first ``originals`` prompts are training rows as written; any after them are wrapped
+    copies (``benchmarks/_surface.py``), which add no word or pair of their own to a fit."""
 
 
-def read_inputs(prompts: Sequence[str], vectors: np.ndarray, tokenizer: WordPiece) -> Inputs:
+def read_inputs(
+    prompts: Sequence[str],
+    vectors: np.ndarray,
+    tokenizer: WordPiece,
+    copies: Sequence[str] = (),
+) -> Inputs:
+    """The inputs of ``prompts``, then of ``copies`` (wrapped copies, fitted on only)."""
+    originals = len(prompts)
+    prompts = [*prompts, *copies]
     dim = vectors.shape[1]
     grams: list[list[str]] = []
     scale = np.zeros(len(prompts))
@@ -108,7 +125,11 @@ def read_inputs(prompts: Sequence[str], vectors: np.ndarray, tokenizer: WordPiec
         for ids in segments(prompt.ids):
             parts.append(vectors[ids].mean(axis=0) if ids else np.zeros(dim))
         dense[row] = np.concatenate(parts)
-    return Inputs(grams=grams, gram_scale=scale, dense=dense)
+    return Inputs(grams=grams, gram_scale=scale, dense=dense, originals=originals)
+
+
+SEED = 7
+"""The stratified folds' and the wrapped copies' seed (``--seed``)."""
 
 
 @dataclass
@@ -171,8 +192,9 @@ def fit(inputs: Inputs, y: np.ndarray, rows: np.ndarray, recipe: Recipe) -> Fitt
 
     df: dict[str, int] = {}
     for r in rows:
-        for g in inputs.grams[r]:
-            df[g] = df.get(g, 0) + 1
+        if r < inputs.originals:  # a copy's wrapper makes pairs no prompt has: no new columns
+            for g in inputs.grams[r]:
+                df[g] = df.get(g, 0) + 1
     vocab = sorted(g for g, n in df.items() if n >= min_df)
     index = {g: i for i, g in enumerate(vocab)}
     indptr, cols, vals = [0], [], []
@@ -327,7 +349,12 @@ def main(argv: list[str] | None = None) -> int:
         "--nb-alpha", type=float, default=defaults.nb_alpha,
         help="smoothing of the word columns' log-count ratios (0: no scaling)",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=SEED, help="folds and wrapped copies")
+    parser.add_argument(
+        "--augment", type=float, default=SHARE, metavar="SHARE",
+        help="share of rows fitted on once more in a neutral wrapper (benchmarks/_surface.py; "
+        "0: none)",
+    )  # fmt: skip
     parser.add_argument("--family-folds", type=int, default=20, metavar="K")
     parser.add_argument(
         "--every", type=int, default=1, metavar="N", help="train on every Nth row (for tests)"
@@ -358,37 +385,54 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {g:45s} {n:5d}")
         return 0
     vectors, vocab = load_static()
+    prompts = [r["prompt"] for r in rows]
+    # Wrapped copies (benchmarks/_surface.py) are only ever fitted on: each shares its
+    # original's family, source and fold, so no held-out figure scores a copy of a prompt its
+    # model saw, and every figure below is over the original rows alone.
+    copies = wrapped_copies(prompts, args.seed, args.augment)
+    origin = np.array([i for i, _ in copies], dtype=int)
+    print(f"wrapped copies fitted on too: {len(copies)} (--augment {args.augment})")
+    n_rows = len(rows)
     inputs = read_inputs(
-        [r["prompt"] for r in rows],
+        prompts,
         vectors,
         WordPiece(dict(zip(vocab, range(len(vocab)), strict=True))),
+        copies=[text for _, text in copies],
     )
-    everything = np.arange(len(rows))
+    y_fit = np.concatenate([y, y[origin]])
+    everything = np.arange(len(y_fit))
     recipe = Recipe(args.c, args.dense_scale, args.min_df, args.nb_alpha)
+
+    def held_out(groups: Sequence[str], tried: Recipe = recipe) -> np.ndarray:
+        """Decision values of the original rows, each from a fit without its group."""
+        extended = list(groups) + [groups[i] for i in origin]
+        return out_of_group(inputs, y_fit, extended, tried, args.jobs)[:n_rows]
 
     grouped10 = family_folds(families, 10)
     if args.search:
         for nb_alpha in (0.0, 1.0):
             for c in (3.0, 10.0, 30.0, 100.0):
                 tried = Recipe(c, args.dense_scale, args.min_df, nb_alpha)
-                auc, ba = figures(y, out_of_group(inputs, y, grouped10, tried, args.jobs))
+                auc, ba = figures(y, held_out(grouped10, tried))
                 print(f"{tried.describe()}: family 10-fold AUROC={auc:.4f} BA={ba:.4f}")
 
     header = [
         "gemma4-adaptive-router complexity model (calibrated logistic regression).",
         f"Written by benchmarks/train_scorer.py on {len(rows)} training rows "
-        f"({len(set(families))} families, {len(set(sources))} sources): {recipe.describe()}.",
+        f"({len(set(families))} families, {len(set(sources))} sources"
+        + (f"; {len(copies)} wrapped copies" if copies else "")
+        + f"): {recipe.describe()}.",
         "Token weights derive from all-MiniLM-L6-v2 (Apache-2.0) static embeddings.",
     ]
     if args.quick:
-        calibration_scores = out_of_group(inputs, y, grouped10, recipe, args.jobs)
+        calibration_scores = held_out(grouped10)
         auc, ba = figures(y, calibration_scores)
         print(f"family-grouped 10-fold: AUROC {auc:.4f}, balanced accuracy {ba:.4f}")
         header.append(f"Family-grouped 10-fold: AUROC {auc:.4f}, balanced accuracy {ba:.4f}.")
     else:
-        lofo = out_of_group(inputs, y, family_folds(families, args.family_folds), recipe, args.jobs)
-        loso = out_of_group(inputs, y, sources, recipe, args.jobs)
-        strat = out_of_group(inputs, y, stratified_folds(y, 10, args.seed), recipe, args.jobs)
+        lofo = held_out(family_folds(families, args.family_folds))
+        loso = held_out(sources)
+        strat = held_out(stratified_folds(y, 10, args.seed))
         for name, s in (
             (f"held out by family ({args.family_folds} groups of families)", lofo),
             ("leave-one-source-out", loso),
@@ -408,7 +452,7 @@ def run(args: argparse.Namespace) -> int:
 
     a, b = platt(calibration_scores, y)
     print(f"Platt calibration on family-held-out predictions: a={a:.4f} b={b:.4f}")
-    fitted = fit(inputs, y, everything, recipe)
+    fitted = fit(inputs, y_fit, everything, recipe)
     digest = hashlib.sha256(fitted.gram_w.tobytes() + fitted.dense_w.tobytes()).hexdigest()
     print(f"fitted weights (before rounding): sha256 {digest}")
     model = to_model(fitted, vectors, vocab, a, b, header)

@@ -7,6 +7,7 @@ comes after 80 ms and each next one 10 ms later: it must report about 80 ms and 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -331,3 +332,26 @@ def test_routing_eval_judges_the_complexity_model_alone_when_asked(
     routing_eval.main(["--data", str(data), "--no-baselines"])
     routing_eval.main(["--data", str(data), "--no-baselines", "--no-second-opinion"])
     assert judged == [True, False]
+
+
+def test_surface_probe_reports_every_variant_and_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import surface_probe
+
+    rows = [
+        {"prompt": "Who wrote Hamlet?", "label": "tier_low", "family": "trivia"},
+        {"prompt": "Prove that there are infinitely many primes.", "label": "tier_high",
+         "family": "maths"},
+        {"prompt": "hi", "label": "tier_low", "family": "chat"},
+    ] * 10  # fmt: skip
+    data = tmp_path / "set.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert surface_probe.main(["--data", str(data), "--no-second-opinion"]) == 0
+    out = capsys.readouterr().out
+    assert "30 prompts from 1 sets" in out
+    assert "| as written | 0 | 0 |" in out
+    assert "| whitespace around | 0 | 0 |" in out  # the whitespace is not read
+    assert "| a held-out wrapper |" in out
+    kinds = re.findall(r"^\| (\w+) \| \d+ \| \d+ \| \d+ \| \d+ \|$", out, flags=re.M)
+    assert kinds and set(kinds) <= {"greeting", "closer", "both", "framing", "quoting", "context"}

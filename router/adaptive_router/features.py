@@ -169,7 +169,11 @@ def prompt_window(text: str) -> str:
 
 
 def read_prompt(text: str, tokenizer: WordPiece) -> PromptFeatures:
-    """Words, token ids and shape of ``text``. Cost bounded by the window."""
+    """Words, token ids and shape of ``text``. Cost bounded by the window.
+
+    Read without the whitespace around it: a trailing blank line (what some clients send)
+    changes nothing that is asked, yet it used to count as lines."""
+    text = text.strip()
     words = basic_split(prompt_window(text))
     word_ids = tokenizer.word_ids
     ids: list[int] = []
@@ -223,9 +227,10 @@ def extract(text: str) -> Features:
     """Features of ``text``. Deterministic; cost bounded by the window, not the text.
 
     Length is measured on the window too: a long pasted document does not by itself make a
-    task hard (what is asked of it does), and the ask is at the start or the end.
+    task hard (what is asked of it does), and the ask is at the start or the end. The
+    whitespace around ``text`` is not read (as in :func:`read_prompt`).
     """
-    part = window(text)
+    part = window(text.strip())
     lower = part.lower()
     raw_lower = lower.encode("utf-8", "surrogatepass")
     non_ascii = len(raw_lower) != len(lower)

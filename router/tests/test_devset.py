@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import subprocess
@@ -136,6 +137,31 @@ def test_the_written_model_scores_as_the_trainer_fitted_it(train: list[dict[str,
     assert auroc(list(y), list(got)) > 0.9  # it learned something from its training rows
 
 
+def test_wrapped_copies_are_reproducible_and_keep_the_ask() -> None:
+    import _surface
+
+    prompts = [f"What is the boiling point of substance number {i}?" for i in range(2_000)]
+    copies = _surface.wrapped_copies(prompts, seed=7, share=0.25)
+    assert copies == _surface.wrapped_copies(prompts, seed=7, share=0.25)
+    assert copies != _surface.wrapped_copies(prompts, seed=8, share=0.25)
+    assert 0.2 * len(prompts) < len(copies) < 0.3 * len(prompts)  # about a quarter of them
+    assert _surface.wrapped_copies(prompts, seed=7) == []  # none by default: not shipped
+    assert all(prompts[row] in text and text != prompts[row] for row, text in copies)
+    assert len({text.replace(prompts[row], "") for row, text in copies}) > 30  # many wrappers
+
+
+def test_the_surface_probe_keeps_wrappers_of_every_kind_apart_from_training() -> None:
+    import _surface
+    import surface_probe
+
+    written = json.loads(surface_probe.PROBE.read_text(encoding="utf-8"))["wrappers"]
+    kept = surface_probe.held_out_wrappers()
+    assert 30 <= len(kept) < len(written)  # some are common phrases the training list has too
+    assert {w["kind"] for w in kept} == {w["kind"] for w in written}
+    training_text = {(p + s).strip().lower() for p, s in _surface.WRAPPERS}
+    assert not any((w["prefix"] + w["suffix"]).strip().lower() in training_text for w in kept)
+
+
 def test_training_is_reproducible_to_the_byte(tmp_path: Path) -> None:
     """The recipe on a sample of the rows, twice, under different hash seeds (a set's order
     changes with the seed; a sum in that order changed the fitted weights in their last bits).
@@ -159,32 +185,33 @@ def test_training_is_reproducible_to_the_byte(tmp_path: Path) -> None:
 
 # Floors a little under the figures measured with round 12's models, alone and with the encoder's
 # second opinion as round 15 asks it (docs/BENCHMARKS.md): AUROC, balanced accuracy at 0.5, AUROC
-# where length points the wrong way.
+# where length points the wrong way. The figures beside them are round 19S's (the models as they
+# ship, read without the whitespace around a prompt; docs/BENCHMARKS.md, "Surface").
 FLOORS = {
-    (data.EVAL_SET, True): (0.985, 0.945, 0.98),  # measured 0.992, 0.962, 0.991
-    (data.EVAL_SET_2, True): (0.99, 0.97, 0.99),  # measured 0.998, 0.991, 1.000
-    (data.EVAL_SET, False): (0.98, 0.935, 0.975),  # measured 0.989, 0.951, 0.990
+    (data.EVAL_SET, True): (0.985, 0.945, 0.98),  # measured 0.992, 0.961, 0.992
+    (data.EVAL_SET_2, True): (0.99, 0.97, 0.99),  # measured 0.999, 0.991, 1.000
+    (data.EVAL_SET, False): (0.98, 0.935, 0.975),  # measured 0.989, 0.953, 0.990
     (data.EVAL_SET_2, False): (0.99, 0.97, 0.99),  # measured 0.999, 0.989, 1.000
-    (data.EVAL_SET_3, True): (0.975, 0.95, 0.99),  # measured 0.985, 0.961, 0.999
-    (data.EVAL_SET_3, False): (0.965, 0.915, 0.99),  # measured 0.976, 0.927, 0.998
-    (data.EVAL_SET_4, True): (0.975, 0.93, 0.99),  # measured 0.983, 0.943, 1.000
-    (data.EVAL_SET_4, False): (0.97, 0.925, 0.99),  # measured 0.980, 0.940, 0.999
-    (data.EVAL_SET_5, True): (0.97, 0.925, 0.975),  # measured 0.980, 0.938, 0.988
-    (data.EVAL_SET_5, False): (0.965, 0.915, 0.975),  # measured 0.974, 0.930, 0.984
-    (data.EVAL_SET_6, True): (0.98, 0.935, 0.99),  # measured 0.989, 0.948, 1.000
-    (data.EVAL_SET_6, False): (0.975, 0.915, 0.99),  # measured 0.983, 0.928, 1.000
-    (data.EVAL_SET_7, True): (0.98, 0.95, 0.985),  # measured 0.990, 0.967, 0.995
-    (data.EVAL_SET_7, False): (0.975, 0.935, 0.985),  # measured 0.984, 0.944, 0.992
-    (data.EVAL_SET_8, True): (0.98, 0.94, 0.99),  # measured 0.988, 0.949, 1.000
-    (data.EVAL_SET_8, False): (0.975, 0.92, 0.99),  # measured 0.981, 0.930, 0.997
-    (data.EVAL_SET_9, True): (0.98, 0.955, 0.99),  # measured 0.990, 0.966, 1.000
-    (data.EVAL_SET_9, False): (0.975, 0.925, 0.99),  # measured 0.986, 0.937, 0.998
-    (data.EVAL_SET_10, True): (0.97, 0.935, 0.97),  # measured 0.981, 0.949, 0.983
-    (data.EVAL_SET_10, False): (0.965, 0.91, 0.97),  # measured 0.976, 0.925, 0.984
-    (data.EVAL_SET_11, True): (0.98, 0.965, 0.99),  # measured 0.990, 0.976, 0.998
-    (data.EVAL_SET_11, False): (0.975, 0.93, 0.985),  # measured 0.985, 0.945, 0.996
-    (data.EVAL_SET_12, True): (0.985, 0.945, 0.985),  # measured 0.993, 0.955, 0.996
-    (data.EVAL_SET_12, False): (0.98, 0.94, 0.98),  # measured 0.989, 0.950, 0.992
+    (data.EVAL_SET_3, True): (0.975, 0.95, 0.99),  # measured 0.984, 0.959, 0.999
+    (data.EVAL_SET_3, False): (0.965, 0.915, 0.99),  # measured 0.976, 0.927, 0.997
+    (data.EVAL_SET_4, True): (0.975, 0.93, 0.99),  # measured 0.985, 0.947, 1.000
+    (data.EVAL_SET_4, False): (0.97, 0.925, 0.99),  # measured 0.982, 0.940, 1.000
+    (data.EVAL_SET_5, True): (0.97, 0.925, 0.975),  # measured 0.981, 0.938, 0.991
+    (data.EVAL_SET_5, False): (0.965, 0.915, 0.975),  # measured 0.975, 0.928, 0.987
+    (data.EVAL_SET_6, True): (0.98, 0.935, 0.99),  # measured 0.988, 0.950, 1.000
+    (data.EVAL_SET_6, False): (0.975, 0.915, 0.99),  # measured 0.982, 0.929, 0.999
+    (data.EVAL_SET_7, True): (0.98, 0.95, 0.985),  # measured 0.989, 0.967, 0.996
+    (data.EVAL_SET_7, False): (0.975, 0.935, 0.985),  # measured 0.984, 0.943, 0.992
+    (data.EVAL_SET_8, True): (0.98, 0.94, 0.99),  # measured 0.989, 0.952, 0.999
+    (data.EVAL_SET_8, False): (0.975, 0.92, 0.99),  # measured 0.982, 0.925, 0.996
+    (data.EVAL_SET_9, True): (0.98, 0.955, 0.99),  # measured 0.989, 0.961, 1.000
+    (data.EVAL_SET_9, False): (0.975, 0.925, 0.99),  # measured 0.985, 0.927, 0.998
+    (data.EVAL_SET_10, True): (0.97, 0.935, 0.97),  # measured 0.984, 0.954, 0.985
+    (data.EVAL_SET_10, False): (0.965, 0.91, 0.97),  # measured 0.978, 0.932, 0.986
+    (data.EVAL_SET_11, True): (0.98, 0.965, 0.99),  # measured 0.990, 0.976, 0.995
+    (data.EVAL_SET_11, False): (0.975, 0.93, 0.985),  # measured 0.985, 0.953, 0.994
+    (data.EVAL_SET_12, True): (0.985, 0.945, 0.985),  # measured 0.992, 0.957, 0.997
+    (data.EVAL_SET_12, False): (0.98, 0.94, 0.98),  # measured 0.990, 0.961, 0.994
 }
 
 
@@ -215,10 +242,28 @@ def test_shipped_model_on_the_evaluation_set_with_defaults(
 
 
 def test_shipped_weights_are_small() -> None:
-    """13.9 MB with round 12's data (314,812 words and pairs, 213,355 long-prompt weights; the
-    engine's resident memory 289 MiB with the second opinion's encoder, against a budget of 318
+    """13.9 MB with round 19S (315,905 words and pairs, 214,459 long-prompt weights; the
+    engine's resident memory 287.7 MiB with the second opinion's encoder, against a budget of 318
     MiB: 31.9 before issue 23 + 300 MB; docs/BENCHMARKS.md): this keeps it from growing unseen.
+    (Round 19L's first fit, whose wrapped copies added their own pairs, wrote 19.8 MB.)
     (13.4 MB with round 7's data; each round of ~1,400-2,500 rows adds ~0.5.) The next round
     needs a new look at the budget first."""
     path = ROOT / "router" / "adaptive_router" / "complexity_model.txt"
     assert path.stat().st_size < 14_000_000
+
+
+# Neutral words around a prompt (benchmarks/surface_probe.py's held-out wrappers: greetings,
+# thanks, a framing line, quotes, a line of context) should not move the decision; they still
+# move some (docs/BENCHMARKS.md, "Surface"). A ceiling a little above the decisions they changed
+# over the twelve sets, so that a model more easily swayed does not ship unseen.
+SURFACE_CEILING = 230  # round 19S: 217 of 5,010 (round 15: 226)
+
+
+def test_neutral_words_around_a_prompt_move_few_decisions() -> None:
+    import surface_probe
+
+    texts = [r["prompt"] for path in data.EVAL_SETS for r in data.read_jsonl(path)]
+    inside, _ = surface_probe.wrapped(texts)
+    with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:
+        changed = surface_probe.decisions(router, texts) != surface_probe.decisions(router, inside)
+    assert int(changed.sum()) <= SURFACE_CEILING

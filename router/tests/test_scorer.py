@@ -176,6 +176,16 @@ def test_window_reads_head_and_tail_only() -> None:
     )
 
 
+@pytest.mark.parametrize("text", [*HARD, *SHORT_HARD, *TRIVIA, *EASY])
+def test_whitespace_around_a_prompt_changes_nothing(text: str) -> None:
+    """Some clients send a trailing blank line: it used to count as lines and move the score
+    (a tenth of the evaluation prompts' decisions moved; benchmarks/surface_probe.py)."""
+    padded = "\n" + text + " \n\n"
+    assert scorer.explain(padded) == scorer.explain(text)
+    with AdaptiveRouter(RoutingConfig(gpu_monitor=False)) as router:  # the encoder's opinion too
+        assert router.decide(padded).score == router.decide(text).score
+
+
 def test_explain_gives_every_dimension_in_range() -> None:
     breakdown = scorer.explain("Prove that the sum of two even integers is even, step by step.")
     assert set(breakdown.dimensions) == set(DIMENSIONS)
